@@ -1,0 +1,106 @@
+"""The ``bcir`` command line: every computation the GUI offers, without the GUI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from model.errors import BcirError
+
+log = logging.getLogger("bcir")
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.study_index import build_index
+
+    bar = None
+
+    def progress(event) -> None:
+        nonlocal bar
+        if args.json and not sys.stderr.isatty():
+            return
+        if event.stage in ("headers", "masks"):
+            if bar is None or bar.desc != event.stage:
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=event.total, desc=event.stage, unit="file", file=sys.stderr, leave=False)
+            bar.n = event.done
+            bar.refresh()
+
+    root = Path(args.root)
+    if not root.exists():
+        print(f"bcir index: {root} does not exist", file=sys.stderr)
+        return 2
+    index = build_index(root, progress=progress, workers=args.workers)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        json.dump(index.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(index.summary())
+    return 0
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.synth.cbis_writer import write_demo_dataset
+
+    start = time.perf_counter()
+    with tqdm(total=args.patients, desc="patients", unit="patient", file=sys.stderr, leave=False) as bar:
+        summary = write_demo_dataset(
+            args.out, patients=args.patients, seed=args.seed, size=args.size,
+            metadata_csv=not args.no_metadata, progress=lambda done, total: bar.update(done - bar.n),
+        )
+    print(
+        f"wrote {summary.patients} patients, {summary.images} images, {summary.abnormalities} abnormalities "
+        f"({summary.malignant} malignant), {summary.files} DICOM files, {summary.bytes / 1e6:.0f} MB "
+        f"to {summary.root} in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bcir", description="B-Cir Review: mammogram review with the B-Cir U-Net")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="index a CBIS-DDSM download or a folder of mammograms")
+    p.add_argument("root", help="folder (CBIS-DDSM root, Kaggle copy, or any DICOM folder) or one file")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--workers", type=int, default=4, help="reader threads (default 4)")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("demo-data", help="write synthetic CBIS-DDSM-shaped studies")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--patients", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=["full", "small"], default="full",
+                   help="full: 50 um pixels like CBIS-DDSM; small: 400 um, for tests")
+    p.add_argument("--no-metadata", action="store_true", help="leave out the retriever's metadata.csv")
+    p.set_defaults(func=_cmd_demo_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except BcirError as exc:
+        print(f"bcir {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"bcir {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

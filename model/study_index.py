@@ -1,0 +1,444 @@
+"""Index a folder of mammograms: a CBIS-DDSM download, its Kaggle JPEG copy, or a site's DICOMs.
+
+The index is what the worklist, inference, training and evaluation start from:
+one :class:`IndexedImage` per full mammogram, with its patient, side, view,
+size and ground-truth abnormalities, plus the files that were skipped and why.
+
+How CBIS-DDSM is mapped (``shared/spec/cbis-ddsm.md``):
+
+* every file's header is read (``stop_before_pixels``); CSV paths are mapped to
+  files by the SeriesInstanceUID inside them, never by folder names;
+* the retriever's ``metadata.csv`` and Kaggle's ``dicom_info.csv`` add series
+  UIDs and descriptions for files that do not carry them (JPEGs);
+* which of an abnormality's two files is the ROI mask is decided by content:
+  the binary one; a mask whose size differs from its image is flagged, never
+  resized.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model import cbis_ddsm
+from model.cbis_ddsm import DescriptionRow, SeriesLocation
+from model.dicom_io import ImageHeader, is_itk_image, name_side_view, patient_from_name, read_header, read_image
+from model.errors import ImageReadError
+
+# Files a folder scan passes over without listing them as skipped.
+_QUIET_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".html", ".pdf", ".log", ".ini", ".db", ".sqlite")
+
+
+@dataclass
+class Abnormality:
+    """One ground-truth abnormality of an image (one CSV row)."""
+
+    id: int
+    type: str  # "mass" | "calcification"
+    pathology: str  # as written in the CSV
+    malignant: bool
+    mask_path: str | None
+    problem: str | None = None
+    crop_path: str | None = None
+    assessment: int | None = None
+    subtlety: int | None = None
+    breast_density: int | None = None
+    mass_shape: str | None = None
+    mass_margins: str | None = None
+    calc_type: str | None = None
+    calc_distribution: str | None = None
+    source: str | None = None  # "mass_case_description_train_set.csv:17"
+
+
+@dataclass
+class IndexedImage:
+    """One full mammogram."""
+
+    path: str
+    patient_id: str
+    laterality: str | None
+    view: str | None
+    rows: int
+    columns: int
+    pixel_spacing_mm: tuple[float, float] | None = None
+    abnormalities: list[Abnormality] = field(default_factory=list)
+    gt_known: bool = False  # True when a description CSV covers this patient: no rows means no lesion
+    subject: str | None = None  # CBIS-DDSM subject ("Mass-Training_P_00001_LEFT_CC")
+    series_uid: str | None = None
+    photometric: str = "MONOCHROME2"
+
+    @property
+    def name(self) -> str:
+        side = {"L": "L", "R": "R"}.get(self.laterality or "", "?")
+        return f"{side}{self.view or '?'}"
+
+    @property
+    def malignant(self) -> bool | None:
+        if not self.abnormalities:
+            return False if self.gt_known else None
+        return any(a.malignant for a in self.abnormalities)
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class ScanProgress:
+    """One progress event of :func:`build_index` (for a progress bar or a log)."""
+
+    stage: str  # "listing", "headers", "masks", "done"
+    done: int
+    total: int
+    elapsed_s: float
+
+
+@dataclass
+class StudyIndex:
+    root: str
+    images: list[IndexedImage]
+    skipped: list[Skipped]
+    description_csvs: list[str] = field(default_factory=list)
+    files_scanned: int = 0
+    header_scan_s: float = 0.0
+
+    def patients(self) -> dict[str, list[IndexedImage]]:
+        groups: dict[str, list[IndexedImage]] = defaultdict(list)
+        for image in self.images:
+            groups[image.patient_id].append(image)
+        return dict(groups)
+
+    def to_json(self) -> dict:
+        return {
+            "root": self.root,
+            "images": [_image_json(i) for i in self.images],
+            "skipped": [asdict(s) for s in self.skipped],
+            "description_csvs": self.description_csvs,
+            "files_scanned": self.files_scanned,
+        }
+
+    def summary(self) -> str:
+        patients = self.patients()
+        abn = [a for i in self.images for a in i.abnormalities]
+        problems = [a for a in abn if a.problem]
+        malignant = sum(a.malignant for a in abn)
+        lines = [
+            f"{self.root}",
+            f"  {len(patients)} patients, {len(self.images)} images "
+            f"({sum(i.view == 'CC' for i in self.images)} CC, {sum(i.view == 'MLO' for i in self.images)} MLO)",
+            f"  {len(abn)} abnormalities: {sum(a.type == 'mass' for a in abn)} mass, "
+            f"{sum(a.type == 'calcification' for a in abn)} calcification; {malignant} malignant, {len(abn) - malignant} benign",
+            f"  {len(problems)} with problems, {len(self.skipped)} files skipped, "
+            f"{self.files_scanned} files scanned in {self.header_scan_s:.1f} s",
+        ]
+        for a in problems[:20]:
+            lines.append(f"  problem: {a.source}: {a.problem}")
+        for s in self.skipped[:20]:
+            lines.append(f"  skipped: {s.path}: {s.reason}")
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more skipped")
+        return "\n".join(lines)
+
+
+def _image_json(image: IndexedImage) -> dict:
+    out = asdict(image)
+    out["pixel_spacing_mm"] = list(image.pixel_spacing_mm) if image.pixel_spacing_mm else None
+    return out
+
+
+def index_from_json(data: dict) -> StudyIndex:
+    images = []
+    for item in data["images"]:
+        item = dict(item)
+        item["abnormalities"] = [Abnormality(**a) for a in item.get("abnormalities", [])]
+        spacing = item.get("pixel_spacing_mm")
+        item["pixel_spacing_mm"] = tuple(spacing) if spacing else None
+        images.append(IndexedImage(**item))
+    return StudyIndex(
+        root=data.get("root", ""),
+        images=images,
+        skipped=[Skipped(**s) for s in data.get("skipped", [])],
+        description_csvs=data.get("description_csvs", []),
+        files_scanned=data.get("files_scanned", 0),
+    )
+
+
+# ---------------------------------------------------------------------------
+# scanning
+
+
+def list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(image candidates, CSVs) under root, sorted; hidden files and folders are passed over."""
+    candidates, csvs = [], []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            if name.lower().endswith(".csv"):
+                csvs.append(path)
+            elif not name.lower().endswith(_QUIET_SUFFIXES):
+                candidates.append(path)
+    return candidates, csvs
+
+
+def scan_headers(paths: Iterable[Path], *, workers: int = 4) -> Iterator[ImageHeader | Skipped]:
+    """Read each file's header; yields a header or a :class:`Skipped`, in input order."""
+
+    def one(path: Path) -> ImageHeader | Skipped:
+        try:
+            return read_header(path)
+        except ImageReadError as exc:
+            return Skipped(str(path), exc.reason)
+        except Exception as exc:  # a reader bug must not stop the scan either
+            return Skipped(str(path), f"unexpected error while reading the header ({type(exc).__name__})")
+
+    paths = list(paths)
+    if workers <= 1 or len(paths) < 64:
+        yield from map(one, paths)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(one, paths, chunksize=16)
+
+
+def _is_binary(pixels: np.ndarray) -> bool:
+    lo, hi = pixels.min(), pixels.max()
+    return bool(lo != hi and not np.any((pixels != lo) & (pixels != hi)))
+
+
+def classify_roi_files(candidates: list[Path], image_shape: tuple[int, int]) -> tuple[Path | None, Path | None, str | None]:
+    """Decide by content which candidate is the ROI mask and which the cropped image.
+
+    The mask is the binary image; a binary image of another size than the
+    mammogram is still the mask, but flagged (CBIS-DDSM has such pairs, and no
+    resize can align them). Returns (mask, crop, problem).
+    """
+    binary, grey, unreadable = [], [], []
+    for path in candidates:
+        try:
+            pixels = read_image(path).pixels
+        except ImageReadError as exc:
+            unreadable.append(f"{path.name} ({exc.reason})")
+            continue
+        (binary if _is_binary(pixels) else grey).append((path, pixels.shape))
+    crop = grey[0][0] if grey else None
+    same_size = [p for p, shape in binary if shape == image_shape]
+    if same_size:
+        return same_size[0], crop, None
+    if binary:
+        path, shape = binary[0]
+        return path, crop, (
+            f"mask size {shape[0]}x{shape[1]} differs from image size {image_shape[0]}x{image_shape[1]}; "
+            "left out, not resized"
+        )
+    if unreadable:
+        return None, crop, "ROI mask unreadable: " + "; ".join(unreadable)
+    if not candidates:
+        return None, None, "ROI mask file not found on disk"
+    return None, crop, "no binary ROI mask among the files listed for this abnormality"
+
+
+class _Resolver:
+    """Maps CSV paths (Subject/StudyUID/SeriesUID/file) to files on disk, by SeriesInstanceUID."""
+
+    def __init__(self, root: Path, headers: dict[Path, ImageHeader], locations: list[tuple[Path, SeriesLocation]]):
+        self.root = root
+        self.by_series: dict[str, list[Path]] = defaultdict(list)
+        self.description: dict[Path, str | None] = {}
+        for path, header in headers.items():
+            if header.series_uid:
+                self.by_series[header.series_uid].append(path)
+            self.description[path] = header.series_description
+        # metadata.csv / dicom_info.csv: fill in what the headers lack (JPEGs carry no UIDs).
+        by_folder: dict[Path, list[Path]] = defaultdict(list)
+        for path in headers:
+            by_folder[path.parent].append(path)
+        for base, loc in locations:
+            target = base / loc.folder_or_file
+            found = [target] if target in headers else by_folder.get(target, [])
+            for p in found:
+                if p not in self.by_series[loc.series_uid]:
+                    self.by_series[loc.series_uid].append(p)
+                if not self.description.get(p):
+                    self.description[p] = loc.description
+        for uid, paths in self.by_series.items():
+            paths.sort(key=lambda p: (headers[p].instance_number or 0, p.name))
+
+    def files(self, csv_path: str, bases: list[Path]) -> list[Path]:
+        uid = cbis_ddsm.series_uid_of(csv_path)
+        if uid and uid in self.by_series:
+            return list(self.by_series[uid])
+        for base in bases:  # a layout that keeps the CSV's own UID paths
+            direct = base / csv_path
+            if direct.is_file():
+                return [direct]
+        return []
+
+
+def _csv_bases(root: Path, csv_path: Path) -> list[Path]:
+    bases = [root, root / "CBIS-DDSM", csv_path.parent, csv_path.parent.parent]
+    return list(dict.fromkeys(b for b in bases if b.is_dir()))
+
+
+def build_index(
+    root: str | Path,
+    *,
+    progress: Callable[[ScanProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int = 4,
+) -> StudyIndex:
+    """Index ``root`` (a folder, or a single image file). Never raises for bad files: they go to ``skipped``."""
+    root = Path(root).expanduser().resolve()
+    start = time.perf_counter()
+    report = progress or (lambda event: None)
+    if root.is_file():
+        candidates, csvs = [root], []
+    elif root.is_dir():
+        candidates, csvs = list_files(root)
+    else:
+        raise FileNotFoundError(f"{root} does not exist")
+    report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
+
+    # CSVs, by their columns.
+    descriptions: list[tuple[Path, list[DescriptionRow]]] = []
+    locations: list[tuple[Path, SeriesLocation]] = []
+    skipped: list[Skipped] = []
+    for path in csvs:
+        kind = cbis_ddsm.csv_kind(path)
+        try:
+            if kind in ("mass", "calc"):
+                descriptions.append((path, cbis_ddsm.read_description_csv(path)))
+            elif kind == "metadata":
+                locations += [(path.parent, loc) for loc in cbis_ddsm.read_metadata_csv(path)]
+            elif kind == "dicom_info":
+                # Kaggle paths start with "CBIS-DDSM/jpeg/..."; resolve against the folder that holds them.
+                base = root.parent if (root / "jpeg").is_dir() else root
+                locations += [(base, loc) for loc in cbis_ddsm.read_dicom_info_csv(path)]
+        except (OSError, UnicodeError, ValueError) as exc:
+            skipped.append(Skipped(str(path), f"unreadable CSV ({exc})"))
+
+    # Headers.
+    headers: dict[Path, ImageHeader] = {}
+    scan_start = time.perf_counter()
+    for i, result in enumerate(scan_headers(candidates, workers=workers), 1):
+        if isinstance(result, Skipped):
+            skipped.append(result)
+        else:
+            headers[result.path] = result
+        if i % 50 == 0 or i == len(candidates):
+            report(ScanProgress("headers", i, len(candidates), time.perf_counter() - start))
+            if should_stop and should_stop():
+                break
+    scan_s = time.perf_counter() - scan_start
+
+    resolver = _Resolver(root, headers, locations)
+    images: dict[Path, IndexedImage] = {}
+    roi_files: set[Path] = set()
+    gt_patients = {row.patient_id for _, rows in descriptions for row in rows}
+
+    # Ground truth from the description CSVs.
+    pending: list[tuple[IndexedImage, Abnormality, list[Path]]] = []
+    for csv_path, rows in descriptions:
+        bases = _csv_bases(root, csv_path)
+        for row in rows:
+            image_files = resolver.files(row.image_path, bases)
+            image_file = next((p for p in image_files if p in headers), None)
+            if image_file is None:
+                skipped.append(Skipped(row.image_path, f"listed in {row.csv_name} (line {row.line}) but not found on disk"))
+                continue
+            header = headers[image_file]
+            image = images.get(image_file)
+            if image is None:
+                image = images[image_file] = _indexed(header, row.patient_id, row.image_subject, True)
+                if image.laterality is None:
+                    image.laterality = row.side
+                if image.view is None:
+                    image.view = row.view
+            roi = []
+            for ref in row.crop_or_mask_paths:
+                if ref:
+                    roi += [p for p in resolver.files(ref, bases) if p != image_file and p not in roi]
+            roi_files.update(roi)
+            abnormality = Abnormality(
+                id=row.abnormality_id, type=row.abnormality_type, pathology=row.pathology, malignant=row.malignant,
+                mask_path=None, assessment=row.assessment, subtlety=row.subtlety, breast_density=row.breast_density,
+                mass_shape=row.mass_shape, mass_margins=row.mass_margins, calc_type=row.calc_type,
+                calc_distribution=row.calc_distribution, source=f"{row.csv_name}:{row.line}",
+            )
+            image.abnormalities.append(abnormality)
+            pending.append((image, abnormality, roi))
+
+    # Masks by content (reads pixels; the slow part of indexing real CBIS-DDSM).
+    def decide(item: tuple[IndexedImage, Abnormality, list[Path]]) -> None:
+        image, abnormality, roi = item
+        mask, crop, problem = classify_roi_files(roi, (image.rows, image.columns))
+        abnormality.mask_path = str(mask) if mask else None
+        abnormality.crop_path = str(crop) if crop else None
+        abnormality.problem = problem
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, _ in enumerate(pool.map(decide, pending), 1):
+            if i % 10 == 0 or i == len(pending):
+                report(ScanProgress("masks", i, len(pending), time.perf_counter() - start))
+
+    # Full mammograms that no CSV row lists: a site's own DICOMs, or the clean views of a CBIS patient.
+    for path, header in headers.items():
+        if path in images or path in roi_files:
+            continue
+        description = (resolver.description.get(path) or "").strip().lower()
+        if description in (cbis_ddsm.CROP_SERIES.lower(), cbis_ddsm.MASK_SERIES.lower()):
+            continue
+        subject = header.patient_id if header.patient_id and patient_from_name(header.patient_id) else None
+        patient = patient_from_name(header.patient_id or "") or header.patient_id or patient_from_name(str(path)) or path.parent.name
+        images[path] = _indexed(header, patient, subject, patient in gt_patients)
+
+    ordered = sorted(images.values(), key=_image_order)
+    report(ScanProgress("done", len(ordered), len(ordered), time.perf_counter() - start))
+    return StudyIndex(
+        root=str(root),
+        images=ordered,
+        skipped=skipped,
+        description_csvs=[str(p) for p, _ in descriptions],
+        files_scanned=len(candidates),
+        header_scan_s=scan_s,
+    )
+
+
+def _indexed(header: ImageHeader, patient: str, subject: str | None, gt_known: bool) -> IndexedImage:
+    side, view = header.laterality, header.view
+    if subject and (side is None or view is None):
+        name_side, name_view = name_side_view(subject)
+        side, view = side or name_side, view or name_view
+    return IndexedImage(
+        path=str(header.path), patient_id=patient, laterality=side, view=view, rows=header.rows,
+        columns=header.columns, pixel_spacing_mm=header.pixel_spacing_mm, gt_known=gt_known, subject=subject,
+        series_uid=header.series_uid, photometric=header.photometric,
+    )
+
+
+_VIEW_ORDER = {"CC": 0, "MLO": 1}
+
+
+def _image_order(image: IndexedImage) -> tuple:
+    return (image.patient_id, {"R": 0, "L": 1}.get(image.laterality or "", 2), _VIEW_ORDER.get(image.view or "", 9), image.path)
+
+
+def index_json_text(index: StudyIndex) -> str:
+    return json.dumps(index.to_json(), indent=1)
+
+
+__all__ = [
+    "Abnormality", "IndexedImage", "ScanProgress", "Skipped", "StudyIndex", "build_index", "classify_roi_files",
+    "index_from_json", "is_itk_image", "list_files", "scan_headers",
+]

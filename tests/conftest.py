@@ -1,0 +1,66 @@
+"""Shared fixtures: small synthetic DICOMs and demo studies, made on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid  # noqa: E402
+
+PYDICOM_TEST_FILES = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
+
+
+def make_dicom(path: Path, pixels: np.ndarray | None = None, **tags) -> Path:
+    """Write a small MG DICOM; ``tags`` override or add header elements (None removes one)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.PatientID = "TEST"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    if pixels is not None:
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows, ds.Columns = pixels.shape[:2]
+        bits = 8 if pixels.dtype == np.uint8 else 16
+        ds.BitsAllocated = ds.BitsStored = bits
+        ds.HighBit = bits - 1
+        ds.PixelRepresentation = 0
+        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    for key, value in tags.items():
+        if value is None:
+            if key in ds:
+                delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def ramp16() -> np.ndarray:
+    """A 16-bit ramp that uses values above 255 and above 4095."""
+    return (np.arange(64 * 48, dtype=np.uint32).reshape(64, 48) * 13 % 60000).astype(np.uint16)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """A small synthetic CBIS-DDSM download (6 patients, 400 um pixels), shared by the session."""
+    from model.synth.cbis_writer import write_demo_dataset
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_dataset(out, patients=6, seed=11, size="small", workers=1)
+    return out
