@@ -42,7 +42,7 @@ class DescriptionRow:
     """One abnormality, as one row of a description CSV (cells stripped, values as written)."""
 
     csv_name: str
-    line: int
+    row: int  # data row number, 1 = the first row under the header
     patient_id: str
     breast_density: int | None  # 1-4; 0 and blanks become None
     side: str | None  # "L" / "R"
@@ -125,7 +125,7 @@ def read_description_csv(path: Path) -> list[DescriptionRow]:
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.DictReader(f)
         reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
-        for record in reader:
+        for number, record in enumerate(reader, 1):
             cell = {k: _clean(v) for k, v in record.items() if k is not None}
             if not cell.get("patient_id") or not cell.get("image file path"):
                 continue
@@ -133,7 +133,7 @@ def read_description_csv(path: Path) -> list[DescriptionRow]:
             rows.append(
                 DescriptionRow(
                     csv_name=path.name,
-                    line=reader.line_num,
+                    row=number,
                     patient_id=cell["patient_id"],
                     breast_density=_optional_int(cell.get("breast_density", cell.get("breast density")), zero_is_none=True),
                     side=side[0] if side in ("LEFT", "RIGHT") else None,

@@ -19,26 +19,22 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     from model.study_index import build_index
 
-    bar = None
+    bars: dict[str, tqdm] = {}
 
     def progress(event) -> None:
-        nonlocal bar
-        if args.json and not sys.stderr.isatty():
+        if event.stage not in ("headers", "masks"):
             return
-        if event.stage in ("headers", "masks"):
-            if bar is None or bar.desc != event.stage:
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(total=event.total, desc=event.stage, unit="file", file=sys.stderr, leave=False)
-            bar.n = event.done
-            bar.refresh()
+        if event.stage not in bars:  # disable=None: no bar when stderr is not a terminal
+            bars[event.stage] = tqdm(total=event.total, desc=event.stage, unit="file", file=sys.stderr, leave=False, disable=None)
+        bar = bars[event.stage]
+        bar.update(event.done - bar.n)
 
     root = Path(args.root)
     if not root.exists():
         print(f"bcir index: {root} does not exist", file=sys.stderr)
         return 2
     index = build_index(root, progress=progress, workers=args.workers)
-    if bar is not None:
+    for bar in bars.values():
         bar.close()
     if args.json:
         json.dump(index.to_json(), sys.stdout, indent=1)
@@ -54,7 +50,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from model.synth.cbis_writer import write_demo_dataset
 
     start = time.perf_counter()
-    with tqdm(total=args.patients, desc="patients", unit="patient", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=args.patients, desc="patients", unit="patient", file=sys.stderr, leave=False, disable=None) as bar:
         summary = write_demo_dataset(
             args.out, patients=args.patients, seed=args.seed, size=args.size,
             metadata_csv=not args.no_metadata, progress=lambda done, total: bar.update(done - bar.n),

@@ -55,7 +55,7 @@ class Abnormality:
     mass_margins: str | None = None
     calc_type: str | None = None
     calc_distribution: str | None = None
-    source: str | None = None  # "mass_case_description_train_set.csv:17"
+    source: str | None = None  # "mass_case_description_train_set.csv row 17"
 
 
 @dataclass
@@ -355,7 +355,7 @@ def build_index(
             image_files = resolver.files(row.image_path, bases)
             image_file = next((p for p in image_files if p in headers), None)
             if image_file is None:
-                skipped.append(Skipped(row.image_path, f"listed in {row.csv_name} (line {row.line}) but not found on disk"))
+                skipped.append(Skipped(row.image_path, f"listed in {row.csv_name} (row {row.row}) but not found on disk"))
                 continue
             header = headers[image_file]
             image = images.get(image_file)
@@ -374,7 +374,7 @@ def build_index(
                 id=row.abnormality_id, type=row.abnormality_type, pathology=row.pathology, malignant=row.malignant,
                 mask_path=None, assessment=row.assessment, subtlety=row.subtlety, breast_density=row.breast_density,
                 mass_shape=row.mass_shape, mass_margins=row.mass_margins, calc_type=row.calc_type,
-                calc_distribution=row.calc_distribution, source=f"{row.csv_name}:{row.line}",
+                calc_distribution=row.calc_distribution, source=f"{row.csv_name} row {row.row}",
             )
             image.abnormalities.append(abnormality)
             pending.append((image, abnormality, roi))
