@@ -153,7 +153,7 @@ def plan_patients(n: int, seed: int) -> list[DemoPatient]:
                     pathology=pathology,
                     assessment=0 if k % 7 == 3 else assessment,
                     subtlety_written=0 if k % 11 == 5 else subtlety,
-                    mismatched_mask=(k % 9 == 4),
+                    mismatched_mask=(k % 25 == 4),  # rare, as in CBIS-DDSM
                     separate_series=(k % 3 == 1),
                     swap_columns=(k % 2 == 1),
                     trailing_newline=(k % 4 != 2),
