@@ -115,7 +115,7 @@ _GLAND_GAIN = 1.5       # extra attenuation of pure fibroglandular tissue relati
 _NORM_D = 100.0         # breast-normalised coordinates: "mm" of a 100 mm deep breast
 
 # visibility per CBIS subtlety 1..5 (attenuation units; fat of full thickness is 1.0)
-_MASS_CONTRAST = (0.20, 0.36, 0.56, 0.82, 1.10)
+_MASS_CONTRAST = (0.24, 0.44, 0.68, 0.98, 1.30)
 _CALC_CONTRAST = (0.9, 1.5, 2.2, 3.0, 3.8)
 
 _MASS_SHAPES = ("ROUND", "OVAL", "LOBULATED", "IRREGULAR", "ARCHITECTURAL_DISTORTION")
@@ -154,8 +154,13 @@ def _rng(*parts) -> np.random.Generator:
 
 
 def _smoothstep(x: np.ndarray, e0: float, e1: float) -> np.ndarray:
-    t = np.clip((x - np.float32(e0)) * np.float32(1.0 / (e1 - e0)), 0.0, 1.0)
-    return t * t * (np.float32(3.0) - np.float32(2.0) * t)
+    t = x - np.float32(e0)
+    t *= np.float32(1.0 / (e1 - e0))
+    np.clip(t, 0.0, 1.0, out=t)
+    out = np.float32(3.0) - np.float32(2.0) * t
+    out *= t
+    out *= t
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -176,58 +181,64 @@ def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _gauss_field(seed_parts: tuple, n_rows: int, n_cols: int, ext_rows: float, ext_cols: float,
-                 amp_fn, base: tuple[int, int] = (8, 8)) -> np.ndarray:
-    """Periodic real Gaussian random field (float32, unit std) with spectral amplitude ``amp_fn(fy, fx)``.
+class _Spectrum:
+    """An amplitude spectrum ``amp(fy, fx)`` (cycles per unit) with the highest useful frequency per axis."""
 
-    The field covers ``ext_rows x ext_cols`` units with ``n_rows x n_cols`` samples;
-    ``amp_fn`` takes frequencies in cycles per unit. Random coefficients are drawn
-    per frequency band (level) with their own seeds, so the same seed on a coarser
-    grid of the same extent gives the same low-frequency content.
+    def __init__(self, fn, fmax_y: float, fmax_x: float):
+        self.fn = fn
+        self.fmax_y = fmax_y
+        self.fmax_x = fmax_x
+
+
+def _powerlaw(beta: float, f0: float, fc: float, ax: float = 1.0, ay: float = 1.0) -> _Spectrum:
+    """Amplitude ~ f^(-beta/2), flattened below f0 and rolled off above fc (anisotropic via ax, ay)."""
+    def fn(fy, fx):
+        f2 = (fx * ax) ** 2 + (fy * ay) ** 2
+        return (f2 + f0 * f0) ** (-beta / 4.0) * np.exp(-f2 / (fc * fc))
+    return _Spectrum(fn, 1.9 * fc / ay, 1.9 * fc / ax)
+
+
+def _bandpass(fp: float, width: float, ax: float = 1.0, ay: float = 1.0) -> _Spectrum:
+    """Log-normal band-pass amplitude around fp (cycles/unit)."""
+    def fn(fy, fx):
+        f = np.sqrt((fx * ax) ** 2 + (fy * ay) ** 2) + 1e-9
+        return np.exp(-0.5 * (np.log(f / fp) / width) ** 2)
+    hi = fp * math.exp(2.6 * width)
+    return _Spectrum(fn, hi / ay, hi / ax)
+
+
+def _gauss_field(seed_parts: tuple, n_rows: int, n_cols: int, ext_rows: float, ext_cols: float,
+                 spec: _Spectrum) -> np.ndarray:
+    """Periodic real Gaussian random field (float32, unit std) with amplitude spectrum ``spec``.
+
+    The field covers ``ext_rows x ext_cols`` units with ``n_rows x n_cols`` samples.
+    The random coefficient of frequency (ky, kx) depends only on the seed and (ky, kx)
+    (one generator per ky row, drawn in kx order), so a coarser grid of the same
+    extent holds exactly the low-frequency part of a finer one: renders at different
+    pixel sizes show the same anatomy.
     """
+    nc = n_cols // 2 + 1
     ky = np.fft.fftfreq(n_rows, 1.0 / n_rows).round().astype(np.int64)
-    kx = np.arange(n_cols // 2 + 1, dtype=np.int64)
-    m = np.maximum(np.abs(ky)[:, None] / base[0], kx[None, :] / base[1])
-    lev = np.zeros(m.shape, np.int64)
-    nz = m >= 1.0
-    lev[nz] = np.floor(np.log2(m[nz])).astype(np.int64) + 1
-    coef = np.empty(m.shape, np.complex64)
-    for level in range(int(lev.max()) + 1):
-        sel = np.nonzero(lev == level)
-        if sel[0].size == 0:
-            continue
-        kyl, kxl = base[0] << level, base[1] << level
-        r = _rng("field", *seed_parts, level)
-        block = r.standard_normal((2 * kyl, kxl, 2), dtype=np.float32)
-        iy = ky[sel[0]] + kyl
-        ix = kx[sel[1]]
-        coef[sel] = block[iy, ix, 0] + 1j * block[iy, ix, 1]
     fy = (ky / float(ext_rows)).astype(np.float32)[:, None]
-    fx = (kx / float(ext_cols)).astype(np.float32)[None, :]
-    amp = amp_fn(fy, fx).astype(np.float32)
+    fx = (np.arange(nc) / float(ext_cols)).astype(np.float32)[None, :]
+    amp = spec.fn(fy, fx).astype(np.float32)
     amp[0, 0] = 0.0
-    coef *= amp
+    keep = amp > np.float32(1e-3) * amp.max()
+    last = np.where(keep.any(1), nc - np.argmax(keep[:, ::-1], axis=1), 0)
+    coef = np.zeros((n_rows, nc), np.complex64)
+    ints = [_seed_int(p) for p in ("field",) + tuple(seed_parts)]
+    for i in range(n_rows):
+        m = int(last[i])
+        if m == 0:
+            continue
+        r = np.random.default_rng(np.random.SeedSequence(ints + [int(ky[i]) & 0xFFFFFFFF]))
+        z = r.standard_normal(2 * m, dtype=np.float32).view(np.complex64)
+        coef[i, :m] = z * amp[i, :m]
     out = _sfft.irfft2(coef, s=(n_rows, n_cols), workers=2).astype(np.float32, copy=False)
     sd = float(out.std())
     if sd > 0:
         out *= np.float32(1.0 / sd)
     return out
-
-
-def _powerlaw(beta: float, f0: float, fc: float, ax: float = 1.0, ay: float = 1.0):
-    """Amplitude spectrum ~ f^(-beta/2), flattened below f0 and rolled off above fc (anisotropic via ax, ay)."""
-    def fn(fy, fx):
-        f2 = (fx * ax) ** 2 + (fy * ay) ** 2
-        return (f2 + f0 * f0) ** (-beta / 4.0) * np.exp(-f2 / (fc * fc))
-    return fn
-
-
-def _bandpass(fp: float, width: float, ax: float = 1.0, ay: float = 1.0):
-    """Log-normal band-pass amplitude spectrum around fp (cycles/unit)."""
-    def fn(fy, fx):
-        f = np.sqrt((fx * ax) ** 2 + (fy * ay) ** 2) + 1e-9
-        return np.exp(-0.5 * (np.log(f / fp) / width) ** 2)
-    return fn
 
 
 # ---------------------------------------------------------------------------
@@ -249,8 +260,8 @@ class _Geometry:
         hj_u, hj_l = rb.uniform(0.9, 1.08), rb.uniform(0.9, 1.08)
         harm_a = rb.normal(0.0, 0.012, 4)
         harm_p = rb.uniform(0, 2 * math.pi, 4)
-        nip_h = rb.uniform(4.0, 7.0) * size ** 0.5
-        nip_w = rb.uniform(5.0, 7.0) * size ** 0.5
+        nip_h = rb.uniform(4.5, 7.5) * size ** 0.5
+        nip_w = rb.uniform(7.0, 10.0) * size ** 0.5
         self.skin_mm = rb.uniform(1.4, 2.0)
         self.edge_r = rb.uniform(20.0, 27.0) * size ** 0.4
         # view-level draws
@@ -268,8 +279,8 @@ class _Geometry:
             D = min(D * rv.uniform(1.0, 1.08), 0.84 * W - nip_h)
             xc = -rv.uniform(0.08, 0.15) * D
             yc = H * rv.uniform(0.56, 0.63)
-            hu = yc * rv.uniform(1.35, 1.6)
-            pu = rv.uniform(1.45, 1.75)
+            hu = yc * rv.uniform(1.1, 1.25)
+            pu = rv.uniform(1.3, 1.6)
             hl = max(H * rv.uniform(0.92, 1.0) - yc, 20.0)
             pl = rv.uniform(2.0, 2.5)
             tau = rv.uniform(0.06, 0.16)
@@ -302,8 +313,8 @@ class _Geometry:
         if self.has_pect:
             upper = (th < tau) & (self.by < 0)
             x_top = float(self.bx[upper].max()) if upper.any() else 0.5 * D
-            self.pt = x_top * rv.uniform(0.42, 0.68)
-            self.pl = min(H * rv.uniform(0.33, 0.5), self.yc - 0.12 * H)
+            self.pt = x_top * rv.uniform(0.6, 0.85)
+            self.pl = min(H * rv.uniform(0.38, 0.55), self.yc - 0.08 * H)
             self.kappa = rv.uniform(0.04, 0.16)
 
     def lut_at(self, theta) -> np.ndarray:
@@ -380,12 +391,15 @@ def _breast_params(breast: BreastSpec, lat: str) -> dict:
     r = _rng("breast-tissue", breast.seed, lat)
     dens = int(np.clip(breast.density, 1, 4))
     return {
-        "bias": (-1.55, -0.75, 0.05, 0.95)[dens - 1] + r.normal(0.0, 0.12),
+        "bias": (-1.55, -0.75, 0.35, 1.45)[dens - 1] + r.normal(0.0, 0.12),
         "fat1": r.uniform(4.0, 8.0) * (1.25 - 0.12 * dens),
         "fat_w": r.uniform(12.0, 22.0),
-        "streak_w": r.uniform(0.45, 0.8),
-        "strand_w": r.uniform(0.12, 0.22),
-        "lobule_w": r.uniform(0.35, 0.6),
+        "streak_w": r.uniform(0.3, 0.55),
+        "lobule_w": r.uniform(0.2, 0.35),
+        "gain": r.uniform(1.6, 2.2),
+        "cone0": r.uniform(25.0, 40.0),
+        "cone1": r.uniform(0.7, 1.1),
+        "strands": int(r.integers(120, 220)),
         "env_mod": r.uniform(0.35, 0.55),
         "vessels": int(r.integers(2, 6)),
         "pect_a": r.uniform(1.35, 1.8),
@@ -394,11 +408,31 @@ def _breast_params(breast: BreastSpec, lat: str) -> dict:
     }
 
 
-def _vessel_paths(breast: BreastSpec, lat: str, n: int) -> list[tuple[np.ndarray, float, float]]:
-    """Tortuous vessel centre lines in breast-normalised coordinates (a: from nipple back, b: down)."""
-    r = _rng("vessels", breast.seed, lat)
+def _line_paths(breast: BreastSpec, lat: str, P: dict) -> list[tuple[np.ndarray, float, float]]:
+    """Centre lines of trabecular strands and vessels in breast-normalised coordinates.
+
+    ``a`` runs from the nipple back towards the chest wall, ``b`` down, in mm of a
+    100 mm deep breast. Strands run roughly towards the nipple (ducts, trabeculae,
+    Cooper's ligaments); vessels are longer, wider and tortuous.
+    """
+    r = _rng("lines", breast.seed, lat)
     paths = []
-    for _ in range(n):
+    for _ in range(P["strands"]):
+        a = r.uniform(3.0, 120.0)
+        b = r.uniform(-110.0, 110.0)
+        heading = math.atan2(-b, -a) + r.normal(0, 0.45)
+        if r.random() < 0.5:
+            heading += math.pi
+        length = r.uniform(6.0, 40.0)
+        step = 1.0
+        pts = [(a, b)]
+        for _ in range(int(length / step)):
+            heading += r.normal(0.0, 0.07)
+            a += step * math.cos(heading)
+            b += step * math.sin(heading)
+            pts.append((a, b))
+        paths.append((np.array(pts), r.uniform(0.1, 0.35), r.uniform(0.05, 0.16)))
+    for _ in range(P["vessels"]):
         a = r.uniform(70.0, 110.0)
         b = r.uniform(-55.0, 55.0)
         heading = math.atan2(-b * r.uniform(0.3, 0.8), -a) + r.normal(0, 0.25)
@@ -410,7 +444,7 @@ def _vessel_paths(breast: BreastSpec, lat: str, n: int) -> list[tuple[np.ndarray
             a += step * math.cos(heading)
             b += step * math.sin(heading)
             pts.append((a, b))
-        paths.append((np.array(pts), r.uniform(0.7, 1.6), r.uniform(0.08, 0.18)))
+        paths.append((np.array(pts), r.uniform(0.7, 1.6), r.uniform(0.08, 0.16)))
     return paths
 
 
@@ -435,23 +469,25 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     # breast-normalised coordinates relative to the nipple
     xn, yn = geo.nipple
     k = _NORM_D / geo.D
-    sp_c = max(0.2, work_mm * k)
     ext_a, ext_b = 230.0, 420.0
     a0, b0 = -40.0, -210.0
-    nca, ncb = int(round(ext_a / sp_c)), int(round(ext_b / sp_c))
-    # affine from working pixel (j, i) to Cartesian-field (col, row)
-    sa, sb = ext_a / nca, ext_b / ncb
-    Mc = np.array([[-work_mm * k / sa, 0.0, (xn * k - 0.5 * work_mm * k - a0) / sa],
-                   [0.0, work_mm * k / sb, ((0.5 * work_mm - yn) * k - b0) / sb]], np.float64)
     seedp = (breast.seed, lat)
 
-    def cart(name, amp_fn):
-        f = _gauss_field(seedp + (name,), ncb, nca, ext_b, ext_a, amp_fn)
+    def cart(name, spec: _Spectrum):
+        sp_a = max(work_mm * k, 0.5 / spec.fmax_x)
+        sp_b = max(work_mm * k, 0.5 / spec.fmax_y)
+        nca, ncb = max(8, int(round(ext_a / sp_a))), max(8, int(round(ext_b / sp_b)))
+        sa, sb = ext_a / nca, ext_b / ncb
+        # affine from working pixel (j, i) to field (col, row)
+        Mc = np.array([[-work_mm * k / sa, 0.0, (xn * k - 0.5 * work_mm * k - a0) / sa],
+                       [0.0, work_mm * k / sb, ((0.5 * work_mm - yn) * k - b0) / sb]], np.float64)
+        f = _gauss_field(seedp + (name,), ncb, nca, ext_b, ext_a, spec)
         return cv2.warpAffine(f, Mc, (wc, wr), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_WRAP)
 
-    f_iso = cart("iso", _powerlaw(3.0, 1 / 50.0, 0.9))
-    f_lob = cart("lob", _bandpass(1 / 5.5, 0.45))
+    f_iso = cart("iso", _powerlaw(3.0, 1 / 50.0, 0.6))
+    f_mid = cart("mid", _powerlaw(2.6, 1 / 10.0, 1.5))
+    f_lob = cart("lob", _bandpass(1 / 6.0, 0.5))
     f_env = cart("env", _powerlaw(4.0, 1 / 60.0, 0.05))
 
     # log-polar coordinates around the nipple: streaks converge on the nipple
@@ -461,31 +497,37 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     bn = (((np.arange(hr, dtype=np.float32) + 0.5) * work_mm * half) - np.float32(yn))[:, None] * np.float32(k)
     s = np.sqrt(an * an + bn * bn)
     psi = np.arctan2(bn, an)
-    s0 = 12.0
-    n_psi = 2048 if work_mm <= 0.15 else (1024 if work_mm <= 0.3 else 512)
-    dpsi = 2 * math.pi / n_psi
+    s0 = 20.0
     ext_u = 3.4
-    n_u = int(round(ext_u / dpsi))
-    mx = ((psi + np.float32(math.pi)) * np.float32(1.0 / dpsi)).astype(np.float32)
-    my = (np.log1p(s * np.float32(1.0 / s0)) * np.float32(n_u / ext_u)).astype(np.float32)
+    mx = ((psi + np.float32(math.pi)) * np.float32(1.0 / (2 * math.pi))).astype(np.float32)
+    my = (np.log1p(s * np.float32(1.0 / s0)) * np.float32(1.0 / ext_u)).astype(np.float32)
+    cone_w = np.float32(P["cone0"]) + np.float32(P["cone1"]) * np.maximum(an, 0.0)
+    cone = np.exp(-(bn / cone_w) ** 2)
     if half > 1:
         mx = cv2.resize(mx, (wc, wr), interpolation=cv2.INTER_LINEAR)
         my = cv2.resize(my, (wc, wr), interpolation=cv2.INTER_LINEAR)
+        cone = cv2.resize(cone, (wc, wr), interpolation=cv2.INTER_LINEAR)
+    else:
+        cone = np.broadcast_to(cone, (wr, wc))
 
-    def logpolar(name, amp_fn):
-        f = _gauss_field(seedp + (name,), n_u, n_psi, ext_u, 2 * math.pi, amp_fn, base=(4, 8))
-        return cv2.remap(f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    def logpolar(name, spec: _Spectrum):
+        n_psi = 2 * int(math.ceil(2 * math.pi * spec.fmax_x))
+        n_u = 2 * int(math.ceil(ext_u * spec.fmax_y))
+        f = _gauss_field(seedp + (name,), n_u, n_psi, ext_u, 2 * math.pi, spec)
+        return cv2.remap(f, mx * np.float32(n_psi), my * np.float32(n_u),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
-    f_streak = logpolar("streak", _powerlaw(2.6, 0.5, 22.0, ax=1.0, ay=5.0))
-    f_strand = logpolar("strand", _bandpass(7.0, 0.5, ax=1.0, ay=4.0))
+    f_streak = logpolar("streak", _powerlaw(2.6, 0.5, 30.0, ax=1.0, ay=3.0))
 
-    # parenchymal envelope: away from the subcutaneous fat, lighter at the chest wall, converging on the nipple
+    # parenchymal envelope: away from the subcutaneous fat, lighter at the chest wall, in a cone behind the nipple
     d = dist
     env = _smoothstep(d, P["fat1"], P["fat1"] + P["fat_w"])
     env *= np.float32(0.7) + np.float32(0.3) * _smoothstep(X, 0.0, 0.18 * geo.D)
+    cf = 0.25 + 0.1 * P["density"]
+    env *= np.float32(cf) + np.float32(1.0 - cf) * cone
     dn2 = ((X - np.float32(xn)) ** 2 + (Y - np.float32(yn)) ** 2)
     nip = np.exp(-dn2 * np.float32(1.0 / (2 * (0.22 * geo.D) ** 2)))
-    env = np.maximum(env, np.float32(0.8) * nip * _smoothstep(d, 1.5, 7.0))
+    env = np.maximum(env, np.float32(0.7) * nip * _smoothstep(d, 1.5, 8.0))
     env *= np.clip(np.float32(1.0) + np.float32(P["env_mod"]) * f_env, 0.2, 1.6)
     env = np.clip(env, 0.0, 1.0)
     pect = None
@@ -494,32 +536,33 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
         pect = _smoothstep(psd, -1.2, 1.2)
         env *= (np.float32(1.0) - _smoothstep(psd, -12.0, 0.0) * np.float32(0.85))
 
-    # fibroglandular fraction
+    # fibroglandular fraction: soft threshold of the power-law texture
     q = f_iso + np.float32(P["streak_w"]) * f_streak
     q *= np.float32(1.0 / math.sqrt(1.0 + P["streak_w"] ** 2))
-    t = q + np.float32(P["bias"]) + np.float32(1.6) * (env - np.float32(0.5))
-    dense = _sigmoid(t * np.float32(3.2))
+    t = q + np.float32(P["bias"]) + np.float32(1.8) * (env - np.float32(0.5))
+    dense = _sigmoid(t * np.float32(P["gain"]))
     g = env * dense
-    lob = _smoothstep(f_lob, 0.5, 1.6)
+    g *= np.clip(np.float32(1.0) + np.float32(0.15) * f_mid, 0.3, 1.7)
+    lob = _smoothstep(f_lob, 0.3, 2.2)
     g *= np.float32(1.0) - np.float32(P["lobule_w"]) * lob
-    strands = np.exp(-(f_strand * np.float32(1.0 / 0.13)) ** 2) * _smoothstep(f_lob + f_iso * 0.5, -0.6, 0.6)
-    env_wide = _smoothstep(d, 1.0, 6.0)
-    g += np.float32(P["strand_w"]) * strands * env_wide * (np.float32(1.0) - np.float32(0.5) * g)
+    env_wide = _smoothstep(d, 0.8, 5.0)
+    g += np.float32(0.03) * f_mid * env_wide  # faint texture in the fat as well
 
-    # vessels (drawn in normalised coordinates, mapped into this view)
-    ves = np.zeros((wr, wc), np.float32)
-    for pts, width, amp in _vessel_paths(breast, lat, P["vessels"]):
+    # trabecular strands / Cooper's ligaments and vessels (normalised coordinates, mapped into this view)
+    lines = np.zeros((wr, wc), np.float32)
+    for pts, width, amp in _line_paths(breast, lat, P):
         px = (xn - pts[:, 0] / k) / work_mm - 0.5
         py = (yn + pts[:, 1] / k) / work_mm - 0.5
         poly = np.round(np.stack([px, py], 1) * 16).astype(np.int32)
-        th_px = max(1, int(round(width / work_mm)))
-        cv2.polylines(ves, [poly], False, float(amp), th_px, cv2.LINE_8, shift=4)
-    ves = _blur(ves, 0.35 * max(1.0, 1.0 / work_mm))
-    g += ves * env_wide
+        w_px = width / work_mm
+        th_px = max(1, int(round(w_px)))
+        cv2.polylines(lines, [poly], False, float(amp * min(1.0, w_px / th_px)), th_px, cv2.LINE_8, shift=4)
+    lines = _blur(lines, max(0.5, 0.06 / work_mm))
+    g += lines * env_wide * (np.float32(1.0) - np.float32(0.6) * np.clip(g, 0.0, 1.0))
 
     # projected thickness: semicircular compressed edge; skin shell seen tangentially
     R = np.float32(geo.edge_r)
-    sk = np.float32(geo.skin_mm) * (np.float32(1.0) + np.float32(1.3) * np.exp(-dn2 * np.float32(1.0 / (2 * 12.0 ** 2))))
+    sk = np.float32(geo.skin_mm) * (np.float32(1.0) + np.float32(0.6) * np.exp(-dn2 * np.float32(1.0 / (2 * 15.0 ** 2))))
     dc = np.minimum(d, R)
     outer = np.sqrt(np.maximum(np.float32(2.0) * R * dc - dc * dc, 0.0))
     di = np.clip(dc - sk, 0.0, None)
@@ -630,26 +673,30 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
     amps = np.zeros(40)
     if shape == "ROUND" or shape == "OVAL":
         amps[2:6] = r.normal(0, 0.015, 4)
-    elif shape == "LOBULATED":
-        nl = int(r.integers(3, 6))
-        amps[nl] = r.uniform(0.10, 0.16)
-        amps[2:8] += r.normal(0, 0.03, 6)
     elif shape == "IRREGULAR":
         kk = np.arange(2, 16)
-        amps[2:16] = r.normal(0, 1, 14) * 0.22 / kk ** 0.9
-    else:  # architectural distortion: small, ill-formed centre
+        amps[2:16] = r.normal(0, 1, 14) * 0.2 / kk ** 0.9
+    elif shape == "ARCHITECTURAL_DISTORTION":
         kk = np.arange(2, 12)
         amps[2:12] = r.normal(0, 1, 10) * 0.25 / kk ** 0.8
-    if "MICROLOBULATED" in margins:
-        kk = np.arange(12, 30)
-        amps[12:30] += r.uniform(0.015, 0.035, 18) * (r.random(18) < 0.5)
+    else:
+        amps[2:6] = r.normal(0, 0.02, 4)
     if "ILL_DEFINED" in margins:
-        kk = np.arange(6, 22)
-        amps[6:22] += r.normal(0, 1, 16) * 0.06 / (kk / 6.0)
+        kk = np.arange(6, 16)
+        amps[6:16] += r.normal(0, 1, 10) * 0.025 / (kk / 6.0)
     phases = r.uniform(0, 2 * math.pi, 40)
     for kidx in range(2, 40):
         if amps[kidx] != 0:
             rad *= 1.0 + amps[kidx] * np.cos(kidx * phi + phases[kidx])
+    # lobules: rounded bumps with cusps between them (|sin| scallops)
+    if shape == "LOBULATED":
+        nl = int(r.integers(3, 6))
+        depth_l = r.uniform(0.12, 0.2)
+        warp = phi + 0.25 * np.sin(phi + r.uniform(0, 6.3))
+        rad *= 1.0 + depth_l * (np.abs(np.sin(0.5 * nl * warp + r.uniform(0, 6.3))) ** 0.6 - 0.75)
+    if "MICROLOBULATED" in margins:
+        nm = int(r.integers(14, 24))
+        rad *= 1.0 + r.uniform(0.025, 0.045) * (np.abs(np.sin(0.5 * nm * phi + r.uniform(0, 6.3))) ** 0.5 - 0.66)
     rad = np.clip(rad, 0.3, None)
     rad /= rad.max()
     ad = shape == "ARCHITECTURAL_DISTORTION"
@@ -674,14 +721,14 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
     # spicules
     spic = []
     if spiculated:
-        ns = int(round(r.uniform(9, 16) * (R / 7.5) ** 0.4)) + (10 if ad else 0)
+        ns = int(round(r.uniform(12, 24) * (R / 7.5) ** 0.4)) + (10 if ad else 0)
         base_angles = np.sort(r.uniform(0, 2 * math.pi, ns))
         for a_s in base_angles:
             length = R * r.uniform(0.9, 2.6) * (1.3 if ad else 1.0)
-            w0 = r.uniform(0.35, 0.9) * (R / 8.0) ** 0.3
-            a_amp = amp * r.uniform(0.35, 0.65) * (1.6 if ad else 1.0)
-            curv = r.normal(0.0, 0.06)
-            jit = r.normal(0.0, 0.05, 10)
+            w0 = r.uniform(0.12, 0.4) * (R / 8.0) ** 0.3
+            a_amp = amp * r.uniform(0.25, 0.5) * (1.6 if ad else 1.0)
+            curv = r.normal(0.0, 0.1)
+            jit = r.normal(0.0, 0.07, 16)
             spic.append((a_s, length, w0, a_amp, curv, jit))
     max_len = max([s_[1] for s_ in spic], default=0.0)
     half = max(R * (1.0 + 0.25), body_R + max_len) + 4 * sig + 1.0
@@ -699,7 +746,7 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
     dome = np.float32(0.35) * body_mask_f + np.float32(0.65) * dome  # projected body: flat-ish top, steep edge
     noise, org, cell = _local_noise(r, half, 0.35, 2.0)
     mott = _sample_local(noise, org, cell, u, v)
-    dome *= np.float32(1.0) + np.float32(0.12) * mott
+    dome *= np.float32(1.0) + np.float32(0.07) * mott
     if "OBSCURED" in margins:
         # parts of the margin fade into the surrounding tissue
         fade = 0.5 + 0.5 * np.cos(phi_px - np.float32(r.uniform(0, 2 * math.pi)))
@@ -710,15 +757,15 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
         c, s_ = math.cos(ang), math.sin(ang)
         for a_s, length, w0, a_amp, curv, jit in spic:
             rb0 = float(np.interp(a_s % (2 * math.pi), phi, rad)) * body_R
-            nseg = 10
+            nseg = 16
             ts = np.linspace(0.0, 1.0, nseg + 1)
             hd = a_s + curv * ts * 3 + np.concatenate([[0.0], np.cumsum(jit)])[: nseg + 1]
             step = length / nseg
-            pu_ = [rb0 * 0.7 * math.cos(a_s)]
-            pv_ = [rb0 * 0.7 * math.sin(a_s)]
+            pu_ = [rb0 * 0.85 * math.cos(a_s)]
+            pv_ = [rb0 * 0.85 * math.sin(a_s)]
             for i in range(nseg):
-                pu_.append(pu_[-1] + step * math.cos(hd[i]) + (rb0 * 0.3 / nseg) * math.cos(a_s))
-                pv_.append(pv_[-1] + step * math.sin(hd[i]) + (rb0 * 0.3 / nseg) * math.sin(a_s))
+                pu_.append(pu_[-1] + step * math.cos(hd[i]) + (rb0 * 0.15 / nseg) * math.cos(a_s))
+                pv_.append(pv_[-1] + step * math.sin(hd[i]) + (rb0 * 0.15 / nseg) * math.sin(a_s))
             pu_ = np.array(pu_)
             pv_ = np.array(pv_)
             gx = cx + pu_ * c - pv_ * s_
@@ -726,12 +773,12 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
             pts = pt.to_px(gx, gy)
             for i in range(nseg):
                 f = i / nseg
-                w = max(0.06, w0 * (1.0 - 0.85 * f))
-                val = a_amp * (1.0 - 0.7 * f)
+                w = max(0.05, w0 * (1.0 - 0.8 * f))
+                val = a_amp * (1.0 - 0.9 * f) ** 1.3
                 th_px = max(1, int(round(w / pt.fine)))
                 cv2.line(sl, tuple(int(z) for z in pts[i]), tuple(int(z) for z in pts[i + 1]), float(val),
                          th_px, cv2.LINE_8, shift=4)
-        sl = _blur(sl, max(0.6, 0.12 / pt.fine))
+        sl = _blur(sl, max(0.6, 0.1 / pt.fine))
         lay = lay + sl
     patch = pt.down(lay.astype(np.float32))
     mask_f = body_mask_f if not ad else (r_px <= np.float32(R * 0.6)).astype(np.float32)
@@ -752,6 +799,22 @@ def _calc_types(les: LesionSpec, r: np.random.Generator) -> list[str]:
             ("COARSE", "ROUND_AND_REGULAR", "PUNCTATE", "LUCENT_CENTER")
         out = [pool[int(r.integers(len(pool)))]]
     return out
+
+
+def _thick(size_mm: float) -> float:
+    """Relative attenuation of a speck of this size (thin specks are fainter)."""
+    return float(np.clip(0.35 + 1.3 * size_mm, 0.4, 1.0))
+
+
+def _spread(pts: np.ndarray, min_dist: float, n: int) -> np.ndarray:
+    """Greedy subset of at most n points that are at least min_dist apart (deterministic)."""
+    keep: list[np.ndarray] = []
+    for p_ in pts:
+        if all(float(np.hypot(*(p_ - q))) >= min_dist for q in keep):
+            keep.append(p_)
+            if len(keep) >= n:
+                break
+    return np.array(keep) if keep else pts[:1]
 
 
 def _calc_positions(dist: str, n: int, ext: float, r: np.random.Generator) -> np.ndarray:
@@ -804,7 +867,7 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
             n = int(r.integers(14, 30) * scale / per_type) + 5
             pos = _calc_positions(dist, n, ext, r)
             for (pu, pv) in pos:
-                size = r.uniform(0.10, 0.45)
+                size = r.uniform(0.08, 0.45)
                 nv = int(r.integers(4, 8))
                 aa = np.sort(r.uniform(0, 2 * math.pi, nv))
                 rr = size * 0.5 * r.uniform(0.45, 1.0, nv)
@@ -813,29 +876,34 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
                 qu = rr * np.cos(aa) * el
                 qv = rr * np.sin(aa)
                 pts = np.stack([pu + qu * math.cos(o) - qv * math.sin(o), pv + qu * math.sin(o) + qv * math.cos(o)], 1)
-                prims.append(("poly", pts, amp0 * r.uniform(0.55, 1.1) * min(1.0, 0.45 + size)))
+                prims.append(("poly", pts, amp0 * r.uniform(0.6, 1.05) * _thick(size)))
         elif ctype == "FINE_LINEAR_BRANCHING":
             n = int(r.integers(8, 18) * scale / per_type) + 4
             pos = _calc_positions(dist if dist != "CLUSTERED" else "LINEAR" if r.random() < 0.4 else dist, n, ext, r)
             for (pu, pv) in pos:
-                L = r.uniform(0.5, 2.2)
+                L = r.uniform(0.4, 1.8)
                 o = r.normal(0, 0.35)
-                w = r.uniform(0.1, 0.25)
+                w = r.uniform(0.08, 0.18)
                 pts = [(pu - 0.5 * L * math.cos(o), pv - 0.5 * L * math.sin(o))]
                 ns = 4
                 for i in range(ns):
-                    o2 = o + r.normal(0, 0.25)
+                    o2 = o + r.normal(0, 0.3)
                     x0, y0 = pts[-1]
                     pts.append((x0 + L / ns * math.cos(o2), y0 + L / ns * math.sin(o2)))
-                a_ = amp0 * r.uniform(0.6, 1.05)
-                prims.append(("line", np.array(pts), w, a_))
+                a_ = amp0 * r.uniform(0.7, 1.05) * _thick(w * 1.6)
+                # broken into 1-3 pieces
+                cut = sorted(set(int(c) for c in r.integers(1, ns, int(r.integers(0, 2)))))
+                segs = np.split(np.array(pts), cut) if cut else [np.array(pts)]
+                for seg in segs:  # np.split leaves a one-step gap between the pieces
+                    if len(seg) >= 2:
+                        prims.append(("line", seg, w, a_ * r.uniform(0.8, 1.0)))
                 if r.random() < 0.35:  # a branch
                     j = int(r.integers(1, ns))
                     ob = o + r.choice([-1, 1]) * r.uniform(0.4, 0.9)
                     Lb = L * r.uniform(0.3, 0.6)
                     x0, y0 = pts[j]
                     prims.append(("line", np.array([(x0, y0), (x0 + Lb * math.cos(ob), y0 + Lb * math.sin(ob))]),
-                                  w * 0.8, a_ * 0.9))
+                                  w * 0.8, a_ * 0.85))
         elif ctype == "AMORPHOUS":
             n = int(r.integers(20, 45) * scale / per_type) + 6
             for (pu, pv) in _calc_positions(dist, n, ext, r):
@@ -843,54 +911,60 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
         elif ctype == "PUNCTATE":
             n = int(r.integers(8, 18) * scale / per_type) + 5
             for (pu, pv) in _calc_positions(dist, n, ext, r):
-                prims.append(("disk", pu, pv, r.uniform(0.1, 0.24), amp0 * r.uniform(0.6, 0.95), 0.0))
+                rad_ = r.uniform(0.08, 0.24)
+                prims.append(("disk", pu, pv, rad_, amp0 * r.uniform(0.7, 1.0) * _thick(2 * rad_), 0.0))
         elif ctype == "ROUND_AND_REGULAR":
             n = int(r.integers(5, 12) * scale / per_type) + 5
-            for (pu, pv) in _calc_positions(dist, n, ext, r):
-                prims.append(("disk", pu, pv, r.uniform(0.25, 0.5), amp0 * r.uniform(0.9, 1.2), 0.0))
+            for (pu, pv) in _spread(_calc_positions(dist, 3 * n, ext, r), 1.2, n):
+                rad_ = r.uniform(0.2, 0.5)
+                prims.append(("disk", pu, pv, rad_, amp0 * r.uniform(0.85, 1.1) * _thick(2 * rad_), 0.0))
         elif ctype == "LUCENT_CENTER":
-            n = int(r.integers(3, 8) * scale / per_type) + 3
-            for (pu, pv) in _calc_positions(dist, n, ext, r):
-                ro = r.uniform(0.5, 1.4)
-                prims.append(("ring", pu, pv, ro, r.uniform(0.15, 0.3), amp0 * r.uniform(0.9, 1.2)))
+            n = int(r.integers(2, 6) * scale / per_type) + 2
+            for (pu, pv) in _spread(_calc_positions(dist, 4 * n, ext, r), 3.2, n):
+                ro = r.uniform(0.45, 1.2)
+                prims.append(("ring", pu, pv, ro, r.uniform(0.15, 0.3), amp0 * r.uniform(0.8, 1.05)))
         elif ctype == "COARSE":
             n = int(r.integers(3, 7) * scale / per_type) + 3
-            for (pu, pv) in _calc_positions(dist, n, ext, r):
+            for (pu, pv) in _spread(_calc_positions(dist, 3 * n, ext, r), 2.2, n):
+                a_ = amp0 * r.uniform(1.0, 1.35)
                 for _ in range(int(r.integers(3, 7))):
-                    du, dv = r.normal(0, 0.45, 2)
-                    size = r.uniform(0.4, 1.0)
-                    nv = int(r.integers(5, 9))
-                    aa = np.sort(r.uniform(0, 2 * math.pi, nv))
-                    rr = size * 0.5 * r.uniform(0.6, 1.0, nv)
-                    pts = np.stack([pu + du + rr * np.cos(aa), pv + dv + rr * np.sin(aa)], 1)
-                    prims.append(("poly", pts, amp0 * r.uniform(1.1, 1.5)))
+                    du, dv = r.normal(0, 0.4, 2)
+                    prims.append(("ellipse", pu + du, pv + dv, r.uniform(0.2, 0.55), r.uniform(0.15, 0.4),
+                                  r.uniform(0, 180.0), a_ * r.uniform(0.8, 1.0)))
         elif ctype == "LARGE_RODLIKE":
-            n = int(r.integers(3, 7) * scale / per_type) + 2
-            for (pu, pv) in _calc_positions(dist, n, ext, r):
-                L = min(ext * 0.6, r.uniform(3.0, 9.0))
+            n = int(r.integers(3, 6) * scale / per_type) + 2
+            for (pu, pv) in _spread(_calc_positions(dist, 4 * n, ext, r), 2.0, n):
+                L = min(ext * 0.5, r.uniform(2.5, 7.0))
                 o = r.normal(0, 0.2)
-                prims.append(("line", np.array([(pu - 0.5 * L * math.cos(o), pv - 0.5 * L * math.sin(o)),
-                                                 (pu + 0.5 * L * math.cos(o), pv + 0.5 * L * math.sin(o))]),
-                              r.uniform(0.5, 1.1), amp0 * r.uniform(1.1, 1.4)))
+                w = r.uniform(0.4, 0.9)
+                seg = np.array([(pu - 0.5 * L * math.cos(o), pv - 0.5 * L * math.sin(o)),
+                                (pu, pv + r.normal(0, 0.15)),
+                                (pu + 0.5 * L * math.cos(o), pv + 0.5 * L * math.sin(o))])
+                prims.append(("line", seg, w, amp0 * r.uniform(0.9, 1.2)))
         elif ctype == "VASCULAR":
             nv_ = 1 + int(r.random() < 0.4)
             for k_ in range(nv_):
                 vv = r.uniform(-0.25, 0.25) * ext
-                t = np.linspace(-0.5 * ext, 0.5 * ext, 30)
-                bend = r.normal(0, 0.6) * np.sin(t / max(ext, 1.0) * math.pi * r.uniform(0.5, 1.5))
+                t = np.linspace(-0.5 * ext, 0.5 * ext, 40)
+                hd = np.cumsum(r.normal(0, 0.12, t.size))
+                hd -= hd.mean()
+                cen = np.stack([t, vv + np.cumsum(np.sin(hd)) * (t[1] - t[0])], 1)
+                tang = np.gradient(cen, axis=0)
+                nrm = np.stack([-tang[:, 1], tang[:, 0]], 1) / np.linalg.norm(tang, axis=1)[:, None]
                 sep = r.uniform(0.8, 1.4)
                 for side in (-1, 1):
-                    line = np.stack([t, vv + bend + side * sep * 0.5], 1)
-                    i0 = 0
+                    line = cen + nrm * (side * sep * 0.5)
+                    i0 = int(r.integers(0, 3))
                     while i0 < len(t) - 2:  # dashed, interrupted track
-                        i1 = min(len(t) - 1, i0 + int(r.integers(2, 7)))
-                        if r.random() < 0.75:
-                            prims.append(("line", line[i0:i1 + 1], r.uniform(0.12, 0.25), amp0 * r.uniform(0.7, 1.0)))
-                        i0 = i1 + int(r.integers(0, 2))
+                        i1 = min(len(t) - 1, i0 + int(r.integers(2, 6)))
+                        if r.random() < 0.7:
+                            w = r.uniform(0.1, 0.22)
+                            prims.append(("line", line[i0:i1 + 1], w, amp0 * r.uniform(0.7, 1.0) * _thick(1.6 * w)))
+                        i0 = i1 + int(r.integers(1, 3))
     # drawing
     centres = []
     for p_ in prims:
-        if p_[0] in ("disk", "ring"):
+        if p_[0] in ("disk", "ring", "ellipse"):
             centres.append((p_[1], p_[2]))
         elif p_[0] == "poly":
             centres.extend(p_[1].tolist())
@@ -925,6 +999,12 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
             cv2.circle(lay, (int(ctr[0]), int(ctr[1])), int(round(ro / pt.fine * 16)), float(a_), -1, cv2.LINE_8, shift=4)
             cv2.circle(lay, (int(ctr[0]), int(ctr[1])), int(round(max(ro - w, 0.05) / pt.fine * 16)), float(a_ * 0.3), -1,
                        cv2.LINE_8, shift=4)
+        elif kind == "ellipse":
+            _, pu, pv, ax1, ax2, o, a_ = p_
+            gx, gy = g(pu, pv)
+            ctr = pt.to_px(gx, gy)
+            cv2.ellipse(lay, (int(ctr[0]), int(ctr[1])), (int(round(ax1 / pt.fine * 16)), int(round(ax2 / pt.fine * 16))),
+                        float(o + math.degrees(ang)), 0.0, 360.0, float(a_), -1, cv2.LINE_8, shift=4)
         elif kind == "poly":
             _, pts, a_ = p_
             gx, gy = g(pts[:, 0], pts[:, 1])
@@ -933,7 +1013,7 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
             _, pts, w, a_ = p_
             gx, gy = g(pts[:, 0], pts[:, 1])
             cv2.polylines(lay, [pt.to_px(gx, gy)], False, float(a_), max(1, int(round(w / pt.fine))), cv2.LINE_8, shift=4)
-    lay = _blur(lay, 0.035 / pt.fine)
+    lay = _blur(lay, 0.05 / pt.fine)
     if haze.any():
         lay += _blur(haze, 0.09 / pt.fine)
     patch = pt.down(lay)
