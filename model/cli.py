@@ -63,6 +63,150 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(weights: str | None):
+    from model.weights import default_model_path, load_model
+
+    return load_model(weights or default_model_path())
+
+
+def _infer_targets(paths: list[str], views: set[str]) -> tuple[list, list[dict]]:
+    """(indexed images to run, errors) from files and folders; folders go through the index (ground truth too)."""
+    from model.study_index import build_index
+
+    targets, errors = [], []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            errors.append({"path": str(path), "reason": "not found"})
+            continue
+        index = build_index(path)
+        errors += [{"path": s.path, "reason": s.reason} for s in index.skipped]
+        chosen = index.images if path.is_file() else [i for i in index.images if (i.view or "").upper() in views]
+        targets += chosen
+    return targets, errors
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.errors import ImageReadError
+    from model.fileio import user_cache_dir
+    from model.inference import InferenceConfig, Predictor
+    from model.masks import load_mask
+    from model.overlay import render_overlay, write_png
+
+    model = _load_model(args.weights)
+    predictor = Predictor(model, args.device, config=InferenceConfig(), cache_dir=None if args.no_cache else user_cache_dir() / "results")
+    views = {v.strip().upper() for v in args.views.split(",") if v.strip()}
+    targets, errors = _infer_targets(args.paths, views)
+    out_dir = Path(args.out)
+    roi = None
+    if args.roi:
+        try:
+            roi = tuple(float(v) for v in args.roi.split(","))
+            assert len(roi) == 2
+        except (ValueError, AssertionError):
+            print("bcir infer: --roi takes X,Y in pixels of the original image", file=sys.stderr)
+            return 2
+    results = []
+    for image in tqdm(targets, desc="images", unit="image", file=sys.stderr, disable=None if len(targets) > 1 else True):
+        try:
+            from model.dicom_io import read_image
+
+            mammogram = read_image(image.path)
+            result = predictor.predict_roi(mammogram, *roi) if roi else predictor.predict(mammogram)
+            stem = _output_stem(image)
+            mask = result.mask(model.threshold)
+            mask_path = out_dir / f"{stem}_mask.png"
+            write_png(mask_path, (mask * 255).astype("uint8"))
+            truth = []
+            for a in image.abnormalities:
+                if a.mask_path and not a.problem:
+                    try:
+                        truth.append(load_mask(a.mask_path, (image.rows, image.columns)))
+                    except (ImageReadError, ValueError):
+                        pass
+            write_png(out_dir / f"{stem}_overlay.png", render_overlay(mammogram, mask, truth))
+            item = result.to_json()
+            item["mask_path"] = str(mask_path)
+            item["overlay_path"] = str(out_dir / f"{stem}_overlay.png")
+            results.append(item)
+        except ImageReadError as exc:
+            errors.append({"path": image.path, "reason": exc.reason})
+    if args.json:
+        json.dump({"results": results, "errors": errors}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for item in results:
+            lesions = ", ".join(f"{l['label']} {l['p_malignant']:.2f}" for l in item["lesions"]) or "no lesion"
+            print(f"{item['path']}: case score {item['case_score']:.2f}; {lesions} ({item['seconds']:.1f} s, {item['device']})")
+        for e in errors:
+            print(f"error: {e['path']}: {e['reason']}")
+        print(f"{len(results)} images, {len(errors)} errors; masks and overlays in {out_dir}")
+    return 0
+
+
+def _output_stem(image) -> str:
+    import hashlib
+    import re
+
+    base = image.subject or Path(image.path).stem
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
+    return f"{base}_{hashlib.sha1(image.path.encode()).hexdigest()[:6]}"
+
+
+def _cmd_model_info(args: argparse.Namespace) -> int:
+    from model.network import parameter_counts
+    from model.runtime import device_label, resolve_device
+
+    model = _load_model(args.weights)
+    info = {**parameter_counts(model.net), "device": device_label(resolve_device(args.device)),
+            "weights": str(model.path), "card": model.card}
+    if args.json:
+        json.dump(info, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        card = model.card
+        print(f"{card.get('name')} {card['model_version']} ({card['architecture']} v{card['architecture_version']})")
+        print(f"  weights: {model.path}")
+        print(f"  trunk: {info['trunk_trainable_params']:,} trainable parameters + {info['trunk_bn_running_stats']:,} BatchNorm statistics; "
+              f"malignancy head: {info['head_params']:,}")
+        print(f"  working spacing {model.preprocess.working_spacing_mm} mm, tile {model.tile_size}, threshold {model.threshold}")
+        training = card.get("training", {})
+        print(f"  trained on: {training.get('data')}; date {training.get('date')}; parent {card.get('parent')}")
+        for k, v in (training.get("metrics") or {}).items():
+            print(f"    {k}: {v}")
+        print(f"  device: {info['device']}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from model.bench import run_bench
+    from model.weights import bundled_model_path, load_model, random_model
+
+    path = args.weights or bundled_model_path()
+    model = load_model(path) if path else random_model(0)
+    report = run_bench(model, device=args.device, repeats=args.repeats, image=args.image,
+                       log=(lambda m: print(m, file=sys.stderr)))
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        t = report["cpu_tile_seconds"]
+        print(f"device: {report['device']}")
+        print("CPU tile 1024x1024 (median): " + ", ".join(f"{k} {v:.3f} s" for k, v in t.items())
+              + f"; shipped is {report['cpu_tile_speedup_vs_eager_fp32']:.1f}x eager fp32")
+        if "gpu_tile_seconds" in report:
+            print(f"GPU tile ({report['gpu_name']}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in report["gpu_tile_seconds"].items()))
+        print(f"whole CC view {report['full_view_shape'][0]}x{report['full_view_shape'][1]}, DICOM to lesions: "
+              f"median {report['full_view_seconds_median']:.2f} s over {len(report['full_view_seconds_runs'])} runs "
+              f"({report['full_view_tiles']} tiles)")
+        print(f"peak RSS: {report['peak_rss_mb_after_full_view']:.0f} MB after the whole view, {report['peak_rss_mb']:.0f} MB in all")
+        print(f"header scan: {report['header_scan_files_per_s']:.0f} files/s over {report['header_scan_files']} files")
+        print("goals: " + ", ".join(f"{k}: {'met' if v else 'not met' if v is not None else 'n/a'}" for k, v in report["goals"].items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bcir", description="B-Cir Review: mammogram review with the B-Cir U-Net")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -82,6 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full: 50 um pixels like CBIS-DDSM; small: 400 um, for tests")
     p.add_argument("--no-metadata", action="store_true", help="leave out the retriever's metadata.csv")
     p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser("infer", help="run the network on files or folders; writes mask and overlay PNGs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")
+    p.add_argument("--out", default="bcir-out", help="folder for the PNGs (default ./bcir-out)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--roi", metavar="X,Y", help="run one tile centred on this point (the paper's protocol)")
+    p.add_argument("--views", default="CC", help="views to run in folders (default CC; e.g. CC,MLO)")
+    p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("model-info", help="parameter counts, device and model card")
+    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_model_info)
+
+    p = sub.add_parser("bench", help="measure inference speed, memory and header scanning")
+    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model, else random weights)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--image", help="a full CC view to time (default: a generated full-size one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -64,3 +64,38 @@ def demo_root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     write_demo_dataset(out, patients=6, seed=11, size="small", workers=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def disc_model():
+    """A B-Cir U-Net trained for a few seconds to find bright discs: gives real, non-trivial masks
+    (random weights give a flat map) for tests of the inference path."""
+    import torch
+
+    from model.network import BCirUNet
+    from model.weights import LoadedModel, new_card
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = BCirUNet()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    yy, xx = np.mgrid[:64, :64]
+    for _ in range(80):
+        images, masks = [], []
+        for _ in range(8):
+            # what the preprocessing makes of tissue: equalized, so uniform in [0, 1]; a dense disc sits at the top
+            img = rng.uniform(0, 0.95, (64, 64)).astype(np.float32)
+            cy, cx, r = rng.uniform(12, 52), rng.uniform(12, 52), rng.uniform(4, 10)
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            img[disc] = rng.uniform(0.97, 1.0, disc.sum())
+            images.append(img)
+            masks.append(disc.astype(np.float32))
+        x = torch.from_numpy(np.stack(images)[:, None])
+        y = torch.from_numpy(np.stack(masks)[:, None])
+        logits, _ = net(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    return LoadedModel(net=net, card=new_card(net, version="test-discs"), path=None)

@@ -394,9 +394,9 @@ def _breast_params(breast: BreastSpec, lat: str) -> dict:
         "bias": (-1.55, -0.75, 0.35, 1.45)[dens - 1] + r.normal(0.0, 0.12),
         "fat1": r.uniform(4.0, 8.0) * (1.25 - 0.12 * dens),
         "fat_w": r.uniform(12.0, 22.0),
-        "streak_w": r.uniform(0.3, 0.55),
-        "lobule_w": r.uniform(0.2, 0.35),
-        "gain": r.uniform(1.6, 2.2),
+        "streak_w": r.uniform(0.45, 0.75),
+        "lobule_w": r.uniform(0.15, 0.3),
+        "gain": r.uniform(1.4, 1.9),
         "cone0": r.uniform(25.0, 40.0),
         "cone1": r.uniform(0.7, 1.1),
         "strands": int(r.integers(120, 220)),
@@ -486,7 +486,7 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
                               borderMode=cv2.BORDER_WRAP)
 
     f_iso = cart("iso", _powerlaw(3.0, 1 / 50.0, 0.6))
-    f_mid = cart("mid", _powerlaw(2.6, 1 / 10.0, 1.5))
+    f_mid = cart("mid", _powerlaw(3.0, 1 / 10.0, 1.5))
     f_lob = cart("lob", _bandpass(1 / 6.0, 0.5))
     f_env = cart("env", _powerlaw(4.0, 1 / 60.0, 0.05))
 
@@ -542,8 +542,8 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     t = q + np.float32(P["bias"]) + np.float32(1.8) * (env - np.float32(0.5))
     dense = _sigmoid(t * np.float32(P["gain"]))
     g = env * dense
-    g *= np.clip(np.float32(1.0) + np.float32(0.15) * f_mid, 0.3, 1.7)
-    lob = _smoothstep(f_lob, 0.3, 2.2)
+    g *= np.clip(np.float32(1.0) + np.float32(0.1) * f_mid, 0.3, 1.7)
+    lob = _smoothstep(f_lob, 0.9, 2.6) * _smoothstep(f_env, -0.6, 0.9)  # fat lobules, in patches
     g *= np.float32(1.0) - np.float32(P["lobule_w"]) * lob
     env_wide = _smoothstep(d, 0.8, 5.0)
     g += np.float32(0.03) * f_mid * env_wide  # faint texture in the fat as well
@@ -556,9 +556,17 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
         poly = np.round(np.stack([px, py], 1) * 16).astype(np.int32)
         w_px = width / work_mm
         th_px = max(1, int(round(w_px)))
-        cv2.polylines(lines, [poly], False, float(amp * min(1.0, w_px / th_px)), th_px, cv2.LINE_8, shift=4)
+        a_line = amp * min(1.0, w_px / th_px)
+        n_pts = len(poly)
+        if n_pts < 3:
+            continue
+        # fade in and out along the line (strands are not wires)
+        prof = np.sin(np.linspace(0.0, math.pi, n_pts - 1)) ** 0.6
+        for i in range(n_pts - 1):
+            cv2.line(lines, (int(poly[i, 0]), int(poly[i, 1])), (int(poly[i + 1, 0]), int(poly[i + 1, 1])),
+                     float(a_line * prof[i]), th_px, cv2.LINE_8, shift=4)
     lines = _blur(lines, max(0.5, 0.06 / work_mm))
-    g += lines * env_wide * (np.float32(1.0) - np.float32(0.6) * np.clip(g, 0.0, 1.0))
+    g += lines * env_wide * (np.float32(1.0) - np.float32(0.35) * np.clip(g, 0.0, 1.0))
 
     # projected thickness: semicircular compressed edge; skin shell seen tangentially
     R = np.float32(geo.edge_r)
@@ -933,10 +941,10 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
                                   r.uniform(0, 180.0), a_ * r.uniform(0.8, 1.0)))
         elif ctype == "LARGE_RODLIKE":
             n = int(r.integers(3, 6) * scale / per_type) + 2
-            for (pu, pv) in _spread(_calc_positions(dist, 4 * n, ext, r), 2.0, n):
+            for (pu, pv) in _spread(_calc_positions(dist, 4 * n, ext, r), 2.5, n):
                 L = min(ext * 0.5, r.uniform(2.5, 7.0))
                 o = r.normal(0, 0.2)
-                w = r.uniform(0.4, 0.9)
+                w = r.uniform(0.3, 0.65)
                 seg = np.array([(pu - 0.5 * L * math.cos(o), pv - 0.5 * L * math.sin(o)),
                                 (pu, pv + r.normal(0, 0.15)),
                                 (pu + 0.5 * L * math.cos(o), pv + 0.5 * L * math.sin(o))])
@@ -952,6 +960,7 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
                 tang = np.gradient(cen, axis=0)
                 nrm = np.stack([-tang[:, 1], tang[:, 0]], 1) / np.linalg.norm(tang, axis=1)[:, None]
                 sep = r.uniform(0.8, 1.4)
+                prims.append(("tube", cen, sep + 0.4, amp0 * 0.08))  # the vessel itself
                 for side in (-1, 1):
                     line = cen + nrm * (side * sep * 0.5)
                     i0 = int(r.integers(0, 3))
@@ -1009,13 +1018,17 @@ def _calcs(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int,
             _, pts, a_ = p_
             gx, gy = g(pts[:, 0], pts[:, 1])
             cv2.fillPoly(lay, [pt.to_px(gx, gy)], float(a_), cv2.LINE_8, shift=4)
+        elif kind == "tube":
+            _, pts, w, a_ = p_
+            gx, gy = g(pts[:, 0], pts[:, 1])
+            cv2.polylines(haze, [pt.to_px(gx, gy)], False, float(a_), max(1, int(round(w / pt.fine))), cv2.LINE_8, shift=4)
         else:
             _, pts, w, a_ = p_
             gx, gy = g(pts[:, 0], pts[:, 1])
             cv2.polylines(lay, [pt.to_px(gx, gy)], False, float(a_), max(1, int(round(w / pt.fine))), cv2.LINE_8, shift=4)
     lay = _blur(lay, 0.05 / pt.fine)
     if haze.any():
-        lay += _blur(haze, 0.09 / pt.fine)
+        lay += _blur(haze, 0.1 / pt.fine)
     patch = pt.down(lay)
     # cluster outline: convex hull of the specks, grown by a margin, smoothed
     gx, gy = g(cu[:, 0], cu[:, 1])
@@ -1229,7 +1242,8 @@ def render_view(breast: BreastSpec, laterality: str, view: str, lesions: list[Le
     for les in lesions:
         kind = str(les.kind).strip().lower()
         is_calc = kind.startswith("calc")
-        radius = 0.5 * float(les.size_mm) * (0.8 if is_calc else 1.0)
+        size = max(1.0, float(les.size_mm))
+        radius = (0.5 * size + 1.2 + 0.06 * size) if is_calc else 0.5 * size  # mask extent around the centre
         cx, cy = geo.place(les.depth, les.offset, radius, skin_dist)
         axis_ang = math.atan2(yn - cy, xn - cx)
         if is_calc:

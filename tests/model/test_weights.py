@@ -1,0 +1,74 @@
+"""Model files: safetensors + card round trip, pickles refused, mismatches caught."""
+
+import json
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from model.errors import ModelFileError
+from model.network import BCirUNet
+from model.weights import load_model, new_card, random_model, save_model
+
+
+def test_round_trip(tmp_path):
+    model = random_model(3, threshold=0.4)
+    path = save_model(model.net, model.card, tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    for (k, a), (_, b) in zip(model.net.state_dict().items(), loaded.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    card = json.loads((tmp_path / "m.json").read_text())
+    for key in ("architecture", "architecture_version", "preprocess", "tile_size", "normalization", "threshold",
+                "training", "parent", "model_version", "weights_sha256"):
+        assert key in card
+    assert loaded.threshold == 0.4 and loaded.preprocess.working_spacing_mm == card["preprocess"]["working_spacing_mm"]
+    assert not list(tmp_path.glob("*.part"))
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "weights.ckpt"])
+def test_pickles_are_refused_without_unpickling(tmp_path, name):
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("open(r'%s', 'w').write('ran')" % (tmp_path / "pwned"),))
+
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        pickle.dump({"state": Boom()}, f)
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_torch_zip_checkpoint_renamed_is_still_refused(tmp_path):
+    path = tmp_path / "innocent.safetensors"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(path)
+
+
+def test_card_and_weights_must_match(tmp_path):
+    a = random_model(1)
+    path = save_model(a.net, a.card, tmp_path / "a.safetensors")
+    b = random_model(2)
+    save_model(b.net, b.card, tmp_path / "b.safetensors")
+    (tmp_path / "a.json").write_text((tmp_path / "b.json").read_text())
+    with pytest.raises(ModelFileError, match="does not match"):
+        load_model(path)
+    (tmp_path / "c.json").unlink(missing_ok=True)
+    (tmp_path / "b.json").unlink()
+    with pytest.raises(ModelFileError, match="no model card"):
+        load_model(tmp_path / "b.safetensors")
+
+
+def test_wrong_architecture_settings(tmp_path):
+    net = BCirUNet(base_channels=8)
+    card = new_card(net)
+    path = save_model(net, card, tmp_path / "small.safetensors")
+    assert load_model(path).net.config["base_channels"] == 8  # the card rebuilds the same network
+    data = json.loads((tmp_path / "small.json").read_text())
+    data["network"]["base_channels"] = 16
+    (tmp_path / "small.json").write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match="does not fit"):
+        load_model(path)
