@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -267,21 +267,23 @@ class _Geometry:
         # view-level draws
         rv = _rng("view-shape", breast.seed, lat, view)
         H, W = self.H, self.W
-        D = min(92.0 * size * dj, 0.84 * W - nip_h)
+        nip_h = min(nip_h, 0.08 * W)
+        nip_w = min(nip_w, 0.1 * H)
+        D = max(min(92.0 * size * dj, 0.84 * W - nip_h), 0.3 * W)
         if view == "CC":
             xc = -rv.uniform(0.06, 0.14) * D
             yc = H * rv.uniform(0.47, 0.53)
-            hu = min(80.0 * size * hj_u, yc - 0.03 * H)
-            hl = min(80.0 * size * hj_l, 0.97 * H - yc)
+            hu = max(min(80.0 * size * hj_u, yc - 0.03 * H), 0.2 * H)
+            hl = max(min(80.0 * size * hj_l, 0.97 * H - yc), 0.2 * H)
             pu = pl = rv.uniform(2.0, 2.5)
             tau = rv.normal(0.0, 0.04)
         else:
-            D = min(D * rv.uniform(1.0, 1.08), 0.84 * W - nip_h)
+            D = max(min(D * rv.uniform(1.0, 1.08), 0.84 * W - nip_h), 0.3 * W)
             xc = -rv.uniform(0.08, 0.15) * D
             yc = H * rv.uniform(0.56, 0.63)
             hu = yc * rv.uniform(1.1, 1.25)
             pu = rv.uniform(1.3, 1.6)
-            hl = max(H * rv.uniform(0.92, 1.0) - yc, 20.0)
+            hl = max(H * rv.uniform(0.92, 1.0) - yc, 0.2 * H)
             pl = rv.uniform(2.0, 2.5)
             tau = rv.uniform(0.06, 0.16)
         self.D = D
@@ -313,8 +315,8 @@ class _Geometry:
         if self.has_pect:
             upper = (th < tau) & (self.by < 0)
             x_top = float(self.bx[upper].max()) if upper.any() else 0.5 * D
-            self.pt = x_top * rv.uniform(0.6, 0.85)
-            self.pl = min(H * rv.uniform(0.38, 0.55), self.yc - 0.08 * H)
+            self.pt = x_top * rv.uniform(0.7, 0.9)
+            self.pl = min(H * rv.uniform(0.4, 0.58), self.yc - 0.03 * H)
             self.kappa = rv.uniform(0.04, 0.16)
 
     def lut_at(self, theta) -> np.ndarray:
@@ -448,6 +450,23 @@ def _line_paths(breast: BreastSpec, lat: str, P: dict) -> list[tuple[np.ndarray,
     return paths
 
 
+def _pect_fibres(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, work_mm: float) -> np.ndarray:
+    """Unit-std streaky noise running along the pectoral muscle (fixed 0.4 mm grid, rotated into the view)."""
+    cell = 0.4
+    n = int(math.ceil(math.hypot(geo.H, geo.W) / cell)) + 8
+    r = _rng("pect-fibres", breast.seed, lat)
+    z = r.standard_normal((n, n), dtype=np.float32)
+    z = cv2.GaussianBlur(z, (0, 0), sigmaX=14.0, sigmaY=1.3, borderType=cv2.BORDER_REFLECT)
+    z *= np.float32(1.0 / max(float(z.std()), 1e-6))
+    th = math.atan2(geo.pl, -geo.pt)  # direction of the muscle border
+    c, s_ = math.cos(th), math.sin(th)
+    cx, cy = 0.5 * geo.W, 0.5 * geo.H
+    sc = work_mm / cell
+    M = np.array([[c * sc, s_ * sc, (c * (0.5 * work_mm - cx) + s_ * (0.5 * work_mm - cy)) / cell + n / 2],
+                  [-s_ * sc, c * sc, (-s_ * (0.5 * work_mm - cx) + c * (0.5 * work_mm - cy)) / cell + n / 2]])
+    return cv2.warpAffine(z, M, (wc, wr), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+
+
 def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, work_mm: float):
     """Attenuation A (float32), normalised radius rho and skin distance (mm) on the working grid."""
     P = _breast_params(breast, lat)
@@ -462,6 +481,7 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     idx = ((th - np.float32(geo.th0)) * np.float32(1.0 / geo.dth)).astype(np.float32)
     rb = cv2.remap(geo.lut[None, :], idx, np.zeros_like(idx), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     rho = r / rb
+    del dx, dy, th, r, idx, rb
     inside = rho < 1.0
     dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5) * np.float32(work_mm)
     dist = cv2.GaussianBlur(dist, (0, 0), 0.7)  # de-facet the L2 chamfer
@@ -518,6 +538,7 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
     f_streak = logpolar("streak", _powerlaw(2.6, 0.5, 30.0, ax=1.0, ay=3.0))
+    del mx, my, s, psi, an, bn
 
     # parenchymal envelope: away from the subcutaneous fat, lighter at the chest wall, in a cone behind the nipple
     d = dist
@@ -532,8 +553,8 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     env = np.clip(env, 0.0, 1.0)
     pect = None
     if geo.has_pect:
-        psd = geo.pect_sd(X, Y)
-        pect = _smoothstep(psd, -1.2, 1.2)
+        psd = geo.pect_sd(X, Y) + np.float32(1.0) * f_env  # gently wavy anterior border
+        pect = _smoothstep(psd, -1.5, 2.0)
         env *= (np.float32(1.0) - _smoothstep(psd, -12.0, 0.0) * np.float32(0.85))
 
     # fibroglandular fraction: soft threshold of the power-law texture
@@ -545,6 +566,7 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     g *= np.clip(np.float32(1.0) + np.float32(0.1) * f_mid, 0.3, 1.7)
     lob = _smoothstep(f_lob, 0.9, 2.6) * _smoothstep(f_env, -0.6, 0.9)  # fat lobules, in patches
     g *= np.float32(1.0) - np.float32(P["lobule_w"]) * lob
+    del q, t, dense, lob, f_lob, f_streak, cone
     env_wide = _smoothstep(d, 0.8, 5.0)
     g += np.float32(0.03) * f_mid * env_wide  # faint texture in the fat as well
 
@@ -566,6 +588,8 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
             cv2.line(lines, (int(poly[i, 0]), int(poly[i, 1])), (int(poly[i + 1, 0]), int(poly[i + 1, 1])),
                      float(a_line * prof[i]), th_px, cv2.LINE_8, shift=4)
     lines = _blur(lines, max(0.5, 0.06 / work_mm))
+    if pect is not None:
+        lines *= np.float32(1.0) - pect
     g += lines * env_wide * (np.float32(1.0) - np.float32(0.35) * np.clip(g, 0.0, 1.0))
 
     # projected thickness: semicircular compressed edge; skin shell seen tangentially
@@ -577,13 +601,16 @@ def _anatomy(breast: BreastSpec, lat: str, geo: _Geometry, wr: int, wc: int, wor
     inner = np.sqrt(np.maximum(np.float32(2.0) * R * di - di * di, 0.0))
     T_in = inner * np.float32(1.0 / R)
     L_skin = (outer - inner) * np.float32(1.0 / R)
+    del outer, inner, di, dc
     A = T_in * (np.float32(1.0) + np.float32(_GLAND_GAIN) * g) + np.float32(P["skin_mu"]) * L_skin
+    del T_in, L_skin, g, env, env_wide, lines
     # nipple soft tissue
     A += np.float32(0.25) * np.exp(-dn2 * np.float32(1.0 / (2 * 4.0 ** 2)))
     if pect is not None:
         grad = _smoothstep(psd, 0.0, 25.0)
-        A += pect * np.float32(P["pect_a"]) * (np.float32(0.55) + np.float32(0.45) * grad) * \
-            (np.float32(1.0) + np.float32(0.06) * f_streak + np.float32(0.04) * f_iso)
+        fib = _pect_fibres(breast, lat, geo, wr, wc, work_mm)
+        A += pect * np.float32(P["pect_a"]) * (np.float32(0.5) + np.float32(0.5) * grad) * \
+            (np.float32(1.0) + np.float32(0.05) * fib + np.float32(0.05) * f_iso)
     A *= inside
     return A.astype(np.float32, copy=False), rho.astype(np.float32, copy=False), dist
 
@@ -742,7 +769,10 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
     half = max(R * (1.0 + 0.25), body_R + max_len) + 4 * sig + 1.0
     fine_target = 0.1 if pixel_mm > 0.1 else pixel_mm
     pt = _Patch(cx, cy, half, pixel_mm, rows, cols, fine_target)
-    u, v = pt.local(cx, cy, ang)
+    # the body (and its mask) on a smaller window than the spicules
+    hb = min(half, max(body_R * 1.05, 0.6 * R if ad else 0.0) + 4 * sig + 1.0)
+    pb = _Patch(cx, cy, hb, pixel_mm, rows, cols, fine_target)
+    u, v = pb.local(cx, cy, ang)
     phi_px = np.arctan2(v, u)
     r_px = np.sqrt(u * u + v * v)
     idx = ((phi_px % np.float32(2 * math.pi)) * np.float32(nphi / (2 * math.pi))).astype(np.float32)
@@ -759,7 +789,15 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
         # parts of the margin fade into the surrounding tissue
         fade = 0.5 + 0.5 * np.cos(phi_px - np.float32(r.uniform(0, 2 * math.pi)))
         dome *= np.float32(1.0) - np.float32(0.35) * fade * _smoothstep(qn, 0.6, 1.0)
-    lay = _blur(dome.astype(np.float32), sig / pt.fine) * np.float32(amp)
+    body = pb.down((_blur(dome.astype(np.float32), sig / pb.fine) * np.float32(amp)).astype(np.float32))
+    mask_f = body_mask_f if not ad else (r_px <= np.float32(R * 0.6)).astype(np.float32)
+    body_mask = pb.down(mask_f) >= 0.5
+    del u, v, phi_px, r_px, idx, rb, qn, dome, mott, mask_f, body_mask_f
+    patch = np.zeros((pt.h, pt.w), np.float32)
+    mask = np.zeros((pt.h, pt.w), bool)
+    oy, ox = pb.r0 - pt.r0, pb.c0 - pt.c0
+    patch[oy:oy + pb.h, ox:ox + pb.w] = body
+    mask[oy:oy + pb.h, ox:ox + pb.w] = body_mask
     if spic:
         sl = np.zeros((pt.fh, pt.fw), np.float32)
         c, s_ = math.cos(ang), math.sin(ang)
@@ -787,10 +825,7 @@ def _mass(les: LesionSpec, cx: float, cy: float, axis_ang: float, density: int, 
                 cv2.line(sl, tuple(int(z) for z in pts[i]), tuple(int(z) for z in pts[i + 1]), float(val),
                          th_px, cv2.LINE_8, shift=4)
         sl = _blur(sl, max(0.6, 0.1 / pt.fine))
-        lay = lay + sl
-    patch = pt.down(lay.astype(np.float32))
-    mask_f = body_mask_f if not ad else (r_px <= np.float32(R * 0.6)).astype(np.float32)
-    mask = pt.down(mask_f) >= 0.5
+        patch += pt.down(sl)
     if not mask.any():
         mask[min(mask.shape[0] - 1, int((cy / pixel_mm) - pt.r0)), min(mask.shape[1] - 1, int((cx / pixel_mm) - pt.c0))] = True
     return patch, mask, pt.r0, pt.c0
@@ -1263,21 +1298,29 @@ def render_view(breast: BreastSpec, laterality: str, view: str, lesions: list[Le
 
     # film curve, fog and grain
     rf = _rng("film", seed, breast.seed, lat, view, rows, cols)
-    v = np.float32(_FILM_V) * (np.float32(1.0) - np.exp(A * np.float32(-1.0 / _FILM_A0)))
-    fog = rf.uniform(250.0, 1100.0)
-    gy, gx = rf.uniform(-400.0, 400.0), rf.uniform(-300.0, 300.0)
-    ramp_y = np.linspace(-0.5, 0.5, rows, dtype=np.float32)[:, None] * np.float32(gy)
-    ramp_x = np.linspace(-0.5, 0.5, cols, dtype=np.float32)[None, :] * np.float32(gx)
-    img = v * np.float32(_SCALE) + np.float32(fog)
-    img += ramp_y
-    img += ramp_x
+    del rho
+    v = A  # in place: A is not needed any more
+    v *= np.float32(-1.0 / _FILM_A0)
+    np.exp(v, out=v)
+    v *= np.float32(-_FILM_V)
+    v += np.float32(_FILM_V)          # v = V * (1 - exp(-A / a0)), brightness 0..V
     grain = rf.standard_normal((rows, cols), dtype=np.float32)
     gs = 0.6
     grain = cv2.GaussianBlur(grain, (0, 0), gs)
     k1 = cv2.getGaussianKernel(int(2 * math.ceil(3 * gs) + 1), gs)
-    grain *= np.float32(1.0 / float((k1 ** 2).sum()))  # back to unit std
-    grain *= np.float32(120.0) + np.float32(420.0) * v
+    unit = 1.0 / float((k1 ** 2).sum())  # back to unit std after the blur
+    img = grain * v
+    img *= np.float32(420.0 * unit)
+    grain *= np.float32(120.0 * unit)
     img += grain
+    del grain
+    v *= np.float32(_SCALE)
+    img += v
+    del v, A
+    fog = rf.uniform(500.0, 1300.0)
+    gy, gx = rf.uniform(-1.0, 1.0) * 0.3 * fog, rf.uniform(-1.0, 1.0) * 0.25 * fog
+    img += np.linspace(-0.5, 0.5, rows, dtype=np.float32)[:, None] * np.float32(gy) + np.float32(fog)
+    img += np.linspace(-0.5, 0.5, cols, dtype=np.float32)[None, :] * np.float32(gx)
 
     if cw == "right":
         img = np.ascontiguousarray(img[:, ::-1])
