@@ -1,0 +1,55 @@
+"""Words the worklist and status bar use for images, patients and ground truth (no Qt here)."""
+
+from __future__ import annotations
+
+from model.study_index import Abnormality, IndexedImage
+
+
+def image_label(image: IndexedImage) -> str:
+    """'R CC', 'L MLO', '? CC' ..."""
+    side = image.laterality if image.laterality in ("L", "R") else "?"
+    return f"{side} {image.view or '?'}"
+
+
+def abnormality_text(abnormality: Abnormality) -> str:
+    """'MALIGNANT mass', 'BENIGN_WITHOUT_CALLBACK calcification' (pathology as the CSV writes it)."""
+    return f"{abnormality.pathology or ('MALIGNANT' if abnormality.malignant else 'BENIGN')} {abnormality.type}"
+
+
+def image_truth(image: IndexedImage) -> str:
+    """The ground truth of one image: its abnormalities, 'no lesion', or 'no ground truth'."""
+    if image.abnormalities:
+        return ", ".join(dict.fromkeys(abnormality_text(a) for a in image.abnormalities))
+    return "no lesion" if image.gt_known else "no ground truth"
+
+
+def patient_truth(images: list[IndexedImage]) -> str:
+    """One word for a patient: MALIGNANT when any image is, else benign / no lesion / no ground truth."""
+    verdicts = [i.malignant for i in images]
+    if any(v is True for v in verdicts):
+        return "MALIGNANT"
+    if any(i.abnormalities for i in images):
+        return "benign"
+    if any(i.gt_known for i in images):
+        return "no lesion"
+    return "no ground truth"
+
+
+def has_ground_truth(images: list[IndexedImage]) -> bool:
+    return any(i.gt_known for i in images)
+
+
+def has_abnormality(images: list[IndexedImage]) -> bool:
+    return any(i.abnormalities for i in images)
+
+
+def position_text(col: float, row: float, spacing_mm: tuple[float, float] | None) -> str:
+    """Cursor position in pixels, plus millimetres when the pixel spacing is known."""
+    text = f"x {int(col)}  y {int(row)} px"
+    if spacing_mm is None:
+        return text + "  (spacing unknown)"
+    return text + f"  ({col * spacing_mm[1]:.1f}, {row * spacing_mm[0]:.1f} mm)"
+
+
+def window_text(center: float, width: float) -> str:
+    return f"C {center:.0f}  W {width:.0f}"

@@ -1,0 +1,337 @@
+"""The reading area: 2-up (CC) or 4-up (CC over MLO) panes, linked zoom and pan, shared window/level."""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, QTimer, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from model.dicom_io import WindowPreset
+from model.study_index import IndexedImage
+
+from app.case_loading import LoadedImage, LoadFailure
+from app.case_text import image_label, position_text
+from app.hanging import SLOTS_4UP, Slot, hang, slots
+from app.image_pane import ImagePane
+
+# Right-drag: this many screen pixels to the right double the window width;
+# one pixel down moves the center by width / CENTER_PX_PER_WIDTH.
+WIDTH_DOUBLING_PX = 200.0
+CENTER_PX_PER_WIDTH = 400.0
+# Space left above and below a fitted image, as a fraction of its height.
+FIT_MARGIN = 0.01
+
+
+class _Canvas(pg.GraphicsLayoutWidget):
+    """The panes' drawing surface; tells when the mouse leaves it (the status bar then clears)."""
+
+    left = Signal()
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        self.left.emit()
+
+
+class HangingView(QWidget):
+    """Shows one patient. Emits status texts; holds no model state beyond what is on screen."""
+
+    cursorMoved = Signal(str)  # pixel value and position under the cursor
+    windowChanged = Signal(str)  # C/W of the pane under the cursor (or the first pane)
+    caseShown = Signal(str)  # patient id, once every pane of the current layout has its image
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = _Canvas()
+        self.canvas.setBackground("k")
+        self.canvas.ci.setContentsMargins(0, 0, 0, 0)
+        self.canvas.ci.layout.setSpacing(4)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+
+        self.panes: dict[Slot, ImagePane] = {slot: ImagePane(slot) for slot in SLOTS_4UP}
+        first = self.panes[SLOTS_4UP[0]].view
+        for pane in self.panes.values():
+            if pane.view is not first:
+                pane.view.setXLink(first)
+                pane.view.setYLink(first)
+            pane.view.windowDragged.connect(self._on_window_drag)
+            pane.view.sigRangeChangedManually.connect(self._on_manual_range)
+            pane.view.sigResized.connect(self._on_pane_resized)
+        first.sigRangeChanged.connect(self._on_range_changed)
+        self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.canvas.left.connect(self._on_mouse_left)
+
+        self.legend = QLabel(self)
+        self.legend.setObjectName("truthLegend")
+        self.legend.setStyleSheet("QLabel { background: rgba(0,0,0,170); color: #dddddd; padding: 3px 6px; }")
+
+        self.four_up = False
+        self.invert = False
+        self.show_truth = True
+        self.preset_index = 0
+        self.patient_id: str | None = None
+        self.assignment: dict[Slot, IndexedImage] = {}
+        self.load_order: list[IndexedImage] = []  # the case's images, those on screen first
+        self.failed: dict[Slot, str] = {}
+        self.hover_pane: ImagePane | None = None
+        self._fitted = True
+        self._refit_queued = False
+        self._drag_start: dict[ImagePane, WindowPreset] = {}
+        self._shown_emitted = False
+        self._last_scene_pos: QPointF | None = None
+        self._arrange()
+        self.show_message("Open a folder (File → Open folder, Ctrl+O)")
+
+    # -- layout
+
+    def _arrange(self) -> None:
+        self.canvas.ci.clear()
+        for slot in slots(self.four_up):
+            self.canvas.ci.addItem(self.panes[slot].view, row=slot.row, col=slot.col)
+        self._update_legend()
+
+    def visible_panes(self) -> list[ImagePane]:
+        return [self.panes[s] for s in slots(self.four_up)]
+
+    def set_four_up(self, four_up: bool) -> None:
+        if four_up == self.four_up:
+            return
+        self.four_up = four_up
+        self._arrange()
+        self.fit()
+        self._check_complete()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_legend()
+
+    def _place_legend(self) -> None:
+        self.legend.adjustSize()
+        self.legend.move(self.width() - self.legend.width() - 8, self.height() - self.legend.height() - 8)
+        self.legend.raise_()
+
+    def _update_legend(self) -> None:
+        if self.show_truth:
+            self.legend.setText('<span style="color:#ff0000; font-weight:bold">&#9473;&#9473;</span>&nbsp; ground truth')
+        else:
+            self.legend.setText('<span style="color:#888888">ground truth hidden (T)</span>')
+        self.legend.setVisible(self.patient_id is not None)
+        self._place_legend()
+
+    # -- content
+
+    def show_message(self, text: str) -> None:
+        """No case: every pane empty, the message in the first."""
+        self.patient_id = None
+        self.assignment = {}
+        self.load_order = []
+        self.failed = {}
+        for i, pane in enumerate(self.panes.values()):
+            pane.clear(text if i == 0 else "")
+        self._update_legend()
+
+    def show_patient(self, patient_id: str, images: list[IndexedImage]) -> list[IndexedImage]:
+        """Clear the panes for a new patient; returns the images to load, those on screen first."""
+        self.patient_id = patient_id
+        self.assignment = hang(images)
+        self.failed = {}
+        self.preset_index = 0
+        self._fitted = True
+        self._shown_emitted = False
+        for slot, pane in self.panes.items():
+            image = self.assignment.get(slot)
+            pane.clear(f"loading {image_label(image)}…" if image else f"no {slot.name}")
+        self._update_legend()
+        order = [*slots(self.four_up), *(s for s in SLOTS_4UP if s not in slots(self.four_up))]
+        self.load_order = [self.assignment[s] for s in order if s in self.assignment]
+        return self.load_order
+
+    def _slot_of(self, path: str) -> Slot | None:
+        return next((s for s, image in self.assignment.items() if image.path == path), None)
+
+    def place(self, loaded: LoadedImage) -> bool:
+        """Show a loaded image if it belongs to the current case; False when it does not."""
+        slot = self._slot_of(loaded.indexed.path)
+        if slot is None:
+            return False
+        pane = self.panes[slot]
+        window = loaded.windows[min(self.preset_index, len(loaded.windows) - 1)]
+        pane.set_image(loaded, window, self.invert, self.show_truth)
+        if self._fitted:
+            self.fit()
+        self._emit_window()
+        self._check_complete()
+        return True
+
+    def place_failure(self, failure: LoadFailure) -> bool:
+        slot = self._slot_of(failure.indexed.path)
+        if slot is None:
+            return False
+        self.failed[slot] = failure.message
+        self.panes[slot].clear(f"{slot.name}: {failure.message}")
+        self._check_complete()
+        return True
+
+    def is_complete(self) -> bool:
+        return self.patient_id is not None and all(
+            self.panes[s].loaded is not None or s in self.failed for s in slots(self.four_up) if s in self.assignment
+        )
+
+    def _check_complete(self) -> None:
+        if not self._shown_emitted and self.is_complete():
+            self._shown_emitted = True
+            self.caseShown.emit(self.patient_id)
+
+    def problems(self) -> list[str]:
+        return [p for pane in self.visible_panes() if pane.loaded for p in pane.loaded.problems]
+
+    # -- zoom and pan (the panes are linked, so setting the first pane's range moves all)
+
+    def fit(self) -> None:
+        """Whole images, chest walls flush with the middle of the screen, vertically centred."""
+        shapes = [p.loaded.shape for p in self.visible_panes() if p.loaded is not None]
+        if not shapes:
+            return
+        rows = max(s[0] for s in shapes)
+        cols = max(s[1] for s in shapes)
+        for pane in self.visible_panes():
+            width, height = pane.view.width(), pane.view.height()
+            if width < 2 or height < 2:  # not laid out yet: the ViewBox keeps this as its target
+                pane.view.setRange(QRectF(-cols, 0, cols, rows), padding=FIT_MARGIN)
+                continue
+            per_px = max(rows * (1 + 2 * FIT_MARGIN) / height, cols * (1 + FIT_MARGIN) / width)
+            half_height = height * per_px / 2
+            pane.view.setRange(
+                xRange=(-width * per_px, 0.0), yRange=(rows / 2 - half_height, rows / 2 + half_height), padding=0
+            )
+        self._fitted = True
+
+    def _on_pane_resized(self, *_) -> None:
+        if self._fitted and not self._refit_queued:
+            self._refit_queued = True
+            QTimer.singleShot(0, self._refit)
+
+    def _refit(self) -> None:
+        self._refit_queued = False
+        if self._fitted:
+            self.fit()
+
+    def one_to_one(self) -> None:
+        """One image pixel per screen pixel, centred on the cursor when it is over an image."""
+        panes = self.visible_panes()
+        pane = self.hover_pane if self.hover_pane in panes else panes[0]
+        view = pane.view
+        ratio = self.canvas.devicePixelRatioF() or 1.0
+        width, height = view.width() * ratio, view.height() * ratio
+        if self._last_scene_pos is not None and pane.contains(self._last_scene_pos):
+            center = view.mapSceneToView(self._last_scene_pos)
+        else:
+            center = view.viewRect().center()
+        view.setRange(
+            xRange=(center.x() - width / 2, center.x() + width / 2),
+            yRange=(center.y() - height / 2, center.y() + height / 2),
+            padding=0,
+        )
+        self._fitted = False
+
+    def zoom(self, factor: float) -> None:
+        """Zoom all panes about their centre (factor < 1 zooms in)."""
+        self.visible_panes()[0].view.scaleBy((factor, factor))
+        self._fitted = False
+
+    def _on_manual_range(self, *_) -> None:
+        self._fitted = False
+
+    def _on_range_changed(self, *_) -> None:
+        # Smooth scaling when an image pixel is smaller than a screen pixel, sharp pixels when zoomed in.
+        px = self.panes[SLOTS_4UP[0]].image_px_per_screen_px()
+        if px is not None:
+            self.canvas.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, math.isfinite(px) and px > 1.0)
+
+    # -- window / level
+
+    def _loaded_panes(self) -> list[ImagePane]:
+        return [p for p in self.panes.values() if p.loaded is not None]
+
+    def _on_window_drag(self, dx: float, dy: float, start: bool, finish: bool) -> None:
+        if start or not self._drag_start:
+            self._drag_start = {p: p.linear_window() for p in self._loaded_panes()}
+        for pane, w0 in self._drag_start.items():
+            if w0 is None or pane.loaded is None:
+                continue
+            width = max(1.0, w0.width * 2.0 ** (dx / WIDTH_DOUBLING_PX))
+            center = w0.center + dy * w0.width / CENTER_PX_PER_WIDTH
+            pane.set_window(WindowPreset(center=center, width=width, function=w0.function, name="manual"))
+        if finish:
+            self._drag_start = {}
+        self._emit_window()
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        """A whole right-drag of (dx, dy) screen pixels, as the mouse would do it (keyboard and tests)."""
+        self._on_window_drag(dx, dy, True, False)
+        self._on_window_drag(dx, dy, False, True)
+
+    def preset_count(self) -> int:
+        return max((len(p.loaded.windows) for p in self._loaded_panes()), default=0)
+
+    def set_preset(self, index: int) -> str:
+        """Show preset ``index`` (each pane clamps it to its own list); returns the preset's name."""
+        count = self.preset_count()
+        if count == 0:
+            return ""
+        self.preset_index = index % count
+        for pane in self._loaded_panes():
+            pane.set_window(pane.loaded.windows[min(self.preset_index, len(pane.loaded.windows) - 1)])
+        self._emit_window()
+        first = self._loaded_panes()[0]
+        return first.window_text()
+
+    def next_preset(self) -> str:
+        return self.set_preset(self.preset_index + 1)
+
+    def set_invert(self, invert: bool) -> None:
+        self.invert = invert
+        for pane in self._loaded_panes():
+            pane.set_window(pane.window, invert)
+
+    def set_truth_visible(self, visible: bool) -> None:
+        self.show_truth = visible
+        for pane in self.panes.values():
+            pane.set_truth_visible(visible)
+        self._update_legend()
+
+    def _emit_window(self) -> None:
+        pane = self.hover_pane if self.hover_pane is not None and self.hover_pane.loaded else None
+        pane = pane or next(iter(self._loaded_panes()), None)
+        self.windowChanged.emit(pane.window_text() if pane else "")
+
+    # -- cursor
+
+    def pane_at(self, scene_pos: QPointF) -> ImagePane | None:
+        return next((p for p in self.visible_panes() if p.contains(scene_pos)), None)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        self._last_scene_pos = scene_pos
+        pane = self.pane_at(scene_pos)
+        if pane is not self.hover_pane:
+            self.hover_pane = pane
+            self._emit_window()
+        self.cursorMoved.emit(self.cursor_text(pane, scene_pos))
+
+    def _on_mouse_left(self) -> None:
+        self.hover_pane = None
+        self._last_scene_pos = None
+
+    def cursor_text(self, pane: ImagePane | None, scene_pos: QPointF) -> str:
+        if pane is None or pane.loaded is None:
+            return ""
+        col, row = pane.stored_pixel_at(scene_pos)
+        value = pane.loaded.value_at(col, row)
+        name = image_label(pane.loaded.indexed)
+        if value is None:
+            return f"{name}  outside the image"
+        return f"{name}  {position_text(col, row, pane.loaded.spacing_mm)}  value {value:g}"

@@ -1,0 +1,313 @@
+"""The main window: worklist, skipped files, the hanging, menus and status bar; ``run()`` starts the app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QToolButton,
+    QWidget,
+)
+
+from model.study_index import ScanProgress, StudyIndex, build_index
+
+from app.case_loader import CaseLoader
+from app.case_text import has_abnormality, has_ground_truth
+from app.errors import ErrorReporter
+from app.hanging_view import HangingView
+from app.menus import build_menus
+from app.shortcuts_dialog import ShortcutsDialog
+from app.skipped_files import SkippedFilesDock
+from app.workers import Worker, WorkerPool
+from app.worklist import WorklistDock
+
+log = logging.getLogger("bcir.app")
+
+APP_NAME = "B-Cir Review"
+DEFAULT_DEMO = Path(".demo") / "CBIS-DDSM"  # what `make demo` writes, relative to the repository root
+STAGE_WORDS = {"listing": "listing files", "headers": "reading headers", "masks": "checking masks", "done": "finishing"}
+
+
+class MainWindow(QMainWindow):
+    indexReady = Signal(object)  # StudyIndex, once the worklist shows it
+    indexFailed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+        self.errors = ErrorReporter(self)
+        self.workers = WorkerPool(self)
+        self.index: StudyIndex | None = None
+        self.root: str | None = None
+        self._index_worker: Worker | None = None
+        self._case_started = 0.0
+
+        self.viewer = HangingView()
+        self.loader = CaseLoader(self.workers, self.viewer, self.errors, self)
+        self.setCentralWidget(self.viewer)
+        self.worklist = WorklistDock(self)
+        self.skipped = SkippedFilesDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.skipped)
+        self.resizeDocks([self.worklist], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.skipped], [110], Qt.Orientation.Vertical)
+
+        self._build_status_bar()
+        self.actions = build_menus(self)
+        self.cancel_button.clicked.connect(self.cancel_background)
+        self.worklist.patientSelected.connect(self.show_patient)
+        self.worklist.imageSelected.connect(self._on_image_selected)
+        self.viewer.cursorMoved.connect(self.cursor_label.setText)
+        self.viewer.canvas.left.connect(self.cursor_label.clear)
+        self.viewer.windowChanged.connect(self.window_label.setText)
+        self.viewer.caseShown.connect(self._on_case_shown)
+
+    # ------------------------------------------------------------------ building
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel()
+        self.cursor_label.setMinimumWidth(360)
+        self.window_label = QLabel()
+        self.window_label.setMinimumWidth(170)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.hide()
+        for widget in (self.cursor_label, self.window_label, self.progress, self.cancel_button):
+            bar.addPermanentWidget(widget)
+
+    # ------------------------------------------------------------------ opening and indexing
+
+    def ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a CBIS-DDSM download or a DICOM folder", self.root or "")
+        if folder:
+            self.open_path(folder)
+
+    def ask_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a mammogram", self.root or "", "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        """Index ``path`` (folder or file) in the background; the worklist fills when it is done."""
+        root = str(Path(path).expanduser())
+        if self._index_worker is not None:
+            self._index_worker.cancel()
+        self.loader.reset()
+        self.root = root
+        self.index = None
+        self.worklist.set_index(None)
+        self.skipped.set_skipped([])
+        self.viewer.show_message(f"Indexing {root}…")
+        self.setWindowTitle(f"{APP_NAME} — {root}")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.statusBar().showMessage(f"Indexing {root}…")
+        started = time.perf_counter()
+        worker = self.workers.start(
+            lambda report, should_stop: build_index(root, progress=report, should_stop=should_stop),
+            name=f"index {root}",
+            on_progress=lambda event: self._on_index_progress(worker, event),
+            on_result=lambda index: self._on_index_done(worker, index, time.perf_counter() - started),
+            on_error=lambda message: self._on_index_error(worker, root, message),
+        )
+        self._index_worker = worker
+
+    def _on_index_progress(self, worker: Worker, event: ScanProgress) -> None:
+        if worker is not self._index_worker:
+            return
+        if event.total:
+            self.progress.setRange(0, event.total)
+            self.progress.setValue(event.done)
+        self.statusBar().showMessage(f"Indexing: {STAGE_WORDS.get(event.stage, event.stage)} {event.done}/{event.total}")
+
+    def _index_finished(self) -> None:
+        self._index_worker = None
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _on_index_done(self, worker: Worker, index: StudyIndex, seconds: float) -> None:
+        if worker is not self._index_worker:
+            return
+        stopped = worker.is_cancelled()
+        self._index_finished()
+        self.index = index
+        self.worklist.set_index(index)
+        self.skipped.set_skipped(index.skipped, index.root)
+        patients = index.patients()
+        summary = (
+            f"{'Indexing stopped: ' if stopped else ''}{len(patients)} patients, {len(index.images)} images, "
+            f"{len(index.skipped)} files skipped ({seconds:.1f} s)"
+        )
+        self.statusBar().showMessage(summary, 15_000)
+        self.viewer.show_message("Select a patient in the worklist (N: next)" if patients else "No mammograms found here")
+        self.indexReady.emit(index)
+
+    def _on_index_error(self, worker: Worker, root: str, message: str) -> None:
+        if worker is not self._index_worker:
+            return
+        self._index_finished()
+        self.viewer.show_message("Could not open this folder")
+        self.errors.show(message, context=f"Opening {root}")
+        self.indexFailed.emit(message)
+
+    def cancel_background(self) -> None:
+        if self._index_worker is not None:
+            self._index_worker.cancel()
+            self.statusBar().showMessage("Stopping the indexing…")
+        self.loader.cancel()
+
+    # ------------------------------------------------------------------ showing a patient
+
+    def select_patient(self, patient_id: str) -> bool:
+        """Select ``patient_id`` in the worklist (which then shows it)."""
+        return self.worklist.select_patient(patient_id)
+
+    def step_patient(self, delta: int) -> None:
+        if not self.worklist.step(delta):
+            self.statusBar().showMessage("Last patient in the list" if delta > 0 else "First patient in the list", 3000)
+
+    def focus_search(self) -> None:
+        self.worklist.show()
+        self.worklist.search.setFocus()
+        self.worklist.search.selectAll()
+
+    def _on_image_selected(self, patient_id: str, path: str) -> None:
+        if self.viewer.patient_id != patient_id:
+            self.show_patient(patient_id)
+        slot = next((s for s, image in self.viewer.assignment.items() if image.path == path), None)
+        if slot is not None and slot.row == 1 and not self.viewer.four_up:
+            self.actions.four_up.setChecked(True)
+
+    def show_patient(self, patient_id: str) -> None:
+        images = self.worklist.patients.get(patient_id)
+        if images is None or self.viewer.patient_id == patient_id:
+            return
+        self._case_started = time.perf_counter()
+        self.statusBar().showMessage(f"{patient_id}: loading…")
+        self.loader.show(patient_id, images)
+
+    def _on_case_shown(self, patient_id: str) -> None:
+        seconds = time.perf_counter() - self._case_started
+        problems = self.viewer.problems()
+        message = f"{patient_id} shown in {seconds:.2f} s"
+        if problems:
+            message += f"; {len(problems)} truth mask{'s' if len(problems) > 1 else ''} not drawn: " + "; ".join(problems)
+        self.statusBar().showMessage(message, 20_000)
+        self._prefetch_next()
+
+    def _prefetch_next(self) -> None:
+        """Load the next listed patient at low priority, so N shows it at once."""
+        visible = self.worklist.visible_patients()
+        current = self.viewer.patient_id
+        if current in visible and visible.index(current) + 1 < len(visible):
+            next_id = visible[visible.index(current) + 1]
+            self.loader.prefetch(next_id, self.worklist.patients[next_id])
+
+    # ------------------------------------------------------------------ view actions
+
+    def next_preset(self) -> None:
+        name = self.viewer.next_preset()
+        if name:
+            self.statusBar().showMessage(f"Window: {name}", 3000)
+
+    def set_preset(self, index: int) -> None:
+        if index >= self.viewer.preset_count():
+            self.statusBar().showMessage(f"No preset {index + 1} for this case ({self.viewer.preset_count()} presets)", 3000)
+            return
+        name = self.viewer.set_preset(index)
+        self.statusBar().showMessage(f"Window: {name}", 3000)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.menuBar(), self)
+        dialog.setModal(False)
+        dialog.show()
+        self._shortcuts_dialog = dialog
+        return dialog
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<b>{APP_NAME}</b><br>Double-reading desktop for screening mammograms.<br>"
+            "Ground truth from CBIS-DDSM is drawn in red.",
+        )
+
+    # ------------------------------------------------------------------ window events
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            self.open_path(paths[0])
+            event.acceptProposedAction()
+
+    def closeEvent(self, event) -> None:
+        if self._index_worker is not None:
+            self._index_worker.cancel()
+        self.workers.stop_all()
+        super().closeEvent(event)
+
+
+def first_case_with_truth(index: StudyIndex) -> str | None:
+    """The first patient with a ground-truth lesion, else the first with ground truth at all, else the first."""
+    patients = index.patients()
+    with_lesion = [p for p, images in patients.items() if has_ground_truth(images) and has_abnormality(images)]
+    with_truth = [p for p, images in patients.items() if has_ground_truth(images)]
+    return next(iter(with_lesion or with_truth or list(patients)), None)
+
+
+def default_path() -> str | None:
+    """The demo studies, looked for in the working folder and then next to the app's package."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEFAULT_DEMO).is_dir():
+            return str(base / DEFAULT_DEMO)
+    return None
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point of ``python main.py`` and the ``bcir-review`` script."""
+    from app.cli import parse_args
+    from app.screenshot import ScreenshotRun
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    path = args.path or default_path()
+    if args.path and not Path(args.path).expanduser().exists():
+        print(f"bcir-review: {args.path} does not exist", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName(APP_NAME)
+    window = MainWindow()
+    previous_hook = sys.excepthook
+    sys.excepthook = window.errors.excepthook
+    window.resize(*args.size)
+    window.show()
+    shot = ScreenshotRun(window, args.screenshot, timeout_s=args.timeout) if args.screenshot else None
+    if path:
+        window.open_path(path)
+    elif shot is not None:
+        shot.save_now()
+    try:
+        return app.exec()
+    finally:
+        window.workers.stop_all()
+        sys.excepthook = previous_hook

@@ -1,0 +1,60 @@
+"""``--screenshot FILE``: open, show the first case with ground truth, save the window, exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from model.study_index import StudyIndex
+
+# After the last image is placed: let the panes paint once more before the grab.
+SETTLE_MS = 150
+
+
+class ScreenshotRun(QObject):
+    """Drives a MainWindow through open → select → shown → grab, then quits the app with 0 (saved) or 1."""
+
+    def __init__(self, window, out: str | Path, *, timeout_s: float = 300.0) -> None:
+        super().__init__(window)
+        self.window = window
+        self.out = Path(out)
+        self.patient_id: str | None = None
+        self._done = False
+        window.indexReady.connect(self._on_index)
+        window.indexFailed.connect(self._on_failed)
+        window.viewer.caseShown.connect(self._on_case_shown)
+        QTimer.singleShot(int(timeout_s * 1000), self._on_timeout)
+
+    def _on_index(self, index: StudyIndex) -> None:
+        from app.main_window import first_case_with_truth
+
+        self.patient_id = first_case_with_truth(index)
+        if self.patient_id is None or not self.window.select_patient(self.patient_id):
+            self.save_now()
+
+    def _on_case_shown(self, patient_id: str) -> None:
+        if patient_id == self.patient_id:
+            QTimer.singleShot(SETTLE_MS, self.save_now)
+
+    def _on_failed(self, message: str) -> None:
+        print(f"bcir-review: {message}", file=sys.stderr)
+        self.save_now(code=1)
+
+    def _on_timeout(self) -> None:
+        if not self._done:
+            print("bcir-review: --screenshot timed out before the case was shown", file=sys.stderr)
+            self.save_now(code=1)
+
+    def save_now(self, code: int = 0) -> None:
+        if self._done:
+            return
+        self._done = True
+        QApplication.processEvents()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if not self.window.grab().save(str(self.out)):
+            print(f"bcir-review: could not write {self.out}", file=sys.stderr)
+            code = 1
+        QTimer.singleShot(0, lambda: QApplication.exit(code))

@@ -1,0 +1,352 @@
+"""The main window driven like a reader drives it: open, worklist, hanging, window/level, overlays, keys."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtTest import QTest
+
+from model.display import render, window_lut
+from model.masks import load_mask
+from model.preprocess import chest_wall_side
+from model.study_index import build_index
+
+from app.case_text import image_label, image_truth
+from app.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
+from app.main_window import MainWindow, first_case_with_truth
+
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow()
+    w.resize(1200, 800)
+    qtbot.addWidget(w)
+    w.show()
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def open_root(qtbot, window, root):
+    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as blocker:
+        window.open_path(root)
+    return blocker.args[0]
+
+
+def show_patient(qtbot, window, patient_id):
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        assert window.select_patient(patient_id)
+
+
+def key(qtbot, window, k):
+    """A key as the reader presses it: into the reading area, through the window's shortcuts."""
+    qtbot.keyClick(window.viewer.canvas, k)
+
+
+def pane_center(window, pane) -> QPoint:
+    return window.viewer.canvas.mapFromScene(pane.view.sceneBoundingRect().center())
+
+
+@pytest.fixture
+def opened(qtbot, window, demo_root):
+    index = open_root(qtbot, window, demo_root)
+    return window, index
+
+
+def test_worklist_shows_the_index(opened):
+    window, index = opened
+    expected = build_index(index.root).patients()
+    tree = window.worklist.tree
+    listed = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    assert listed == list(expected) and len(listed) == 6
+    for i, (patient_id, images) in enumerate(expected.items()):
+        item = tree.topLevelItem(i)
+        children = [(item.child(j).text(0), item.child(j).text(1)) for j in range(item.childCount())]
+        assert children == [(image_label(im), image_truth(im)) for im in images]
+    assert window.skipped.count == len(index.skipped)
+    assert window.skipped.windowTitle() == f"Skipped files ({len(index.skipped)})"
+
+
+def test_bad_files_are_listed_as_skipped_and_the_rest_loads(qtbot, window, demo_root, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    (root / "notes.dcm").write_text("this is not a DICOM file\n")
+    a_dicom = next(root.rglob("*.dcm"))
+    (root / "cut.dcm").write_bytes(a_dicom.read_bytes()[:200])
+    index = open_root(qtbot, window, root)
+    reasons = {s.path: s.reason for s in index.skipped}
+    assert window.skipped.count == 2 and window.skipped.windowTitle() == "Skipped files (2)"
+    table = window.skipped.table
+    shown = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert set(shown) == {"notes.dcm", "cut.dcm"}
+    assert shown["notes.dcm"] == reasons[str(root / "notes.dcm")] and shown["notes.dcm"]
+    assert shown["cut.dcm"] == reasons[str(root / "cut.dcm")] and shown["cut.dcm"]
+    assert len(window.worklist.patients) == 6
+    assert not window.errors.messages  # bad files are listed, not shouted about
+
+
+def test_cc_hanging_right_breast_left_chest_walls_in_the_middle(qtbot, opened):
+    window, index = opened
+    patient_id = next(iter(index.patients()))
+    show_patient(qtbot, window, patient_id)
+    viewer = window.viewer
+    assert len(viewer.visible_panes()) == 2
+    right, left = viewer.panes[SLOTS_2UP[0]], viewer.panes[SLOTS_2UP[1]]
+    assert (right.loaded.indexed.laterality, right.loaded.indexed.view) == ("R", "CC")
+    assert (left.loaded.indexed.laterality, left.loaded.indexed.view) == ("L", "CC")
+    assert right.view.sceneBoundingRect().center().x() < left.view.sceneBoundingRect().center().x()
+    for pane in (right, left):
+        rows, cols = pane.loaded.shape
+        side = chest_wall_side(pane.loaded.mammogram.pixels)
+        chest, nipple = (0.5, cols - 0.5) if side == "left" else (cols - 0.5, 0.5)
+        chest_x, nipple_x = pane.scene_x_of_column(chest), pane.scene_x_of_column(nipple)
+        if pane is right:
+            assert chest_x > nipple_x  # chest wall toward the screen's middle
+        else:
+            assert chest_x < nipple_x
+        assert pane.mirrored_on_screen == needs_mirror(side, pane.slot)
+    # What is painted agrees: the tissue (bright) is next to the middle, background at the outer edges.
+    shot = window.viewer.canvas.grab().toImage().convertToFormat(window.viewer.canvas.grab().toImage().Format.Format_Grayscale8)
+    pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.bytesPerLine())[:, : shot.width()]
+    for pane, inner_is_right in ((right, True), (left, False)):
+        rect = pane.view.sceneBoundingRect().toRect()
+        strip = max(4, rect.width() // 10)
+        region = pixels[rect.top() : rect.bottom(), rect.left() : rect.right()]
+        inner = region[:, -strip:] if inner_is_right else region[:, :strip]
+        outer = region[:, :strip] if inner_is_right else region[:, -strip:]
+        assert inner.mean() > outer.mean() + 20
+
+
+def test_panes_show_exactly_the_model_greyscale(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    pane = window.viewer.panes[SLOTS_2UP[0]]
+    assert pane.level == 0  # a small image is shown at full resolution
+    pane.image_item.render()
+    qimage = pane.image_item.qimage
+    shown = np.frombuffer(qimage.constBits(), np.uint8).reshape(qimage.height(), qimage.bytesPerLine())[:, : qimage.width()]
+    expected = render(pane.loaded.mammogram, pane.window)
+    assert shown.shape == expected.shape
+    assert np.array_equal(shown, expected)
+
+
+def test_four_up_on_m_with_linked_zoom(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    key(qtbot, window, Qt.Key.Key_M)
+    qtbot.waitUntil(window.viewer.is_complete, timeout=TIMEOUT_MS)
+    viewer = window.viewer
+    assert viewer.four_up and len(viewer.visible_panes()) == 4
+    assert [viewer.panes[s].loaded.indexed.view for s in SLOTS_4UP] == ["CC", "CC", "MLO", "MLO"]
+    first, *others = [p.view for p in viewer.visible_panes()]
+    first.scaleBy((0.5, 0.5))
+    qtbot.waitUntil(lambda: all(np.allclose(o.viewRange(), first.viewRange(), atol=1.0) for o in others), timeout=2000)
+    key(qtbot, window, Qt.Key.Key_M)
+    assert not viewer.four_up and len(viewer.visible_panes()) == 2
+
+
+def test_right_drag_changes_window_and_lut_and_i_inverts(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    panes = [window.viewer.panes[s] for s in SLOTS_2UP]
+    before = [(p.window, p.image_item.lut.copy()) for p in panes]
+    viewport = window.viewer.canvas.viewport()
+    start = pane_center(window, panes[0])
+    QTest.mousePress(viewport, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, start)
+    for step in (5, 20, 60, 100):
+        QTest.mouseMove(viewport, start + QPoint(step, step // 2))
+    QTest.mouseRelease(viewport, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, start + QPoint(100, 50))
+    for pane, (window0, lut0) in zip(panes, before):
+        assert pane.window.width > window0.width  # dragged right: wider
+        assert pane.window.center > window0.center  # dragged down: higher center
+        assert not np.array_equal(pane.image_item.lut, lut0)
+        assert np.array_equal(pane.image_item.lut, window_lut(pane.loaded.domain, pane.window))
+    assert "C " in window.window_label.text() and "W " in window.window_label.text()
+    normal = panes[0].image_item.lut.copy()
+    key(qtbot, window, Qt.Key.Key_I)
+    assert window.viewer.invert and window.actions.invert.isChecked()
+    assert np.array_equal(panes[0].image_item.lut, window_lut(panes[0].loaded.domain, panes[0].window, invert=True))
+    assert normal[0] != panes[0].image_item.lut[0]
+    key(qtbot, window, Qt.Key.Key_I)
+    assert np.array_equal(panes[0].image_item.lut, normal)
+
+
+def test_presets_cycle_on_w(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    pane = window.viewer.panes[SLOTS_2UP[0]]
+    names = [pane.window.name]
+    for _ in range(len(pane.loaded.windows)):
+        key(qtbot, window, Qt.Key.Key_W)
+        names.append(pane.window.name)
+    assert names[0] == names[-1] and len(set(names)) == len(pane.loaded.windows) >= 2
+    key(qtbot, window, Qt.Key.Key_2)
+    assert pane.window == pane.loaded.windows[1]
+
+
+def test_truth_outlines_are_red_on_the_lesion_and_t_toggles_them(qtbot, opened):
+    window, index = opened
+    patient_id = first_case_with_truth(index)
+    show_patient(qtbot, window, patient_id)
+    panes = [p for p in window.viewer.visible_panes() if p.truth_items]
+    assert panes, "the first case with ground truth has a drawn outline"
+    pane = panes[0]
+    item = pane.truth_items[0]
+    pen = item.pen()
+    assert pen.color() == QColor(255, 0, 0) and pen.isCosmetic() and pen.widthF() == 2.0
+    assert item.isVisible() and item.parentItem() is pane.frame
+    ys, xs = np.nonzero(load_mask(pane.loaded.truth[0].abnormality.mask_path))
+    box = item.path().boundingRect()
+    assert box.left() == pytest.approx(xs.min() + 0.5, abs=1.5) and box.right() == pytest.approx(xs.max() + 0.5, abs=1.5)
+    assert box.top() == pytest.approx(ys.min() + 0.5, abs=1.5) and box.bottom() == pytest.approx(ys.max() + 0.5, abs=1.5)
+    assert "ground truth" in window.viewer.legend.text() and window.viewer.legend.isVisible()
+    key(qtbot, window, Qt.Key.Key_T)
+    assert not any(i.isVisible() for p in window.viewer.panes.values() for i in p.truth_items)
+    assert "hidden" in window.viewer.legend.text()
+    key(qtbot, window, Qt.Key.Key_T)
+    assert item.isVisible()
+
+
+def test_search_filters_patients_and_n_p_step_through_them(qtbot, opened):
+    window, index = opened
+    patients = list(index.patients())
+    target = patients[2]
+    qtbot.keyClicks(window.worklist.search, target[-3:])
+    assert window.worklist.visible_patients() == [target]
+    window.worklist.search.clear()
+    assert window.worklist.visible_patients() == patients
+    show_patient(qtbot, window, patients[0])
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        key(qtbot, window, Qt.Key.Key_N)
+    assert window.viewer.patient_id == patients[1]
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        key(qtbot, window, Qt.Key.Key_P)
+    assert window.viewer.patient_id == patients[0]
+
+
+def test_status_bar_shows_pixel_value_and_position(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    pane = window.viewer.panes[SLOTS_2UP[1]]
+    point = pane_center(window, pane)
+    QTest.mouseMove(window.viewer.canvas.viewport(), point)
+    qtbot.waitUntil(lambda: "value" in window.cursor_label.text(), timeout=2000)
+    col, row = pane.stored_pixel_at(window.viewer.canvas.mapToScene(point))
+    text = window.cursor_label.text()
+    assert f"x {col}  y {row} px" in text
+    assert f"value {pane.loaded.value_at(col, row):g}" in text
+    assert "spacing unknown" in text if pane.loaded.spacing_mm is None else "mm" in text
+
+
+def test_f1_lists_every_shortcut(qtbot, window):
+    key(qtbot, window, Qt.Key.Key_F1)
+    dialog = window._shortcuts_dialog
+    assert dialog.isVisible() and not dialog.isModal()
+    rows = {action: keys for _, action, keys in dialog.rows}
+    assert rows["Next patient"].startswith("N") and rows["Invert"] == "I" and rows["Ground-truth outlines"] == "T"
+    assert rows["4-up (CC and MLO)"] == "M" and rows["Keyboard shortcuts"] == "F1"
+
+
+def test_an_unreadable_folder_gives_one_line_not_a_traceback(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.indexFailed, timeout=TIMEOUT_MS):
+        window.open_path(tmp_path / "missing")
+    message = window.errors.messages[-1]
+    assert "does not exist" in message and "\n" not in message and "Traceback" not in message
+    assert window.statusBar().currentMessage() == message
+
+
+def test_big_images_hand_only_the_visible_part_to_the_image_item(qtbot, opened, monkeypatch):
+    import app.image_pane
+
+    monkeypatch.setattr(app.image_pane, "CROP_ABOVE_PIXELS", 10_000)  # make the small demo "big"
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    key(qtbot, window, Qt.Key.Key_0)  # 1:1 pixels
+    assert window.viewer.visible_panes()[0].image_px_per_screen_px() == pytest.approx(1.0, rel=0.02)
+    for _ in range(6):
+        key(qtbot, window, Qt.Key.Key_Plus)  # zoom in until only part of the image is on screen
+    full = window.viewer.visible_panes()[0].loaded.mammogram.pixels.size
+    # The ViewBox applies a new range when it next paints; the panes re-crop then.
+    qtbot.waitUntil(lambda: all(p.displayed_array().size < full for p in window.viewer.visible_panes()), timeout=2000)
+    for pane in window.viewer.visible_panes():
+        assert pane.image_px_per_screen_px() == pytest.approx(1.25**-6, rel=0.02)
+        assert pane.level == 0 and pane.crop is not None
+        r0, r1, c0, c1 = pane.crop
+        shown = pane.displayed_array()
+        assert shown.shape == (r1 - r0, c1 - c0) and shown.size < pane.loaded.mammogram.pixels.size
+        assert np.array_equal(shown, pane.loaded.mammogram.pixels[r0:r1, c0:c1])
+        corner = pane.frame.mapFromItem(pane.image_item, QPointF(0, 0))  # item pixel (0, 0) sits on stored (c0, r0)
+        assert (corner.x(), corner.y()) == pytest.approx((c0, r0))
+        seen = pane.frame.mapRectFromParent(pane.view.viewRect())
+        assert seen.left() >= c0 - 1 or c0 == 0
+        assert seen.right() <= c1 + 1 or c1 == pane.loaded.shape[1]
+    pane = window.viewer.visible_panes()[0]
+    before = pane.crop
+    pane.view.translateBy((0, 150))  # pan down past the crop
+    qtbot.waitUntil(lambda: pane.crop != before, timeout=2000)
+    assert pane.crop[0] > before[0]
+
+
+def test_truth_masks_with_problems_are_not_drawn_but_listed(qtbot, opened):
+    window, index = opened
+    flagged = [(i, a) for i in index.images for a in i.abnormalities if a.problem]
+    assert flagged, "the demo has a mask whose size differs from its image"
+    image, abnormality = flagged[0]
+    key(qtbot, window, Qt.Key.Key_M)
+    show_patient(qtbot, window, image.patient_id)
+    pane = next(p for p in window.viewer.visible_panes() if p.loaded and p.loaded.indexed.path == image.path)
+    assert all(t.abnormality.id != abnormality.id for t in pane.loaded.truth)
+    assert "not drawn" in pane.label
+    assert abnormality.problem in pane.image_item.toolTip()
+    assert abnormality.problem in window.statusBar().currentMessage()
+
+
+def test_an_image_that_fails_to_load_shows_its_reason_in_its_pane(qtbot, window, demo_root, tmp_path):
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    index = build_index(root)
+    patient_id, images = next(iter(index.patients().items()))
+    victim = next(i for i in images if (i.laterality, i.view) == ("L", "CC"))
+    data = open(victim.path, "rb").read()
+    open(victim.path, "wb").write(data[: len(data) - 5000])  # header intact, pixel data cut short
+    open_root(qtbot, window, root)
+    assert window.skipped.count == 0  # the header scan cannot tell
+    show_patient(qtbot, window, patient_id)
+    pane = window.viewer.panes[SLOTS_2UP[1]]
+    assert pane.loaded is None and pane.note.startswith("L CC: ")
+    message = window.errors.messages[-1]
+    assert patient_id in message and "\n" not in message and "Traceback" not in message
+    assert window.viewer.panes[SLOTS_2UP[0]].loaded is not None  # the other side still shows
+
+
+def test_choosing_an_mlo_in_the_worklist_opens_the_4up(qtbot, opened):
+    window, index = opened
+    patient_id, images = next(iter(index.patients().items()))
+    item = window.worklist._items[patient_id]
+    mlo = next(item.child(j) for j in range(item.childCount()) if item.child(j).text(0).endswith("MLO"))
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        window.worklist.tree.setCurrentItem(mlo)
+    assert window.viewer.four_up and window.actions.four_up.isChecked()
+
+
+def test_opening_one_file_hangs_it_by_its_header(qtbot, window, tmp_path):
+    from tests.conftest import make_dicom
+
+    rows, cols = np.mgrid[0:300, 0:200]
+    pixels = np.where((rows - 150) ** 2 + (cols - 199) ** 2 < 140**2, 3000, 0).astype(np.uint16)  # against the right edge
+    path = make_dicom(tmp_path / "one.dcm", pixels, PatientID="SOLO", ImageLaterality="L", ViewPosition="CC")
+    open_root(qtbot, window, path)
+    assert list(window.worklist.patients) and len(window.worklist.patients[next(iter(window.worklist.patients))]) == 1
+    show_patient(qtbot, window, next(iter(window.worklist.patients)))
+    right, left = (window.viewer.panes[s] for s in SLOTS_2UP)
+    assert right.loaded is None and right.note == "no R CC"
+    assert left.loaded is not None and left.loaded.chest_wall == "right"
+    assert left.mirrored_on_screen  # the left breast's chest wall must face the middle: the screen's left
+    assert left.scene_x_of_column(199.5) < left.scene_x_of_column(0.5)
