@@ -104,9 +104,13 @@ def _read_header_row(path: Path) -> list[str]:
 
 
 def csv_kind(path: Path) -> str | None:
-    """'mass', 'calc', 'metadata', 'dicom_info' or None, from the header row."""
+    """'mass', 'calc', 'metadata', 'dicom_info', 'labels' (a site's labelled folder) or None, from the header row."""
+    from model.labelled_folder import is_labels_csv
+
     header = _read_header_row(path)
     columns = set(header)
+    if is_labels_csv({c.lower() for c in columns}):
+        return "labels"
     if {"patient_id", "abnormality type", "image file path"} <= columns:
         return "mass" if "mass shape" in columns else "calc" if "calc type" in columns else None
     if {"Series UID", "File Location"} <= columns:

@@ -207,6 +207,52 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from model.train import TrainConfig, TrainEvent, train
+
+    config = TrainConfig()
+    if args.config:
+        config = TrainConfig.from_json(json.loads(Path(args.config).read_text()))
+    overrides = {
+        "max_epochs": args.epochs, "views": tuple(v.strip().upper() for v in args.views.split(",")) if args.views else None,
+        "working_spacing_mm": args.working_spacing, "tile": args.tile, "batch_size": args.batch_size,
+        "micro_batch": args.micro_batch, "lr": args.lr, "augment_factor": args.augment_factor, "device": args.device,
+        "init_weights": args.init_weights, "max_minutes": args.max_minutes, "bf16": True if args.bf16 else None,
+        "normal_ratio": args.normal_ratio, "seed": args.seed,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    bar = None
+    rank = int(__import__("os").environ.get("RANK", 0))
+
+    def on_event(event: TrainEvent) -> None:
+        nonlocal bar
+        if rank != 0:
+            return
+        if event.kind == "epoch_start":
+            bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", file=sys.stderr, leave=False, disable=None)
+        elif event.kind == "batch" and bar is not None:
+            bar.update(event.batch - bar.n)
+            bar.set_postfix(loss=f"{event.loss:.4f}")
+        elif event.kind == "epoch_end":
+            if bar is not None:
+                bar.close()
+            m = event.metrics
+            print(f"epoch {event.epoch}: train loss {m['train_loss']:.4f}" + "".join(
+                f", {k} {m[k]:.4f}" for k in ("val_loss", "val_dice", "val_auc") if k in m) + f" ({m['seconds']:.0f} s)", flush=True)
+        elif event.kind in ("early_stop", "cancelled", "done") or (event.kind == "prepare" and event.message.startswith("resumed")):
+            print(f"{event.kind}: {event.message}", flush=True)
+
+    out = Path(args.out)
+    result = train(args.root, out, config, resume=args.resume, callback=on_event)
+    if rank == 0 and result.model_path:
+        print(f"model: {result.model_path} (best by validation Dice: {result.best_path})")
+    return 0 if not result.cancelled else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bcir", description="B-Cir Review: mammogram review with the B-Cir U-Net")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -237,6 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("train", help="train on labelled studies (resumable; works under torchrun)")
+    p.add_argument("root", help="CBIS-DDSM root, Kaggle copy, or a labelled folder (see README)")
+    p.add_argument("--out", default="bcir-run", help="run folder (checkpoints, split, models)")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default 200)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--config", help="JSON file with TrainConfig fields")
+    p.add_argument("--views", help="views to train on (default CC; e.g. CC,MLO)")
+    p.add_argument("--working-spacing", type=float, help="working pixel spacing in mm (default 0.1)")
+    p.add_argument("--tile", type=int, help="ROI tile size at the working spacing (default 1024)")
+    p.add_argument("--batch-size", type=int, help="samples per optimiser step (default 64, by accumulation)")
+    p.add_argument("--micro-batch", type=int, help="samples per forward pass (default 8)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--augment-factor", type=int, help="virtual expansion per case (default 40)")
+    p.add_argument("--normal-ratio", type=float, help="lesion-free tiles per lesion tile (default 0.25)")
+    p.add_argument("--init-weights", help="fine-tune from this model")
+    p.add_argument("--max-minutes", type=float, help="stop after the last epoch that fits this budget")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with native bf16, recent GPUs)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.set_defaults(func=_cmd_train)
+
+    from model.cli_eval import register as register_eval
+
+    register_eval(sub)
 
     p = sub.add_parser("model-info", help="parameter counts, device and model card")
     p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")

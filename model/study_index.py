@@ -30,8 +30,10 @@ import numpy as np
 
 from model import cbis_ddsm
 from model.cbis_ddsm import DescriptionRow, SeriesLocation
+from model.cbis_ddsm import is_malignant
 from model.dicom_io import ImageHeader, is_itk_image, name_side_view, patient_from_name, read_header, read_image
 from model.errors import ImageReadError
+from model.labelled_folder import LabelRow, read_labels_csv
 
 # Files a folder scan passes over without listing them as skipped.
 _QUIET_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".html", ".pdf", ".log", ".ini", ".db", ".sqlite")
@@ -312,6 +314,7 @@ def build_index(
 
     # CSVs, by their columns.
     descriptions: list[tuple[Path, list[DescriptionRow]]] = []
+    label_rows: list[LabelRow] = []
     locations: list[tuple[Path, SeriesLocation]] = []
     skipped: list[Skipped] = []
     for path in csvs:
@@ -319,6 +322,8 @@ def build_index(
         try:
             if kind in ("mass", "calc"):
                 descriptions.append((path, cbis_ddsm.read_description_csv(path)))
+            elif kind == "labels":
+                label_rows += read_labels_csv(path)
             elif kind == "metadata":
                 locations += [(path.parent, loc) for loc in cbis_ddsm.read_metadata_csv(path)]
             elif kind == "dicom_info":
@@ -378,6 +383,34 @@ def build_index(
             )
             image.abnormalities.append(abnormality)
             pending.append((image, abnormality, roi))
+
+    # A site's labelled folder: the CSV names image and mask files directly.
+    for row in label_rows:
+        header = headers.get(row.image)
+        if header is None:
+            reason = "unreadable" if any(s.path == str(row.image) for s in skipped) else "not found"
+            skipped.append(Skipped(str(row.image), f"listed in {row.csv_name} (row {row.row}) but {reason}"))
+            continue
+        image = images.get(row.image)
+        if image is None:
+            image = images[row.image] = _indexed(header, row.patient, None, True)
+            image.laterality = image.laterality or row.laterality
+            image.view = image.view or row.view
+        if row.normal:
+            continue
+        roi_files.add(row.mask)
+        mask_header = headers.get(row.mask)
+        problem = None
+        if mask_header is None:
+            problem = "mask file missing or unreadable"
+        elif mask_header.shape != header.shape:
+            problem = (f"mask size {mask_header.rows}x{mask_header.columns} differs from image size "
+                       f"{header.rows}x{header.columns}; left out, not resized")
+        image.abnormalities.append(Abnormality(
+            id=len(image.abnormalities) + 1, type=row.type, pathology=row.pathology, malignant=is_malignant(row.pathology),
+            mask_path=str(row.mask) if mask_header else None, problem=problem, source=f"{row.csv_name} row {row.row}",
+        ))
+    gt_patients |= {row.patient for row in label_rows}
 
     # Masks by content (reads pixels; the slow part of indexing real CBIS-DDSM).
     def decide(item: tuple[IndexedImage, Abnormality, list[Path]]) -> None:

@@ -1,0 +1,247 @@
+"""The evaluation report: ROC curve and training curves as PNG, and a Markdown page that explains the numbers.
+
+matplotlib is imported inside the plotting functions, with the Agg backend and
+no pyplot, so importing :mod:`model` stays light and never pulls a GUI toolkit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+from model.fileio import atomic_write_bytes
+
+# From shared/spec/cbis-ddsm.md ("Published results to compare against").
+PUBLISHED_RESULTS = """\
+| work | task | result |
+|---|---|---|
+| Shen et al. 2019, Sci Rep | whole-image benign vs malignant | AUC 0.88 single model, 0.91 ensemble (patient-level split) |
+| Sun et al. (AUNet) 2018 | mass segmentation, whole mammograms | Dice 0.818 |
+| Baccouche et al. 2021 (Connected-UNets) | mass segmentation on ROI crops | Dice 0.895, IoU 0.800 |
+| the B-Cir U-Net paper | "accuracy" | 99.67% train / 98.07% validation, metric not defined (pixel accuracy is trivially high when lesions are small) |"""
+
+
+def _figure(width: float = 5.5, height: float = 5.0):
+    """A matplotlib Figure drawn by the Agg canvas; pyplot is never imported."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:  # never switch the backend of a pyplot someone else is using
+        matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def _fmt(value, digits: int = 3, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}%" if pct else f"{value:.{digits}f}"
+
+
+def _ci(ci) -> str:
+    low, high = ci
+    return "n/a" if low is None or high is None else f"{low:.3f}-{high:.3f}"
+
+
+def plot_roc(report) -> bytes | None:
+    """ROC of the malignancy head (paper protocol), plus the case-score ROC; None when a class is missing."""
+    points = report.roc_points()
+    if points is None:
+        return None
+    fig = _figure(5.5, 6.2)
+    ax = fig.add_subplot(1, 1, 1)
+    fpr, tpr = points
+    ax.plot(fpr, tpr, color="#c0392b", lw=2, drawstyle="default",
+            label=f"malignancy head at GT lesions: AUC {_fmt(report.auc)} (95% CI {_ci(report.auc_ci)}), "
+                  f"n={report.abnormalities_scored}")
+    case = report.case_roc_points()
+    if case is not None:
+        ax.plot(case[0], case[1], color="#2c7fb8", lw=1.5, ls="--",
+                label=f"case score per image: AUC {_fmt(report.case_auc)} (95% CI {_ci(report.case_auc_ci)}), n={report.images}")
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="chance (AUC 0.5)")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 - specificity (false-positive rate)")
+    ax.set_ylabel("sensitivity (true-positive rate)")
+    ax.set_title(f"ROC, {report.model_version}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_training_curves(history: list[dict]) -> bytes | None:
+    """Train/val loss and val Dice per epoch; None when the history holds no epoch with a loss."""
+    rows = [h for h in history or [] if isinstance(h, dict) and h.get("epoch") is not None]
+    if not rows:
+        return None
+
+    def series(key):
+        pts = [(h["epoch"], h[key]) for h in rows if isinstance(h.get(key), (int, float))]
+        return ([p[0] for p in pts], [p[1] for p in pts]) if pts else None
+
+    train, val, dice = series("train_loss"), series("val_loss"), series("val_dice")
+    if not (train or val or dice):
+        return None
+    fig = _figure(8.5, 3.8)
+    ax_loss = fig.add_subplot(1, 2, 1)
+    if train:
+        ax_loss.plot(*train, marker="o", ms=3, label="train loss")
+    if val:
+        ax_loss.plot(*val, marker="o", ms=3, label="validation loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("loss", fontsize=10)
+    ax_loss.grid(alpha=0.3)
+    if train or val:
+        ax_loss.legend(fontsize=8)
+    ax_dice = fig.add_subplot(1, 2, 2)
+    if dice:
+        ax_dice.plot(*dice, marker="o", ms=3, color="#2ca25f", label="validation Dice")
+        ax_dice.legend(fontsize=8)
+    else:
+        ax_dice.text(0.5, 0.5, "no validation Dice recorded", ha="center", va="center", transform=ax_dice.transAxes)
+    ax_dice.set_ylim(0, 1)
+    ax_dice.set_xlabel("epoch")
+    ax_dice.set_ylabel("Dice")
+    ax_dice.set_title("validation Dice", fontsize=10)
+    ax_dice.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _card_notices(card: dict) -> list[str]:
+    """Every string of the model card that speaks of clinical use (the 'not for clinical use' note)."""
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            if "clinical" in value.lower() and value not in found:
+                found.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk({k: v for k, v in (card or {}).items() if k != "training"})
+    walk({k: v for k, v in ((card or {}).get("training") or {}).items() if k != "history"})
+    return found
+
+
+def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: str | None = None) -> str:
+    r = report
+    lines = [f"# Evaluation of {r.model_version}", ""]
+    notices = _card_notices(r.model_card)
+    for notice in notices:
+        lines += [f"> **{notice}**", ""]
+    lines += [
+        f"- Data: `{r.root}` (fingerprint `{r.data_fingerprint}`), views {', '.join(r.views)}",
+        f"- Held-out rule: **{r.held_out_rule}**: {r.held_out_description}.",
+        f"- Evaluated: {r.patients} patients, {r.images} images ({r.images_with_lesions} with lesions), "
+        f"{r.lesions} lesions with usable masks.",
+        f"- Left out: {r.abnormalities_with_problems} abnormalities whose mask is unusable (e.g. a mask of another size "
+        "than its image, never resized); skipped images: "
+        + (", ".join(f"{k}: {v}" for k, v in r.images_skipped.items()) or "none") + ".",
+        f"- Device: {r.device}; {r.seconds:.1f} s.",
+        "",
+        "## Numbers",
+        "",
+        "| metric | value | how it is measured |",
+        "|---|---|---|",
+        f"| Dice per image | {_fmt(r.dice_mean)} | predicted mask vs the union of the image's lesion masks, mean over images with lesions |",
+        f"| IoU per image | {_fmt(r.iou_mean)} | same pairs as Dice |",
+        f"| Dice per lesion | {_fmt(r.dice_mean_per_lesion)} | each lesion vs the predicted components overlapping it; a missed lesion counts 0 |",
+        f"| IoU per lesion | {_fmt(r.iou_mean_per_lesion)} | same pairs |",
+    ]
+    for kind, stats in r.per_type.items():
+        lines.append(f"| Dice per lesion, {kind} | {_fmt(stats['dice_mean'])} | {stats['lesions']} lesions, "
+                     f"{_fmt(stats['sensitivity'], pct=True)} detected, AUC {_fmt(stats['auc'])} |")
+    lines += [
+        f"| lesion sensitivity | {_fmt(r.lesion_sensitivity, pct=True)} ({r.lesions_detected}/{r.lesions}) | a lesion is found when a predicted component overlaps it |",
+        f"| false positives per image | {_fmt(r.fp_per_image, 2)} ({r.false_positives} in {r.images} images) | predicted components (>= {r.min_lesion_mm2:g} mm²) touching no lesion, lesion-free images included |",
+        f"| malignancy AUC | {_fmt(r.auc)} (95% CI {_ci(r.auc_ci)}) | the head on a ROI centred on each ground-truth lesion (the paper's protocol), {r.malignant} malignant / {r.benign} benign; percentile bootstrap over lesions |",
+        f"| sensitivity at p >= {r.malignancy_threshold:g} | {_fmt(r.sensitivity, pct=True)} | malignant lesions called malignant |",
+        f"| specificity at p >= {r.malignancy_threshold:g} | {_fmt(r.specificity, pct=True)} | benign lesions called benign |",
+        f"| case-score AUC | {_fmt(r.case_auc)} (95% CI {_ci(r.case_auc_ci)}) | per image: the highest lesion score of the whole-view result, as the app shows it |",
+        f"| pixel accuracy | {_fmt(r.pixel_accuracy, pct=True)} | share of pixels labelled correctly, whole images |",
+        f"| pixel accuracy of predicting all background | {_fmt(r.pixel_accuracy_all_background, pct=True)} | the same pixels, a model that finds nothing |",
+        "",
+        "Pixel accuracy must be read against the all-background baseline: lesions cover "
+        f"{_fmt(r.lesion_pixel_fraction, pct=True)} of these pixels, so a model that finds nothing at all already "
+        f"scores {_fmt(r.pixel_accuracy_all_background, pct=True)}. A high pixel accuracy alone says nothing about "
+        "finding lesions; Dice, lesion sensitivity and false positives per image do.",
+        "",
+        "Undefined numbers are shown as n/a (null in the JSON), never filled in: an AUC needs both benign and "
+        "malignant cases.",
+        "",
+    ]
+    if r.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in r.notes] + [""]
+    lines += ["## Figures", ""]
+    if roc_written:
+        lines += ["![ROC curve](roc.png)", ""]
+    else:
+        lines += ["No ROC curve: the scored abnormalities hold only one class (benign or malignant), so it is undefined.", ""]
+    if curves_written:
+        lines += ["![Training curves](training_curves.png)", ""]
+    else:
+        lines += [f"No training curves: {curves_reason or 'no training history was given'}.", ""]
+    lines += [
+        "## Published results, for context",
+        "",
+        "Same data (CBIS-DDSM), different splits, protocols and metrics: these numbers are context, not a "
+        "like-for-like comparison, and numbers measured on synthetic demo studies compare with none of them.",
+        "",
+        PUBLISHED_RESULTS,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report, out_dir: str | Path, history: list[dict] | None = None) -> Path:
+    """Write ``roc.png``, ``training_curves.png`` (when there is a history), ``report.md`` and ``report.json``.
+
+    ``history`` defaults to the model card's training history. Returns the
+    path of ``report.md``. Every file is written atomically.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    roc = plot_roc(report)
+    # a figure left by an earlier report in this folder would describe another evaluation
+    if roc is not None:
+        atomic_write_bytes(out / "roc.png", roc)
+    else:
+        (out / "roc.png").unlink(missing_ok=True)
+    if history is None:
+        history = report.history
+    curves = plot_training_curves(history) if history else None
+    if curves is not None:
+        atomic_write_bytes(out / "training_curves.png", curves)
+    else:
+        (out / "training_curves.png").unlink(missing_ok=True)
+    reason = None
+    if curves is None:
+        reason = ("the model card has no training history (e.g. weights not trained by this module)" if not history
+                  else "the training history records no losses or Dice per epoch")
+    atomic_write_bytes(out / "report.json", (json.dumps(report.to_json(), indent=1) + "\n").encode())
+    path = out / "report.md"
+    atomic_write_bytes(path, markdown(report, roc_written=roc is not None, curves_written=curves is not None,
+                                      curves_reason=reason).encode("utf-8"))
+    return path
+
+
+__all__ = ["PUBLISHED_RESULTS", "markdown", "plot_roc", "plot_training_curves", "write_report"]
