@@ -243,3 +243,34 @@ def test_cli_index_json(tmp_path):
     assert all(set(s) == {"path", "reason"} for s in data["skipped"])
     summary = subprocess.run([sys.executable, "-m", "model.cli", "index", str(root)], capture_output=True, text=True, timeout=120)
     assert summary.returncode == 0 and "2 patients, 3 images" in summary.stdout
+
+
+def test_labelled_folder(tmp_path):
+    """A site's labelled folder: labels.csv naming images and masks; masks of another size are flagged."""
+    import cv2
+
+    site = tmp_path / "site"
+    (site / "images").mkdir(parents=True)
+    (site / "masks").mkdir()
+    make_dicom(site / "images" / "a.dcm", _image(1), PatientID="X1", ImageLaterality="L", ViewPosition="CC")
+    cv2.imwrite(str(site / "images" / "b.png"), _image(2))
+    cv2.imwrite(str(site / "images" / "c.png"), _image(3))
+    cv2.imwrite(str(site / "masks" / "a.png"), _mask())
+    cv2.imwrite(str(site / "masks" / "b_wrong.png"), _mask(shape=(32, 24), box=(5, 9, 5, 9)))
+    (site / "labels.csv").write_text(
+        "image,mask,pathology,patient,laterality,view\n"
+        "images/a.dcm,masks/a.png,MALIGNANT,X1,L,CC\n"
+        "images/b.png,masks/b_wrong.png,BENIGN,X2,R,CC\n"
+        "images/c.png,,NORMAL,X3,R,MLO\n"
+        "images/missing.png,masks/a.png,BENIGN,X4,L,CC\n"
+    )
+    index = build_index(site, workers=1)
+    by_patient = {i.patient_id: i for i in index.images}
+    assert set(by_patient) == {"X1", "X2", "X3"}
+    (a,) = by_patient["X1"].abnormalities
+    assert a.malignant and a.mask_path.endswith("a.png") and a.problem is None
+    (b,) = by_patient["X2"].abnormalities
+    assert b.problem and "32x24" in b.problem
+    assert by_patient["X3"].abnormalities == [] and by_patient["X3"].gt_known and by_patient["X3"].view == "MLO"
+    assert any("missing.png" in s.path and "not found" in s.reason for s in index.skipped)
+    assert not any(p.endswith("a.png") and "masks" in p for p in (i.path for i in index.images))
