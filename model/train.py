@@ -28,15 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Subset
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
+from torch.utils.data import DataLoader
 
-from model.fileio import atomic_write_bytes, fsync_dir, user_cache_dir
+from model.fileio import atomic_write_bytes, user_cache_dir
 from model.network import BCirUNet
 from model.preprocess import PreprocessConfig
 from model.split import PatientSplit, split_patients
 from model.study_index import build_index
-from model.train_data import CaseReport, RoiDataset, build_samples, prepare_all, select_images
+from model.train_data import RoiDataset, build_samples, prepare_all, select_images
 from model.weights import load_model, new_card, save_model
 
 
@@ -192,12 +193,7 @@ def _save_checkpoint(path: Path, net: BCirUNet, optimizer: torch.optim.Optimizer
             tensors[f"optim.{pid}.{name}"] = t.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"state": json.dumps(state), "param_groups": json.dumps(opt_state["param_groups"])}
-    tmp = path.with_name(f".{path.name}.part")
-    save_file(tensors, str(tmp), metadata=meta)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    atomic_write_bytes(path, save_safetensors(tensors, metadata=meta))
 
 
 def _load_checkpoint(path: Path, net: BCirUNet, optimizer: torch.optim.Optimizer) -> dict:

@@ -16,16 +16,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from model.errors import ModelFileError
-from model.fileio import atomic_write_bytes, fsync_dir
+from model.fileio import atomic_write_bytes
 from model.network import ARCHITECTURE, ARCHITECTURE_VERSION, BCirUNet
 from model.preprocess import PreprocessConfig
 
@@ -98,18 +97,7 @@ def save_model(net: BCirUNet, card: dict, weights_path: str | Path) -> Path:
     if weights_path.suffix != ".safetensors":
         raise ModelFileError("model files are saved as .safetensors")
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=weights_path.parent, prefix=f".{weights_path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", "model_version": card["model_version"]})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, weights_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(weights_path.parent)
+    atomic_write_bytes(weights_path, save_safetensors(state, metadata={"format": "pt", "model_version": card["model_version"]}))
     card = dict(card, weights_file=weights_path.name, weights_sha256=_sha256(weights_path))
     atomic_write_bytes(card_path(weights_path), (json.dumps(card, indent=2) + "\n").encode())
     return weights_path

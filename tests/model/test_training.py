@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from model.augment import ROTATIONS, TRANSFORMS, Transform, sample_roi
 from model.split import split_patients
@@ -48,7 +47,6 @@ def test_split_is_stratified_and_seeded():
 
 
 def test_augmentation_keeps_image_and_mask_aligned():
-    rng = np.random.default_rng(0)
     mask = np.zeros((200, 200), np.uint8)
     mask[70:110, 90:150] = 1
     mask[120:135, 60:80] = 1
