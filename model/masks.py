@@ -17,7 +17,9 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     has masks that no resize can align with their image, so we never resize.
     """
     pixels = read_image(path).pixels
-    mask = pixels > pixels.min() if pixels.max() > pixels.min() else np.zeros(pixels.shape, bool)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    # halfway between the two values: robust to the ringing of lossy JPEG masks
+    mask = pixels > (lo + hi) / 2 if hi > lo else np.zeros(pixels.shape, bool)
     if shape is not None and mask.shape != tuple(shape):
         raise ValueError(f"mask {mask.shape[0]}x{mask.shape[1]} does not match image {shape[0]}x{shape[1]}")
     return mask

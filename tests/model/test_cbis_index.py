@@ -274,3 +274,42 @@ def test_labelled_folder(tmp_path):
     assert by_patient["X3"].abnormalities == [] and by_patient["X3"].gt_known and by_patient["X3"].view == "MLO"
     assert any("missing.png" in s.path and "not found" in s.reason for s in index.skipped)
     assert not any(p.endswith("a.png") and "masks" in p for p in (i.path for i in index.images))
+
+
+def test_kaggle_jpeg_copy(tmp_path):
+    """The Kaggle re-packaging: csv/ with dicom_info.csv, jpeg/<SeriesUID>/1-N.jpg, 8-bit."""
+    import cv2
+
+    root = tmp_path / "kaggle"
+    (root / "csv").mkdir(parents=True)
+    full_uid, crop_uid, mask_uid = "1.3.6.1.4.1.9590.1.2", "1.3.6.1.4.1.9590.1.3", "1.3.6.1.4.1.9590.1.4"
+    for uid, name, pixels in ((full_uid, "1-249.jpg", (_image(1) // 256).astype(np.uint8)),
+                              (crop_uid, "1-250.jpg", (_image(2)[:10, :10] // 256).astype(np.uint8)),
+                              (mask_uid, "1-251.jpg", _mask())):
+        (root / "jpeg" / uid).mkdir(parents=True)
+        cv2.imwrite(str(root / "jpeg" / uid / name), pixels, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    subject = "Mass-Training_P_00007_LEFT_CC"
+    with open(root / "csv" / "dicom_info.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_path", "image_path", "PatientID", "SeriesInstanceUID", "SeriesDescription", "Laterality", "Rows", "Columns"])
+        for uid, name, desc in ((full_uid, "1-249.jpg", "full mammogram images"), (crop_uid, "1-250.jpg", "cropped images"),
+                                (mask_uid, "1-251.jpg", "ROI mask images")):
+            w.writerow([f"CBIS-DDSM/dicom/{name}.dcm", f"CBIS-DDSM/jpeg/{uid}/{name}", subject, uid, desc, "L", 64, 48])
+    with open(root / "csv" / "mass_case_description_train_set.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(MASS_COLUMNS)
+        row = _mass_row("P_00007", "LEFT", "CC", 1, f"{subject}/1.2/{full_uid}/000000.dcm",
+                        f"{subject}_1/1.2/{crop_uid}/000000.dcm", f"{subject}_1/1.2/{mask_uid}/000001.dcm")
+        w.writerow([row.get(c, "") for c in MASS_COLUMNS])
+    # the Kaggle paths start with "CBIS-DDSM/jpeg/...": the download folder is named CBIS-DDSM
+    kaggle = tmp_path / "CBIS-DDSM"
+    root.rename(kaggle)
+    index = build_index(kaggle, workers=1)
+    (image,) = index.images
+    assert (image.patient_id, image.laterality, image.view) == ("P_00007", "L", "CC")
+    (a,) = image.abnormalities
+    assert a.mask_path.endswith("1-251.jpg") and a.problem is None  # lossy JPEG mask still recognised by content
+    assert a.crop_path.endswith("1-250.jpg")
+    from model.masks import load_mask
+
+    np.testing.assert_array_equal(load_mask(a.mask_path, (64, 48)), _mask() > 0)
