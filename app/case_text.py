@@ -53,3 +53,18 @@ def position_text(col: float, row: float, spacing_mm: tuple[float, float] | None
 
 def window_text(center: float, width: float) -> str:
     return f"C {center:.0f}  W {width:.0f}"
+
+
+FLAG_SCORE = 0.5  # an AI score at or above this is shown in red (worklist, findings)
+
+
+def percent(p: float) -> str:
+    """A probability as the reader reads it: '61%'."""
+    return f"{100 * p:.0f}%"
+
+
+def lesion_size_texts(lesion) -> tuple[str, str]:
+    """(area, longest diameter) of a predicted lesion: in mm when the pixel spacing is known, else in pixels."""
+    if lesion.area_mm2 is not None and lesion.longest_diameter_mm is not None:
+        return f"{lesion.area_mm2:.1f} mm²", f"{lesion.longest_diameter_mm:.1f} mm"
+    return f"{lesion.area_px} px", f"{lesion.longest_diameter_px:.0f} px"

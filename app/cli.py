@@ -13,6 +13,7 @@ class GuiArgs:
     timeout: float
     size: tuple[int, int]
     verbose: bool
+    weights: str | None = None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -31,6 +32,7 @@ def parse_args(argv: list[str]) -> GuiArgs:
     parser.add_argument("--screenshot", metavar="FILE", help="open PATH, show the first case with ground truth, save the window to FILE and exit")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds --screenshot waits before giving up (default 300)")
     parser.add_argument("--size", type=_size, default=(1600, 1000), metavar="WxH", help="window size (default 1600x1000)")
+    parser.add_argument("--weights", metavar="FILE", help="model file (NAME.safetensors with its NAME.json card); default: $BCIR_MODEL, else the bundled model")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     ns = parser.parse_args(argv)
-    return GuiArgs(ns.path, ns.screenshot, ns.timeout, ns.size, ns.verbose)
+    return GuiArgs(ns.path, ns.screenshot, ns.timeout, ns.size, ns.verbose, ns.weights)

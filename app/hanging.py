@@ -74,6 +74,12 @@ def hang(images: list[IndexedImage]) -> dict[Slot, IndexedImage]:
     return placed
 
 
+def cc_row(images: list[IndexedImage]) -> list[IndexedImage]:
+    """The images hung in the CC row (what the network runs on), right breast first."""
+    placed = hang(images)
+    return [placed[s] for s in SLOTS_2UP if s in placed]
+
+
 def needs_mirror(chest_wall_in_file: str, slot: Slot) -> bool:
     """True when the stored image must be mirrored so that its chest wall faces the screen's middle."""
     return chest_wall_in_file != slot.chest_wall_on_screen

@@ -1,21 +1,23 @@
-"""The reading area: 2-up (CC) or 4-up (CC over MLO) panes, linked zoom and pan, shared window/level."""
+"""The reading area: 2-up (CC) or 4-up (CC over MLO) panes, linked zoom and pan, shared window/level, AI marks."""
 
 from __future__ import annotations
 
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QTimer, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QCursor, QPainter
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from model.dicom_io import WindowPreset
 from model.study_index import IndexedImage
 
+from app.ai_results import AiImage
 from app.case_loading import LoadedImage, LoadFailure
 from app.case_text import image_label, position_text
 from app.hanging import SLOTS_4UP, Slot, hang, slots
 from app.image_pane import ImagePane
+from app.overlays import DEFAULT_FILL_OPACITY, OPACITY_STEP
 
 # Right-drag: this many screen pixels to the right double the window width;
 # one pixel down moves the center by width / CENTER_PX_PER_WIDTH.
@@ -23,6 +25,9 @@ WIDTH_DOUBLING_PX = 200.0
 CENTER_PX_PER_WIDTH = 400.0
 # Space left above and below a fitted image, as a fraction of its height.
 FIT_MARGIN = 0.01
+# Centring on a lesion zooms so that it spans about 1 / LESION_ZOOM_SPAN of the pane, but never
+# closer than 1:1 pixels nor further out than the current view.
+LESION_ZOOM_SPAN = 5.0
 
 
 class _Canvas(pg.GraphicsLayoutWidget):
@@ -41,6 +46,7 @@ class HangingView(QWidget):
     cursorMoved = Signal(str)  # pixel value and position under the cursor
     windowChanged = Signal(str)  # C/W of the pane under the cursor (or the first pane)
     caseShown = Signal(str)  # patient id, once every pane of the current layout has its image
+    roiClicked = Signal(str, float, float)  # in ROI mode, a left click: image path, original-pixel x (column), y (row)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +69,7 @@ class HangingView(QWidget):
             pane.view.sigResized.connect(self._on_pane_resized)
         first.sigRangeChanged.connect(self._on_range_changed)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.canvas.left.connect(self._on_mouse_left)
 
         self.legend = QLabel(self)
@@ -72,6 +79,11 @@ class HangingView(QWidget):
         self.four_up = False
         self.invert = False
         self.show_truth = True
+        self.show_prediction = True
+        self.show_heatmap = False
+        self.fill_opacity = DEFAULT_FILL_OPACITY
+        self.roi_mode = False
+        self.ai: dict[str, AiImage] = {}  # path -> the AI result drawn on it (current patient only)
         self.preset_index = 0
         self.patient_id: str | None = None
         self.assignment: dict[Slot, IndexedImage] = {}
@@ -115,10 +127,20 @@ class HangingView(QWidget):
         self.legend.raise_()
 
     def _update_legend(self) -> None:
+        lines = []
+        if self.ai:
+            if self.show_prediction:
+                lines.append('<span style="color:#ffff00; font-weight:bold">&#9632;&#9473;</span>&nbsp; AI prediction')
+            else:
+                lines.append('<span style="color:#888888">AI prediction hidden (A)</span>')
+            if self.show_heatmap:
+                lines.append('<span style="color:#30a0ff">&#9632;</span><span style="color:#40ff80">&#9632;</span>'
+                             '<span style="color:#ff4020">&#9632;</span>&nbsp; AI probability (low → high)')
         if self.show_truth:
-            self.legend.setText('<span style="color:#ff0000; font-weight:bold">&#9473;&#9473;</span>&nbsp; ground truth')
+            lines.append('<span style="color:#ff0000; font-weight:bold">&#9473;&#9473;</span>&nbsp; ground truth')
         else:
-            self.legend.setText('<span style="color:#888888">ground truth hidden (T)</span>')
+            lines.append('<span style="color:#888888">ground truth hidden (T)</span>')
+        self.legend.setText("<br>".join(lines))
         self.legend.setVisible(self.patient_id is not None)
         self._place_legend()
 
@@ -130,6 +152,7 @@ class HangingView(QWidget):
         self.assignment = {}
         self.load_order = []
         self.failed = {}
+        self.ai = {}
         for i, pane in enumerate(self.panes.values()):
             pane.clear(text if i == 0 else "")
         self._update_legend()
@@ -139,6 +162,7 @@ class HangingView(QWidget):
         self.patient_id = patient_id
         self.assignment = hang(images)
         self.failed = {}
+        self.ai = {}
         self.preset_index = 0
         self._fitted = True
         self._shown_emitted = False
@@ -161,6 +185,8 @@ class HangingView(QWidget):
         pane = self.panes[slot]
         window = loaded.windows[min(self.preset_index, len(loaded.windows) - 1)]
         pane.set_image(loaded, window, self.invert, self.show_truth)
+        if loaded.indexed.path in self.ai:
+            pane.prediction.set_result(self.ai[loaded.indexed.path])
         if self._fitted:
             self.fit()
         self._emit_window()
@@ -185,6 +211,14 @@ class HangingView(QWidget):
         if not self._shown_emitted and self.is_complete():
             self._shown_emitted = True
             self.caseShown.emit(self.patient_id)
+
+    def cc_images(self) -> list[IndexedImage]:
+        """The images of the CC row (what the network runs on), right breast first."""
+        return [self.assignment[s] for s in slots(False) if s in self.assignment]
+
+    def pane_of(self, path: str) -> ImagePane | None:
+        slot = self._slot_of(path)
+        return self.panes[slot] if slot is not None else None
 
     def problems(self) -> list[str]:
         return [p for pane in self.visible_panes() if pane.loaded for p in pane.loaded.problems]
@@ -303,6 +337,92 @@ class HangingView(QWidget):
         for pane in self.panes.values():
             pane.set_truth_visible(visible)
         self._update_legend()
+
+    # -- AI marks
+
+    def set_ai_result(self, ai: AiImage) -> bool:
+        """Draw ``ai`` on its image's pane (now, or when the image arrives); False when not on this case."""
+        pane = self.pane_of(ai.path)
+        if pane is None:
+            return False
+        self.ai[ai.path] = ai
+        if pane.loaded is not None and pane.loaded.indexed.path == ai.path:
+            pane.prediction.set_result(ai)
+        self._update_legend()
+        return True
+
+    def remove_ai_result(self, path: str) -> None:
+        self.ai.pop(path, None)
+        pane = self.pane_of(path)
+        if pane is not None:
+            pane.prediction.clear()
+        self._update_legend()
+
+    def set_prediction_visible(self, visible: bool) -> None:
+        self.show_prediction = visible
+        self._apply_ai_visibility()
+
+    def set_heatmap_visible(self, visible: bool) -> None:
+        self.show_heatmap = visible
+        self._apply_ai_visibility()
+
+    def _apply_ai_visibility(self) -> None:
+        for pane in self.panes.values():
+            pane.prediction.set_visible(self.show_prediction, self.show_heatmap)
+        self._update_legend()
+
+    def set_fill_opacity(self, opacity: float) -> float:
+        self.fill_opacity = round(min(1.0, max(0.0, opacity)), 2)
+        for pane in self.panes.values():
+            pane.prediction.set_fill_opacity(self.fill_opacity)
+        return self.fill_opacity
+
+    def change_fill_opacity(self, steps: int) -> float:
+        return self.set_fill_opacity(self.fill_opacity + steps * OPACITY_STEP)
+
+    def set_roi_mode(self, on: bool) -> None:
+        self.roi_mode = on
+        if on:
+            self.canvas.viewport().setCursor(QCursor(Qt.CursorShape.CrossCursor))
+        else:
+            self.canvas.viewport().unsetCursor()
+
+    def _on_mouse_clicked(self, event) -> None:
+        if not self.roi_mode or event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        pane = self.pane_at(event.scenePos())
+        if pane is None or pane.loaded is None:
+            return
+        col, row = pane.stored_pixel_at(event.scenePos())
+        rows, cols = pane.loaded.shape
+        if 0 <= col < cols and 0 <= row < rows:
+            event.accept()
+            self.roiClicked.emit(pane.loaded.indexed.path, float(col), float(row))
+
+    def center_on(self, path: str, box: tuple[float, float, float, float]) -> bool:
+        """Centre the (linked) panes on the box x0, y0, x1, y1 (stored pixels) of an image, zooming in modestly."""
+        pane = self.pane_of(path)
+        if pane is None or pane.loaded is None:
+            return False
+        if pane not in self.visible_panes():  # an MLO finding while the 2-up shows
+            self.set_four_up(True)
+        x0, y0, x1, y1 = box
+        # Every pane shares the view coordinates (distance from the chest wall, row), and the first pane leads the links.
+        center = pane.view_point_of_pixel((x0 + x1) / 2, (y0 + y1) / 2)
+        view = self.panes[SLOTS_4UP[0]].view
+        current = view.viewRect()
+        short = max(1.0, min(current.width(), current.height()))
+        ratio = self.canvas.devicePixelRatioF() or 1.0
+        one_to_one = view.width() * ratio / max(1.0, current.width())  # the scale that shows stored pixels 1:1
+        scale = min(1.0, max(max(x1 - x0, y1 - y0) * LESION_ZOOM_SPAN / short, one_to_one))
+        width, height = current.width() * scale, current.height() * scale
+        view.setRange(
+            xRange=(center.x() - width / 2, center.x() + width / 2),
+            yRange=(center.y() - height / 2, center.y() + height / 2),
+            padding=0,
+        )
+        self._fitted = False
+        return True
 
     def _emit_window(self) -> None:
         pane = self.hover_pane if self.hover_pane is not None and self.hover_pane.loaded else None

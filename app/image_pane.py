@@ -24,6 +24,7 @@ from model.dicom_io import WindowPreset
 from app.case_loading import DisplayWindow, LoadedImage, TruthOutline, VoiTable
 from app.case_text import image_label, window_text
 from app.hanging import Slot
+from app.overlays import Z_TRUTH, PredictionLayer
 
 TRUTH_COLOR = QColor(255, 0, 0)
 LABEL_COLOR = QColor(235, 235, 235)
@@ -116,6 +117,7 @@ class ImagePane(QObject):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setParentItem(self.frame)
         self.truth_items: list[QGraphicsPathItem] = []
+        self.prediction = PredictionLayer(self.frame)
         self.loaded: LoadedImage | None = None
         self.window: DisplayWindow | None = None
         self.invert = False
@@ -156,6 +158,7 @@ class ImagePane(QObject):
         self.window = None
         self.image_item.clear()
         self._remove_truth()
+        self.prediction.clear()
         self._label.set_text("")
         self.image_item.setToolTip("")
         self.set_note(note)
@@ -174,6 +177,7 @@ class ImagePane(QObject):
         self.image_item.setLookupTable(loaded.lut(window, invert), update=False)
         self.refresh_pixels(force=True)
         self._remove_truth()
+        self.prediction.clear()
         for truth in loaded.truth:
             item = QGraphicsPathItem(outline_path(truth), self.frame)
             pen = QPen(TRUTH_COLOR)
@@ -181,6 +185,7 @@ class ImagePane(QObject):
             pen.setWidthF(2.0)
             item.setPen(pen)
             item.setToolTip(truth.label)
+            item.setZValue(Z_TRUTH)
             item.setVisible(show_truth)
             self.truth_items.append(item)
         label = image_label(loaded.indexed)
@@ -308,6 +313,10 @@ class ImagePane(QObject):
             self.image_item.setRect(QRectF(c0 * sx, r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy))
 
     # -- geometry (for the status bar and for tests)
+
+    def view_point_of_pixel(self, x: float, y: float) -> QPointF:
+        """Where stored-pixel coordinates (x, y) lie in the view's coordinates (the ones setRange takes)."""
+        return self.frame.mapToParent(QPointF(x, y))
 
     def stored_pixel_at(self, scene_pos: QPointF) -> tuple[int, int]:
         """(col, row) of the stored image under a scene position."""

@@ -1,4 +1,4 @@
-"""The main window: worklist, skipped files, the hanging, menus and status bar; ``run()`` starts the app."""
+"""The main window: worklist, skipped files, findings, the hanging, menus and status bar; ``run()`` starts the app."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from PySide6.QtWidgets import (
 
 from model.study_index import ScanProgress, StudyIndex, build_index
 
+from app.ai_controller import AiController
 from app.case_loader import CaseLoader
 from app.case_text import has_abnormality, has_ground_truth
 from app.errors import ErrorReporter
+from app.findings_panel import FindingsDock
 from app.hanging_view import HangingView
 from app.menus import build_menus
 from app.shortcuts_dialog import ShortcutsDialog
@@ -41,8 +43,9 @@ STAGE_WORDS = {"listing": "listing files", "headers": "reading headers", "masks"
 class MainWindow(QMainWindow):
     indexReady = Signal(object)  # StudyIndex, once the worklist shows it
     indexFailed = Signal(str)
+    aiFinished = Signal(str)  # patient id: the AI has a result for each CC view, gave up, or cannot run
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, model_path: str | Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -58,13 +61,18 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewer)
         self.worklist = WorklistDock(self)
         self.skipped = SkippedFilesDock(self)
+        self.findings = FindingsDock(self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.findings)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.skipped)
-        self.resizeDocks([self.worklist], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.worklist, self.findings], [300, 420], Qt.Orientation.Horizontal)
         self.resizeDocks([self.skipped], [110], Qt.Orientation.Vertical)
 
+        self.ai_control = AiController(self, model_path=model_path)
+        self.ai = self.ai_control.runner
         self._build_status_bar()
         self.actions = build_menus(self)
+        self.ai_control.roi_action = self.actions.roi
         self.cancel_button.clicked.connect(self.cancel_background)
         self.worklist.patientSelected.connect(self.show_patient)
         self.worklist.imageSelected.connect(self._on_image_selected)
@@ -72,6 +80,8 @@ class MainWindow(QMainWindow):
         self.viewer.canvas.left.connect(self.cursor_label.clear)
         self.viewer.windowChanged.connect(self.window_label.setText)
         self.viewer.caseShown.connect(self._on_case_shown)
+        self.ai_control.finished.connect(self.aiFinished)
+        self.ai_control.start()
 
     # ------------------------------------------------------------------ building
 
@@ -88,7 +98,12 @@ class MainWindow(QMainWindow):
         self.cancel_button = QToolButton()
         self.cancel_button.setText("Cancel")
         self.cancel_button.hide()
-        for widget in (self.cursor_label, self.window_label, self.progress, self.cancel_button):
+        self.ai_state_label = self.ai_control.state_label
+        self.ai_progress = self.ai_control.progress
+        self.ai_label = self.ai_control.model_label
+        widgets = (self.cursor_label, self.window_label, self.progress, self.cancel_button,
+                   self.ai_state_label, self.ai_progress, self.ai_label)
+        for widget in widgets:
             bar.addPermanentWidget(widget)
 
     # ------------------------------------------------------------------ opening and indexing
@@ -172,6 +187,14 @@ class MainWindow(QMainWindow):
             self._index_worker.cancel()
             self.statusBar().showMessage("Stopping the indexing…")
         self.loader.cancel()
+        self.ai_control.cancel()
+
+    def escape(self) -> None:
+        """Esc: leave ROI mode when it is on, else cancel what runs in the background."""
+        if self.actions.roi.isChecked():
+            self.actions.roi.setChecked(False)
+        else:
+            self.cancel_background()
 
     # ------------------------------------------------------------------ showing a patient
 
@@ -202,6 +225,7 @@ class MainWindow(QMainWindow):
         self._case_started = time.perf_counter()
         self.statusBar().showMessage(f"{patient_id}: loading…")
         self.loader.show(patient_id, images)
+        self.ai_control.patient_shown(patient_id)
 
     def _on_case_shown(self, patient_id: str) -> None:
         seconds = time.perf_counter() - self._case_started
@@ -210,6 +234,7 @@ class MainWindow(QMainWindow):
         if problems:
             message += f"; {len(problems)} truth mask{'s' if len(problems) > 1 else ''} not drawn: " + "; ".join(problems)
         self.statusBar().showMessage(message, 20_000)
+        self.ai_control.request_case()
         self._prefetch_next()
 
     def _prefetch_next(self) -> None:
@@ -296,7 +321,7 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName(APP_NAME)
-    window = MainWindow()
+    window = MainWindow(model_path=args.weights)
     previous_hook = sys.excepthook
     sys.excepthook = window.errors.excepthook
     window.resize(*args.size)

@@ -23,6 +23,9 @@ class Actions:
     invert: QAction
     truth: QAction
     cancel: QAction
+    prediction: QAction
+    heatmap: QAction
+    roi: QAction
 
 
 def _add(window: MainWindow, menu: QMenu, text: str, slot: Callable, keys=(), *, checkable=False, checked=False) -> QAction:
@@ -43,11 +46,12 @@ def _add(window: MainWindow, menu: QMenu, text: str, slot: Callable, keys=(), *,
 def build_menus(window: MainWindow) -> Actions:
     bar = window.menuBar()
     viewer = window.viewer
+    ai_control = window.ai_control
 
     file_menu = bar.addMenu("&File")
     _add(window, file_menu, "Open folder…", window.ask_open_folder, ["Ctrl+O"])
     _add(window, file_menu, "Open file…", window.ask_open_file, ["Ctrl+Shift+O"])
-    cancel = _add(window, file_menu, "Cancel indexing / loading", window.cancel_background, ["Esc"])
+    cancel = _add(window, file_menu, "Cancel indexing / loading / AI; leave ROI mode", window.escape, ["Esc"])
     file_menu.addSeparator()
     _add(window, file_menu, "Quit", window.close, ["Ctrl+Q"])
 
@@ -64,11 +68,21 @@ def build_menus(window: MainWindow) -> Actions:
         _add(window, presets, f"Preset {n}", lambda n=n: window.set_preset(n - 1), [str(n)])
     invert = _add(window, view, "Invert", viewer.set_invert, ["I"], checkable=True)
     truth = _add(window, view, "Ground-truth outlines", viewer.set_truth_visible, ["T"], checkable=True, checked=True)
+    prediction = _add(window, view, "AI prediction (yellow)", ai_control.set_prediction_visible, ["A"], checkable=True, checked=True)
+    heatmap = _add(window, view, "AI probability heatmap", ai_control.set_heatmap_visible, ["H"], checkable=True)
+    _add(window, view, "Prediction fill more transparent", lambda: ai_control.change_fill_opacity(-1), ["["])
+    _add(window, view, "Prediction fill more opaque", lambda: ai_control.change_fill_opacity(+1), ["]"])
     view.addSeparator()
-    for dock, keys in ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2")):
+    for dock, keys in ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2"), (window.findings, "Ctrl+3")):
         toggle = dock.toggleViewAction()
         toggle.setShortcut(QKeySequence(keys))
         view.addAction(toggle)
+
+    ai = bar.addMenu("&AI")
+    roi = _add(window, ai, "ROI mode: click a point to run one tile there", ai_control.set_roi_mode, ["R"], checkable=True)
+    _add(window, ai, "Cancel AI", ai_control.cancel, ["Shift+Esc"])
+    _add(window, ai, "Run AI on this case again", ai_control.run_again, ["Ctrl+R"])
+    _add(window, ai, "Choose model file…", ai_control.ask_model_file)
 
     nav = bar.addMenu("&Navigate")
     _add(window, nav, "Next patient", lambda: window.step_patient(+1), ["N", "Space", "PgDown"])
@@ -78,4 +92,4 @@ def build_menus(window: MainWindow) -> Actions:
     help_menu = bar.addMenu("&Help")
     _add(window, help_menu, "Keyboard shortcuts", window.show_shortcuts, ["F1"])
     _add(window, help_menu, "About B-Cir Review", window.show_about)
-    return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel)
+    return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel, prediction=prediction, heatmap=heatmap, roi=roi)

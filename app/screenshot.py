@@ -1,4 +1,4 @@
-"""``--screenshot FILE``: open, show the first case with ground truth, save the window, exit."""
+"""``--screenshot FILE``: open, show the first case with ground truth, wait for its AI results, save the window, exit."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ SETTLE_MS = 150
 
 
 class ScreenshotRun(QObject):
-    """Drives a MainWindow through open → select → shown → grab, then quits the app with 0 (saved) or 1."""
+    """Drives a MainWindow through open → select → shown and AI done → grab, then quits the app with 0 (saved) or 1.
+
+    "AI done" also covers an AI that cannot run (no model): the picture then shows why in the status bar.
+    """
 
     def __init__(self, window, out: str | Path, *, timeout_s: float = 300.0) -> None:
         super().__init__(window)
@@ -23,9 +26,12 @@ class ScreenshotRun(QObject):
         self.out = Path(out)
         self.patient_id: str | None = None
         self._done = False
+        self._shown = False
+        self._ai_done = False
         window.indexReady.connect(self._on_index)
         window.indexFailed.connect(self._on_failed)
         window.viewer.caseShown.connect(self._on_case_shown)
+        window.aiFinished.connect(self._on_ai_finished)
         QTimer.singleShot(int(timeout_s * 1000), self._on_timeout)
 
     def _on_index(self, index: StudyIndex) -> None:
@@ -37,6 +43,16 @@ class ScreenshotRun(QObject):
 
     def _on_case_shown(self, patient_id: str) -> None:
         if patient_id == self.patient_id:
+            self._shown = True
+            self._save_when_ready()
+
+    def _on_ai_finished(self, patient_id: str) -> None:
+        if patient_id == self.patient_id:
+            self._ai_done = True
+            self._save_when_ready()
+
+    def _save_when_ready(self) -> None:
+        if self._shown and self._ai_done:
             QTimer.singleShot(SETTLE_MS, self.save_now)
 
     def _on_failed(self, message: str) -> None:
@@ -45,7 +61,8 @@ class ScreenshotRun(QObject):
 
     def _on_timeout(self) -> None:
         if not self._done:
-            print("bcir-review: --screenshot timed out before the case was shown", file=sys.stderr)
+            what = "the AI finished" if self._shown else "the case was shown"
+            print(f"bcir-review: --screenshot timed out before {what}", file=sys.stderr)
             self.save_now(code=1)
 
     def save_now(self, code: int = 0) -> None:

@@ -9,6 +9,8 @@ MOUSE_ROWS = [
     ("Mouse", "Window / level", "right-drag: left/right = width, up/down = center"),
     ("Mouse", "Pan", "left-drag"),
     ("Mouse", "Zoom", "wheel (all panes follow)"),
+    ("Mouse", "ROI (in ROI mode, R)", "left click: run one 1024 tile centred there"),
+    ("Mouse", "Go to a finding", "click its row in Findings: the panes centre on it"),
 ]
 
 

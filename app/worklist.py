@@ -1,4 +1,4 @@
-"""The worklist dock: patients and their images, ground truth, a patient-ID search, next/previous."""
+"""The worklist dock: patients and their images, ground truth, AI score, a patient-ID search, next/previous."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from PySide6.QtWidgets import QDockWidget, QLineEdit, QTreeWidget, QTreeWidgetIt
 
 from model.study_index import IndexedImage, StudyIndex
 
-from app.case_text import image_label, image_truth, patient_truth
+from app.case_text import FLAG_SCORE, image_label, image_truth, patient_truth, percent
 
 PATIENT_ROLE = Qt.ItemDataRole.UserRole
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 MALIGNANT_COLOR = QColor(220, 60, 60)
+AI_COLUMN = 2
 
 
 class WorklistDock(QDockWidget):
@@ -28,7 +29,7 @@ class WorklistDock(QDockWidget):
         self.search.setPlaceholderText("Search patient ID  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Patient / image", "Ground truth"])
+        self.tree.setHeaderLabels(["Patient / image", "Ground truth", "AI"])
         self.tree.setUniformRowHeights(True)
         self.tree.setColumnWidth(0, 130)
         self.tree.setAlternatingRowColors(True)
@@ -40,6 +41,8 @@ class WorklistDock(QDockWidget):
         self.setWidget(body)
         self._patients: dict[str, list[IndexedImage]] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._image_items: dict[str, QTreeWidgetItem] = {}
+        self._scores: dict[str, dict[str, float]] = {}  # patient -> image path -> case score of that image
         self.search.textChanged.connect(self.apply_filter)
         self.tree.currentItemChanged.connect(self._on_current_changed)
 
@@ -47,6 +50,8 @@ class WorklistDock(QDockWidget):
         self.tree.blockSignals(True)
         self.tree.clear()
         self._items = {}
+        self._image_items = {}
+        self._scores = {}
         self._patients = index.patients() if index is not None else {}
         for patient_id, images in self._patients.items():
             truth = patient_truth(images)
@@ -64,12 +69,42 @@ class WorklistDock(QDockWidget):
                 if image.malignant:
                     child.setForeground(1, QBrush(MALIGNANT_COLOR))
                 item.addChild(child)
+                self._image_items[image.path] = child
             self.tree.addTopLevelItem(item)
             self._items[patient_id] = item
         self.tree.blockSignals(False)
         self.tree.resizeColumnToContents(0)
+        self.tree.setColumnWidth(AI_COLUMN, self.fontMetrics().horizontalAdvance("100%") + 16)
         self.setWindowTitle(f"Worklist ({len(self._patients)} patients)")
         self.apply_filter(self.search.text())
+
+    # -- AI scores
+
+    def set_ai_score(self, patient_id: str, path: str, score: float) -> None:
+        """An image's score arrived: show it, and the patient's (the highest of its images so far)."""
+        item = self._items.get(patient_id)
+        if item is None:
+            return
+        scores = self._scores.setdefault(patient_id, {})
+        scores[path] = score
+        child = self._image_items.get(path)
+        if child is not None:
+            self._show_score(child, score)
+        self._show_score(item, max(scores.values()))
+
+    def ai_score(self, patient_id: str) -> float | None:
+        scores = self._scores.get(patient_id)
+        return max(scores.values()) if scores else None
+
+    @staticmethod
+    def _show_score(item: QTreeWidgetItem, score: float) -> None:
+        item.setText(AI_COLUMN, percent(score))
+        item.setTextAlignment(AI_COLUMN, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setToolTip(AI_COLUMN, f"AI score {100 * score:.1f}%: the highest lesion p(malignant)")
+        if score >= FLAG_SCORE:
+            item.setForeground(AI_COLUMN, QBrush(MALIGNANT_COLOR))
+        else:
+            item.setData(AI_COLUMN, Qt.ItemDataRole.ForegroundRole, None)
 
     # -- what is listed
 

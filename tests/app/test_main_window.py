@@ -23,7 +23,8 @@ TIMEOUT_MS = 20_000
 
 
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, monkeypatch):
+    monkeypatch.setenv("BCIR_MODEL", "none")  # the viewer alone; tests/app/test_ai.py drives the AI
     w = MainWindow()
     w.resize(1200, 800)
     qtbot.addWidget(w)

@@ -1,0 +1,218 @@
+"""The findings dock: the case score, then per image the network's lesions against the ground truth.
+
+Per lesion: p(malignant), benign/malignant, area and longest diameter (mm when
+the pixel spacing is known, else pixels) and hit / false positive; truth
+lesions the network missed are listed too, and each image gets its Dice and
+IoU. Choosing a row emits ``lesionActivated(path, box)``; the window centres the
+panes on it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import QDockWidget, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from model.study_index import IndexedImage
+
+from app.ai_results import AiImage
+from app.case_text import FLAG_SCORE, abnormality_text, image_label, image_truth, lesion_size_texts, patient_truth, percent
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+BOX_ROLE = Qt.ItemDataRole.UserRole + 1
+SPAN_ROLE = Qt.ItemDataRole.UserRole + 2  # rows whose text spans all columns (image and truth rows)
+COLUMNS = ["Finding", "p(malig.)", "Label", "vs truth", "Area", "Longest Ø"]
+P_COLUMN, LABEL_COLUMN, VERDICT_COLUMN, AREA_COLUMN, DIAMETER_COLUMN = 1, 2, 3, 4, 5
+HIT_COLOR = QColor(80, 190, 90)
+MISS_COLOR = QColor(230, 70, 70)
+MALIGNANT_COLOR = QColor(230, 70, 70)
+
+
+def _truth_detail(image: IndexedImage) -> str:
+    """The ground truth with its descriptors ('MALIGNANT mass (IRREGULAR, SPICULATED; BI-RADS 5)')."""
+    if not image.abnormalities:
+        return image_truth(image)
+    parts = []
+    for a in image.abnormalities:
+        extra = [v for v in (a.mass_shape, a.mass_margins, a.calc_type, a.calc_distribution) if v]
+        if a.assessment is not None:
+            extra.append(f"BI-RADS {a.assessment}")
+        parts.append(abnormality_text(a) + (f" ({', '.join(extra)})" if extra else ""))
+    return "; ".join(parts)
+
+
+class FindingsDock(QDockWidget):
+    lesionActivated = Signal(str, object)  # image path, (x0, y0, x1, y1) on the original grid
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Findings", parent)
+        self.setObjectName("findingsDock")
+        self.summary = QLabel()
+        self.summary.setObjectName("findingsSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setColumnWidth(0, self.fontMetrics().horizontalAdvance("Lesion 10") + 2 * self.tree.indentation() + 8)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree)
+        self.setWidget(body)
+        self.patient_id: str | None = None
+        self.images: list[IndexedImage] = []
+        self.results: dict[str, AiImage] = {}  # what each image's rows show: the whole view, or the reader's ROI
+        self.whole_scores: dict[str, float] = {}  # the case score counts whole-view results only
+        self.status = ""
+        self.tree.currentItemChanged.connect(lambda current, _previous: self._activate(current))
+        self.tree.itemClicked.connect(lambda item, _column: self._activate(item) if item is self.tree.currentItem() else None)
+        self.set_case(None, [])
+
+    # -- content
+
+    def set_case(self, patient_id: str | None, images: list[IndexedImage], status: str = "") -> None:
+        """A new case: its CC images, no results yet."""
+        self.patient_id = patient_id
+        self.images = list(images)
+        self.results = {}
+        self.whole_scores = {}
+        self.status = status
+        self._rebuild()
+
+    def set_status(self, text: str) -> None:
+        """What the AI is doing or why it is not ('AI running: R CC 3/12 tiles', 'No model: …')."""
+        self.status = text
+        self._update_summary()
+
+    def set_result(self, ai: AiImage) -> bool:
+        if all(image.path != ai.path for image in self.images):
+            return False
+        self.results[ai.path] = ai
+        if not ai.is_roi:
+            self.whole_scores[ai.path] = ai.result.case_score
+        self._rebuild()
+        return True
+
+    def drop_roi_results(self, whole: dict[str, AiImage]) -> None:
+        """Leaving ROI mode: show the whole-view results again."""
+        self.results = {p: whole[p] for p in whole if any(i.path == p for i in self.images)}
+        self.status = ""
+        self._rebuild()
+
+    def score(self) -> float | None:
+        """The case score: the highest lesion p(malignant) over the whole-view results so far."""
+        return max(self.whole_scores.values()) if self.whole_scores else None
+
+    def _update_summary(self) -> None:
+        if self.patient_id is None:
+            self.summary.setText("No case shown")
+            return
+        score = self.score()
+        lines = [f"<b>{self.patient_id}</b>"]
+        if score is not None:
+            done = len(self.whole_scores)
+            partial = "" if done == len(self.images) else f" ({done} of {len(self.images)} views)"
+            style = f' style="color:{MALIGNANT_COLOR.name()}"' if score >= FLAG_SCORE else ""  # else the palette's text colour
+            lines.append(f"Case score <b{style}>{percent(score)}</b> (highest lesion p(malignant)){partial}")
+        lines.append(f"Ground truth: {patient_truth(self.images) if self.images else 'no images'}")
+        if self.status:
+            lines.append(f'<span style="color:#aaaaaa">{self.status}</span>')
+        self.summary.setText("<br>".join(lines))
+
+    def _rebuild(self) -> None:
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        for image in self.images:
+            item = self._image_item(image, self.results.get(image.path))
+            self.tree.addTopLevelItem(item)
+            for row in (item, *(item.child(j) for j in range(item.childCount()))):
+                if row.data(0, SPAN_ROLE):
+                    row.setFirstColumnSpanned(True)  # only works once the row is in the tree
+        self.tree.expandAll()
+        self.tree.blockSignals(False)
+        for column in range(1, len(COLUMNS)):
+            self.tree.resizeColumnToContents(column)
+        self._update_summary()
+
+    def _image_item(self, image: IndexedImage, ai: AiImage | None) -> QTreeWidgetItem:
+        """The image's row (what ran, how many lesions, Dice/IoU), its truth, its lesions, then missed truth."""
+        item = QTreeWidgetItem([f"{image_label(image)} — AI pending…"])
+        item.setData(0, PATH_ROLE, image.path)
+        item.setData(0, SPAN_ROLE, True)
+        font = QFont(item.font(0))
+        font.setBold(True)
+        item.setFont(0, font)
+        truth = QTreeWidgetItem([f"truth: {_truth_detail(image)}"])
+        truth.setToolTip(0, _truth_detail(image))
+        truth.setData(0, SPAN_ROLE, True)
+        item.addChild(truth)
+        if ai is None:
+            return item
+        result, comparison = ai.result, ai.comparison
+        mode = f" ROI at ({ai.roi_point[0]:.0f}, {ai.roi_point[1]:.0f})" if ai.is_roi else ""
+        count = len(result.lesions)
+        text = f"{image_label(image)}{mode}: {count} lesion{'s' if count != 1 else ''}"
+        if count:
+            text += f", max {percent(max(l.p_malignant for l in result.lesions))}"
+        if comparison.known:
+            text += f" · Dice {comparison.dice:.2f}, IoU {comparison.iou:.2f}"
+        item.setText(0, text)
+        item.setToolTip(0, f"{'one ROI tile' if ai.is_roi else 'whole view'}; model {result.model_version}; {result.device}; "
+                           f"{'from the cache' if result.from_cache else f'{result.seconds:.1f} s'}"
+                           + ("; Dice and IoU of the yellow mask against the red truth" if comparison.known else ""))
+        for n, (lesion, hit) in enumerate(zip(result.lesions, comparison.lesion_hits), 1):
+            area, diameter = lesion_size_texts(lesion)
+            verdict = {True: "hit", False: "false positive", None: "—"}[hit]
+            row = QTreeWidgetItem([f"Lesion {n}", percent(lesion.p_malignant), lesion.label, verdict, area, diameter])
+            row.setData(0, PATH_ROLE, image.path)
+            row.setData(0, BOX_ROLE, tuple(lesion.bbox))
+            row.setToolTip(0, f"peak probability {percent(lesion.peak_probability)}; box {lesion.bbox}; click to centre")
+            row.setTextAlignment(P_COLUMN, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if lesion.label == "malignant":
+                row.setForeground(LABEL_COLUMN, QBrush(MALIGNANT_COLOR))
+            if hit is not None:
+                row.setForeground(VERDICT_COLUMN, QBrush(HIT_COLOR if hit else MISS_COLOR))
+            item.addChild(row)
+        for abnormality, box in comparison.missed:
+            row = QTreeWidgetItem([f"Truth {abnormality.id}", "", abnormality_text(abnormality), "missed"])
+            row.setData(0, PATH_ROLE, image.path)
+            row.setData(0, BOX_ROLE, tuple(box))
+            row.setToolTip(0, "a ground-truth lesion that no predicted lesion overlaps; click to centre")
+            row.setForeground(VERDICT_COLUMN, QBrush(MISS_COLOR))
+            item.addChild(row)
+        for problem in comparison.problems:
+            row = QTreeWidgetItem([f"not compared: {problem}"])
+            row.setData(0, SPAN_ROLE, True)
+            item.addChild(row)
+        return item
+
+    # -- rows the tests and the window read
+
+    def lesion_rows(self, path: str | None = None) -> list[QTreeWidgetItem]:
+        """Rows that centre on something (lesions and missed truth), in order."""
+        rows = []
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                child = top.child(j)
+                if child.data(0, BOX_ROLE) is not None and (path is None or child.data(0, PATH_ROLE) == path):
+                    rows.append(child)
+        return rows
+
+    def image_row(self, path: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            if top.data(0, PATH_ROLE) == path:
+                return top
+        return None
+
+    def _activate(self, item: QTreeWidgetItem | None) -> None:
+        if item is None:
+            return
+        box = item.data(0, BOX_ROLE)
+        if box is not None:
+            self.lesionActivated.emit(item.data(0, PATH_ROLE), tuple(box))
