@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := .demo/CBIS-DDSM
 
-.PHONY: run test setup demo clean
+.PHONY: run test setup demo demo-weights clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ run: setup demo
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# The bundled demo model, reproduced: 80 synthetic patients, the training run the
+# shipped weights come from, held-out evaluation, then the card (see README).
+TRAIN_DATA := .demo/train-synthetic
+TRAIN_RUN  := .demo/run-demo
+demo-weights: setup
+	$(BIN)/bcir demo-data $(TRAIN_DATA) --patients 80 --seed 100 --size full
+	$(BIN)/bcir train $(TRAIN_DATA) --out $(TRAIN_RUN) --views CC,MLO --working-spacing 0.4 --tile 256 \
+		--micro-batch 16 --batch-size 16 --lr 1e-3 --augment-factor 10 --bf16 --epochs 6 --device cpu --seed 0
+	$(BIN)/bcir eval $(TRAIN_DATA) --weights $(TRAIN_RUN)/best.safetensors --report $(TRAIN_RUN)/report --json > $(TRAIN_RUN)/eval.json
+	$(BIN)/python -m model.bundle $(TRAIN_RUN) $(TRAIN_RUN)/eval.json resources/models/bcir-demo-v1.safetensors bcir-demo-v1
 
 clean:
 	rm -rf $(VENV) .demo

@@ -72,3 +72,26 @@ def test_wrong_architecture_settings(tmp_path):
     (tmp_path / "small.json").write_text(json.dumps(data))
     with pytest.raises(ModelFileError, match="does not fit"):
         load_model(path)
+
+
+def test_bundled_demo_model_is_the_default(tmp_path):
+    """The shipped model loads, says it is synthetic-only, and `bcir infer` uses it when no --weights is given."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from model.weights import default_model_path
+    from tests.conftest import make_dicom
+
+    path = default_model_path()
+    model = load_model(path)
+    assert "synthetic" in model.card["intended_use"] and "Not for clinical use" in model.card["intended_use"]
+    assert model.card["training"]["held_out_evaluation"]["patients"] > 0
+    image = make_dicom(tmp_path / "x.dcm", (np.arange(320 * 200).reshape(320, 200) % 4000).astype(np.uint16))
+    env = {**__import__("os").environ, "BCIR_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "model.cli", "infer", str(image), "--out", str(tmp_path / "out"), "--json"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (item,) = json.loads(result.stdout)["results"]
+    assert item["model_version"] == model.version
