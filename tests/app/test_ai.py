@@ -17,12 +17,12 @@ from PySide6.QtTest import QTest
 from model.masks import load_mask
 from model.metrics import dice, iou
 from model.study_index import build_index
+from tests.app.qt_helpers import TIMEOUT_MS, open_root
 
 from app.case_text import percent
 from app.hanging import SLOTS_2UP
 from app.main_window import MainWindow, first_case_with_truth
 
-TIMEOUT_MS = 60_000
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -57,12 +57,6 @@ def window(qtbot, model_file, cache_dir):
     qtbot.waitUntil(lambda: w.ai.predictor is not None, timeout=TIMEOUT_MS)
     yield w
     w.close()
-
-
-def open_root(qtbot, window, root):
-    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as blocker:
-        window.open_path(root)
-    return blocker.args[0]
 
 
 def show_with_ai(qtbot, window, patient_id):

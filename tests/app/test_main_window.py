@@ -14,12 +14,18 @@ from model.display import render, window_lut
 from model.masks import load_mask
 from model.preprocess import chest_wall_side
 from model.study_index import build_index
+from tests.app.qt_helpers import open_root as _open_root
+
+TIMEOUT_MS = 20_000
+
+
+def open_root(qtbot, window, root):
+    return _open_root(qtbot, window, root, TIMEOUT_MS)
 
 from app.case_text import image_label, image_truth
 from app.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
 from app.main_window import MainWindow, first_case_with_truth
 
-TIMEOUT_MS = 20_000
 
 
 @pytest.fixture
@@ -33,12 +39,6 @@ def window(qtbot, monkeypatch):
     qtbot.waitExposed(w)
     yield w
     w.close()
-
-
-def open_root(qtbot, window, root):
-    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as blocker:
-        window.open_path(root)
-    return blocker.args[0]
 
 
 def show_patient(qtbot, window, patient_id):
