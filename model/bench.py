@@ -84,7 +84,8 @@ def run_bench(model: LoadedModel, *, device: str = "auto", repeats: int = 5, ima
         report["full_view_seconds_median"] = statistics.median(runs)
         report["full_view_seconds_runs"] = runs
         report["full_view_shape"] = [result.rows, result.columns]
-        report["full_view_tiles"] = len(predictor.segmenter.tile_grid(result.geometry.to_working(np.ones(result.geometry.original_shape, bool)))[1])
+        report["full_view_tiles"] = predictor.segmenter.last_tile_count
+        report["full_view_tile_size"] = predictor.config.tile
         report["peak_rss_mb_after_full_view"] = peak_rss_mb()
         log("per-tile latency (1024 x 1024) ...")
         dev = resolve_device(device)

@@ -200,7 +200,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             print(f"GPU tile ({report['gpu_name']}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in report["gpu_tile_seconds"].items()))
         print(f"whole CC view {report['full_view_shape'][0]}x{report['full_view_shape'][1]}, DICOM to lesions: "
               f"median {report['full_view_seconds_median']:.2f} s over {len(report['full_view_seconds_runs'])} runs "
-              f"({report['full_view_tiles']} tiles)")
+              f"({report['full_view_tiles']} tiles of {report['full_view_tile_size']})")
         print(f"peak RSS: {report['peak_rss_mb_after_full_view']:.0f} MB after the whole view, {report['peak_rss_mb']:.0f} MB in all")
         print(f"header scan: {report['header_scan_files_per_s']:.0f} files/s over {report['header_scan_files']} files")
         print("goals: " + ", ".join(f"{k}: {'met' if v else 'not met' if v is not None else 'n/a'}" for k, v in report["goals"].items()))

@@ -125,6 +125,7 @@ class TiledSegmenter:
 
     def __init__(self, runner: Runner, config: InferenceConfig = InferenceConfig(), multiple: int = 16):
         self.runner, self.config, self.multiple = runner, config, multiple
+        self.last_tile_count = 0  # tiles run by the last call (the rest had no breast)
 
     def tile_grid(self, breast: np.ndarray) -> tuple[tuple[int, int], list[tuple[int, int]]]:
         h, w = breast.shape
@@ -145,6 +146,7 @@ class TiledSegmenter:
                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         h, w = working.shape
         (th, tw), tiles = self.tile_grid(breast)
+        self.last_tile_count = len(tiles)
         ph, pw = max(h, th), max(w, tw)
         image = np.zeros((ph, pw), np.float32)
         image[:h, :w] = working
