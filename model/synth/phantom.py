@@ -410,6 +410,18 @@ def _breast_params(breast: BreastSpec, lat: str) -> dict:
     }
 
 
+def _wander(r: np.random.Generator, a: float, b: float, heading: float, *, length: float, step: float,
+            turn: float) -> np.ndarray:
+    """A random-walk polyline from (a, b): ``length / step`` steps, the heading drifting by N(0, turn) each."""
+    pts = [(a, b)]
+    for _ in range(int(length / step)):
+        heading += r.normal(0.0, turn)
+        a += step * math.cos(heading)
+        b += step * math.sin(heading)
+        pts.append((a, b))
+    return np.array(pts)
+
+
 def _line_paths(breast: BreastSpec, lat: str, P: dict) -> list[tuple[np.ndarray, float, float]]:
     """Centre lines of trabecular strands and vessels in breast-normalised coordinates.
 
@@ -425,28 +437,14 @@ def _line_paths(breast: BreastSpec, lat: str, P: dict) -> list[tuple[np.ndarray,
         heading = math.atan2(-b, -a) + r.normal(0, 0.45)
         if r.random() < 0.5:
             heading += math.pi
-        length = r.uniform(6.0, 40.0)
-        step = 1.0
-        pts = [(a, b)]
-        for _ in range(int(length / step)):
-            heading += r.normal(0.0, 0.07)
-            a += step * math.cos(heading)
-            b += step * math.sin(heading)
-            pts.append((a, b))
-        paths.append((np.array(pts), r.uniform(0.1, 0.35), r.uniform(0.05, 0.16)))
+        pts = _wander(r, a, b, heading, length=r.uniform(6.0, 40.0), step=1.0, turn=0.07)
+        paths.append((pts, r.uniform(0.1, 0.35), r.uniform(0.05, 0.16)))
     for _ in range(P["vessels"]):
         a = r.uniform(70.0, 110.0)
         b = r.uniform(-55.0, 55.0)
         heading = math.atan2(-b * r.uniform(0.3, 0.8), -a) + r.normal(0, 0.25)
-        pts = [(a, b)]
-        length = r.uniform(50.0, 100.0)
-        step = 2.0
-        for _ in range(int(length / step)):
-            heading += r.normal(0.0, 0.12)
-            a += step * math.cos(heading)
-            b += step * math.sin(heading)
-            pts.append((a, b))
-        paths.append((np.array(pts), r.uniform(0.7, 1.6), r.uniform(0.08, 0.16)))
+        pts = _wander(r, a, b, heading, length=r.uniform(50.0, 100.0), step=2.0, turn=0.12)
+        paths.append((pts, r.uniform(0.7, 1.6), r.uniform(0.08, 0.16)))
     return paths
 
 
