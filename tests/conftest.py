@@ -99,3 +99,11 @@ def disc_model():
         opt.step()
     net.eval()
     return LoadedModel(net=net, card=new_card(net, version="test-discs"), path=None)
+
+
+@pytest.fixture(autouse=True)
+def _user_folders(tmp_path, monkeypatch):
+    """Every test gets its own user data and cache folders (reviews, settings, registry, results):
+    nothing a test writes reaches the real ~/.local/share or ~/.cache, and no test sees another's."""
+    monkeypatch.setenv("BCIR_DATA_DIR", str(tmp_path / "user-data"))
+    monkeypatch.setenv("BCIR_CACHE_DIR", str(tmp_path / "user-cache"))
