@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -103,6 +103,9 @@ class ScanProgress:
     done: int
     total: int
     elapsed_s: float
+    # Images complete from now on (truth and masks decided), a whole patient at a time, in the index's
+    # order: a worklist can list these patients while the rest is still being indexed.
+    ready: list["IndexedImage"] = field(default_factory=list)
 
 
 @dataclass
@@ -418,19 +421,6 @@ def build_index(
         ))
     gt_patients |= {row.patient for row in label_rows}
 
-    # Masks by content (reads pixels; the slow part of indexing real CBIS-DDSM).
-    def decide(item: tuple[IndexedImage, Abnormality, list[Path]]) -> None:
-        image, abnormality, roi = item
-        mask, crop, problem = classify_roi_files(roi, (image.rows, image.columns))
-        abnormality.mask_path = str(mask) if mask else None
-        abnormality.crop_path = str(crop) if crop else None
-        abnormality.problem = problem
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for i, _ in enumerate(pool.map(decide, pending), 1):
-            if i % 10 == 0 or i == len(pending):
-                report(ScanProgress("masks", i, len(pending), time.perf_counter() - start))
-
     # Full mammograms that no CSV row lists: a site's own DICOMs, or the clean views of a CBIS patient.
     for path, header in headers.items():
         if path in images or path in roi_files:
@@ -442,7 +432,43 @@ def build_index(
         patient = patient_from_name(header.patient_id or "") or header.patient_id or patient_from_name(str(path)) or path.parent.name
         images[path] = _indexed(header, patient, subject, patient in gt_patients)
 
+    # Masks by content (reads pixels; the slow part of indexing real CBIS-DDSM), patient by patient in the
+    # index's order, so that each patient is reported ready as soon as its masks are decided.
+    def decide(item: tuple[IndexedImage, Abnormality, list[Path]]) -> None:
+        image, abnormality, roi = item
+        mask, crop, problem = classify_roi_files(roi, (image.rows, image.columns))
+        abnormality.mask_path = str(mask) if mask else None
+        abnormality.crop_path = str(crop) if crop else None
+        abnormality.problem = problem
+
     ordered = sorted(images.values(), key=_image_order)
+    by_patient: dict[str, list[IndexedImage]] = defaultdict(list)
+    for image in ordered:
+        by_patient[image.patient_id].append(image)
+    order = {patient: n for n, patient in enumerate(by_patient)}
+    pending.sort(key=lambda item: order[item[0].patient_id])
+    waiting = Counter(item[0].patient_id for item in pending)
+    patients = iter(by_patient)
+    next_patient = next(patients, None)
+
+    def ready_patients() -> list[IndexedImage]:
+        """Images of the patients, in order, whose masks are all decided and not yet reported."""
+        nonlocal next_patient
+        out: list[IndexedImage] = []
+        while next_patient is not None and waiting[next_patient] == 0:
+            out += by_patient[next_patient]
+            next_patient = next(patients, None)
+        return out
+
+    report(ScanProgress("masks", 0, len(pending), time.perf_counter() - start, ready_patients()))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, item in enumerate(zip(pending, pool.map(decide, pending)), 1):
+            waiting[item[0][0].patient_id] -= 1
+            if i % 10 == 0 or i == len(pending) or waiting[item[0][0].patient_id] == 0:
+                ready = ready_patients()
+                if ready or i % 10 == 0 or i == len(pending):
+                    report(ScanProgress("masks", i, len(pending), time.perf_counter() - start, ready))
+
     report(ScanProgress("done", len(ordered), len(ordered), time.perf_counter() - start))
     return StudyIndex(
         root=str(root),

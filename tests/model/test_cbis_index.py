@@ -313,3 +313,18 @@ def test_kaggle_jpeg_copy(tmp_path):
     from model.masks import load_mask
 
     np.testing.assert_array_equal(load_mask(a.mask_path, (64, 48)), _mask() > 0)
+
+
+def test_patients_are_reported_ready_in_order_with_their_masks_decided(demo_root):
+    """A worklist can fill while indexing runs: each patient is reported once, complete, in the final order."""
+    seen: list[tuple[str, list]] = []
+
+    def progress(event):
+        for image in event.ready:
+            # at the moment of the report the patient's truth is final: masks decided (or a problem named)
+            seen.append((image.path, [(a.mask_path is not None) or (a.problem is not None) for a in image.abnormalities]))
+
+    index = build_index(demo_root, progress=progress)
+    assert [path for path, _ in seen] == [image.path for image in index.images]
+    assert all(all(flags) for _, flags in seen)
+    assert any(flags for _, flags in seen), "the demo set has lesions"

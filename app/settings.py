@@ -1,0 +1,83 @@
+"""The reader's settings: reader name, recent folders, blinded mode, drafts of unrecorded reviews.
+
+Settings live in ``user_data_dir()/settings.ini`` (QSettings, INI format), next to
+the review database, so ``BCIR_DATA_DIR`` moves both together. Review drafts are
+text the reader typed but has not recorded yet; they are kept in their own JSON
+file, written atomically, so a crash or a power cut never loses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from model.fileio import atomic_write_bytes, user_data_dir
+
+log = logging.getLogger("bcir.app")
+
+RECENT_MAX = 10
+DRAFTS_NAME = "review-drafts.json"
+
+
+class Settings:
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else user_data_dir()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._qt = QSettings(str(self.folder / "settings.ini"), QSettings.Format.IniFormat)
+
+    # -- plain values
+
+    @property
+    def reader(self) -> str:
+        return str(self._qt.value("review/reader", "") or "")
+
+    @reader.setter
+    def reader(self, name: str) -> None:
+        self._qt.setValue("review/reader", name.strip())
+        self._qt.sync()
+
+    @property
+    def blinded(self) -> bool:
+        return str(self._qt.value("review/blinded", "false")).lower() == "true"
+
+    @blinded.setter
+    def blinded(self, on: bool) -> None:
+        self._qt.setValue("review/blinded", "true" if on else "false")
+        self._qt.sync()
+
+    # -- recent folders
+
+    def recent(self) -> list[str]:
+        value = self._qt.value("open/recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(p) for p in items if p][:RECENT_MAX]
+
+    def add_recent(self, path: str) -> list[str]:
+        items = [path, *(p for p in self.recent() if p != path)][:RECENT_MAX]
+        self._qt.setValue("open/recent", items)
+        self._qt.sync()
+        return items
+
+    def clear_recent(self) -> None:
+        self._qt.setValue("open/recent", [])
+        self._qt.sync()
+
+    # -- drafts: {patient id: {"birads": ..., "comment": ...}}
+
+    def load_drafts(self) -> dict[str, dict]:
+        path = self.folder / DRAFTS_NAME
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("review drafts unreadable, starting without them: %s", type(exc).__name__)
+            return {}
+        return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+    def save_drafts(self, drafts: dict[str, dict]) -> None:
+        text = json.dumps(drafts, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        atomic_write_bytes(self.folder / DRAFTS_NAME, text.encode("utf-8"))
