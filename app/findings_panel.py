@@ -21,8 +21,8 @@ from app.case_text import FLAG_SCORE, abnormality_text, image_label, image_truth
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BOX_ROLE = Qt.ItemDataRole.UserRole + 1
 SPAN_ROLE = Qt.ItemDataRole.UserRole + 2  # rows whose text spans all columns (image and truth rows)
-COLUMNS = ["Finding", "p(malig.)", "Label", "vs truth", "Area", "Longest Ø"]
-P_COLUMN, LABEL_COLUMN, VERDICT_COLUMN, AREA_COLUMN, DIAMETER_COLUMN = 1, 2, 3, 4, 5
+COLUMNS = ["Finding", "p(malignant)", "vs truth", "Area", "Longest Ø"]  # narrow enough for a 440 px dock
+P_COLUMN, VERDICT_COLUMN, AREA_COLUMN, DIAMETER_COLUMN = 1, 2, 3, 4
 HIT_COLOR = QColor(80, 190, 90)
 MISS_COLOR = QColor(230, 70, 70)
 MALIGNANT_COLOR = QColor(230, 70, 70)
@@ -68,6 +68,7 @@ class FindingsDock(QDockWidget):
         self.results: dict[str, AiImage] = {}  # what each image's rows show: the whole view, or the reader's ROI
         self.whole_scores: dict[str, float] = {}  # the case score counts whole-view results only
         self.status = ""
+        self.blinded = False
         self.tree.currentItemChanged.connect(lambda current, _previous: self._activate(current))
         self.tree.itemClicked.connect(lambda item, _column: self._activate(item) if item is self.tree.currentItem() else None)
         self.set_case(None, [])
@@ -103,6 +104,12 @@ class FindingsDock(QDockWidget):
         self.status = ""
         self._rebuild()
 
+    def set_blinded(self, blinded: bool) -> None:
+        """Blinded reading: neither the AI's findings nor the ground truth are listed until the reveal."""
+        self.blinded = blinded
+        self.tree.setVisible(not blinded)
+        self._update_summary()
+
     def score(self) -> float | None:
         """The case score: the highest lesion p(malignant) over the whole-view results so far."""
         return max(self.whole_scores.values()) if self.whole_scores else None
@@ -113,6 +120,13 @@ class FindingsDock(QDockWidget):
             return
         score = self.score()
         lines = [f"<b>{self.patient_id}</b>"]
+        if self.blinded:
+            lines.append('<span style="color:#ffb050">Blinded reading: the AI findings and the ground truth are hidden '
+                         "until you record your own read in Review (Ctrl+Return).</span>")
+            if self.status:
+                lines.append(f'<span style="color:#aaaaaa">{self.status}</span>')
+            self.summary.setText("<br>".join(lines))
+            return
         if score is not None:
             done = len(self.whole_scores)
             partial = "" if done == len(self.images) else f" ({done} of {len(self.images)} views)"
@@ -167,18 +181,18 @@ class FindingsDock(QDockWidget):
         for n, (lesion, hit) in enumerate(zip(result.lesions, comparison.lesion_hits), 1):
             area, diameter = lesion_size_texts(lesion)
             verdict = {True: "hit", False: "false positive", None: "—"}[hit]
-            row = QTreeWidgetItem([f"Lesion {n}", percent(lesion.p_malignant), lesion.label, verdict, area, diameter])
+            row = QTreeWidgetItem([f"Lesion {n}", f"{percent(lesion.p_malignant)} {lesion.label}", verdict, area, diameter])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(lesion.bbox))
             row.setToolTip(0, f"peak probability {percent(lesion.peak_probability)}; box {lesion.bbox}; click to centre")
             row.setTextAlignment(P_COLUMN, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if lesion.label == "malignant":
-                row.setForeground(LABEL_COLUMN, QBrush(MALIGNANT_COLOR))
+                row.setForeground(P_COLUMN, QBrush(MALIGNANT_COLOR))
             if hit is not None:
                 row.setForeground(VERDICT_COLUMN, QBrush(HIT_COLOR if hit else MISS_COLOR))
             item.addChild(row)
         for abnormality, box in comparison.missed:
-            row = QTreeWidgetItem([f"Truth {abnormality.id}", "", abnormality_text(abnormality), "missed"])
+            row = QTreeWidgetItem([f"Truth {abnormality.id}", abnormality_text(abnormality), "missed"])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(box))
             row.setToolTip(0, "a ground-truth lesion that no predicted lesion overlaps; click to centre")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -17,6 +18,7 @@ from app.case_loading import LoadedImage, LoadFailure
 from app.case_text import image_label, position_text
 from app.hanging import SLOTS_4UP, Slot, hang, slots
 from app.image_pane import ImagePane
+from app.magnifier import Magnifier
 from app.overlays import DEFAULT_FILL_OPACITY, OPACITY_STEP
 
 # Right-drag: this many screen pixels to the right double the window width;
@@ -83,6 +85,9 @@ class HangingView(QWidget):
         self.show_heatmap = False
         self.fill_opacity = DEFAULT_FILL_OPACITY
         self.roi_mode = False
+        self.blinded = False  # blinded reading: AI and ground truth hidden whatever the toggles say
+        self.sigmoid = False  # VOI function SIGMOID instead of the window's own (S)
+        self.lens = Magnifier(self.canvas.viewport())
         self.ai: dict[str, AiImage] = {}  # path -> the AI result drawn on it (current patient only)
         self.preset_index = 0
         self.patient_id: str | None = None
@@ -128,7 +133,10 @@ class HangingView(QWidget):
 
     def _update_legend(self) -> None:
         lines = []
-        if self.ai:
+        if self.blinded:
+            lines.append('<span style="color:#ffb050; font-weight:bold">Blinded reading</span>: AI and ground truth '
+                         'hidden<br>until you record your own read (Ctrl+Return)')
+        if self.ai and not self.blinded:
             if self.show_prediction:
                 lines.append('<span style="color:#ffff00; font-weight:bold">&#9632;&#9473;</span>&nbsp; AI prediction')
             else:
@@ -136,13 +144,27 @@ class HangingView(QWidget):
             if self.show_heatmap:
                 lines.append('<span style="color:#30a0ff">&#9632;</span><span style="color:#40ff80">&#9632;</span>'
                              '<span style="color:#ff4020">&#9632;</span>&nbsp; AI probability (low → high)')
-        if self.show_truth:
-            lines.append('<span style="color:#ff0000; font-weight:bold">&#9473;&#9473;</span>&nbsp; ground truth')
-        else:
-            lines.append('<span style="color:#888888">ground truth hidden (T)</span>')
+        if not self.blinded:
+            if self.show_truth:
+                lines.append('<span style="color:#ff0000; font-weight:bold">&#9473;&#9473;</span>&nbsp; ground truth')
+            else:
+                lines.append('<span style="color:#888888">ground truth hidden (T)</span>')
         self.legend.setText("<br>".join(lines))
         self.legend.setVisible(self.patient_id is not None)
         self._place_legend()
+
+    def set_blinded(self, blinded: bool) -> None:
+        """Blinded reading: hide the AI marks and the ground truth (the toggles keep their state for later)."""
+        if blinded == self.blinded:
+            return
+        self.blinded = blinded
+        for pane in self.panes.values():
+            pane.set_truth_visible(self.truth_shown)
+        self._apply_ai_visibility()
+
+    @property
+    def truth_shown(self) -> bool:
+        return self.show_truth and not self.blinded
 
     # -- content
 
@@ -183,8 +205,8 @@ class HangingView(QWidget):
         if slot is None:
             return False
         pane = self.panes[slot]
-        window = loaded.windows[min(self.preset_index, len(loaded.windows) - 1)]
-        pane.set_image(loaded, window, self.invert, self.show_truth)
+        window = self._voi(loaded.windows[min(self.preset_index, len(loaded.windows) - 1)])
+        pane.set_image(loaded, window, self.invert, self.truth_shown)
         if loaded.indexed.path in self.ai:
             pane.prediction.set_result(self.ai[loaded.indexed.path])
         if self._fitted:
@@ -319,13 +341,32 @@ class HangingView(QWidget):
             return ""
         self.preset_index = index % count
         for pane in self._loaded_panes():
-            pane.set_window(pane.loaded.windows[min(self.preset_index, len(pane.loaded.windows) - 1)])
+            pane.set_window(self._voi(pane.loaded.windows[min(self.preset_index, len(pane.loaded.windows) - 1)]))
         self._emit_window()
         first = self._loaded_panes()[0]
         return first.window_text()
 
     def next_preset(self) -> str:
         return self.set_preset(self.preset_index + 1)
+
+    def _voi(self, window):
+        """``window`` with the VOI function the reader chose: SIGMOID when S is on (VOI tables stay as they are)."""
+        if isinstance(window, WindowPreset):
+            if self.sigmoid and window.function != "SIGMOID":
+                return replace(window, function="SIGMOID")
+        return window
+
+    def set_sigmoid(self, on: bool) -> None:
+        """S: the DICOM SIGMOID VOI function on the current windows (off: back to each preset's own function)."""
+        self.sigmoid = on
+        for pane in self._loaded_panes():
+            window = pane.window
+            if isinstance(window, WindowPreset):
+                own = next((w for w in pane.loaded.windows if isinstance(w, WindowPreset)
+                            and (w.center, w.width, w.name) == (window.center, window.width, window.name)), None)
+                function = "SIGMOID" if on else (own.function if own is not None else "LINEAR")
+                pane.set_window(replace(window, function=function))
+        self._emit_window()
 
     def set_invert(self, invert: bool) -> None:
         self.invert = invert
@@ -335,7 +376,7 @@ class HangingView(QWidget):
     def set_truth_visible(self, visible: bool) -> None:
         self.show_truth = visible
         for pane in self.panes.values():
-            pane.set_truth_visible(visible)
+            pane.set_truth_visible(self.truth_shown)
         self._update_legend()
 
     # -- AI marks
@@ -368,7 +409,7 @@ class HangingView(QWidget):
 
     def _apply_ai_visibility(self) -> None:
         for pane in self.panes.values():
-            pane.prediction.set_visible(self.show_prediction, self.show_heatmap)
+            pane.prediction.set_visible(self.show_prediction and not self.blinded, self.show_heatmap and not self.blinded)
         self._update_legend()
 
     def set_fill_opacity(self, opacity: float) -> float:
@@ -428,6 +469,24 @@ class HangingView(QWidget):
         pane = self.hover_pane if self.hover_pane is not None and self.hover_pane.loaded else None
         pane = pane or next(iter(self._loaded_panes()), None)
         self.windowChanged.emit(pane.window_text() if pane else "")
+        self._refresh_lens()
+
+    # -- magnifier
+
+    def set_lens(self, on: bool) -> None:
+        self.lens.set_enabled(on)
+        self._refresh_lens()
+
+    def _refresh_lens(self) -> None:
+        if not self.lens.enabled:
+            return
+        scene_pos = self._last_scene_pos
+        pane = self.pane_at(scene_pos) if scene_pos is not None else None
+        if pane is None or pane.loaded is None:
+            self.lens.hide()
+            return
+        col, row = pane.stored_pixel_at(scene_pos)
+        self.lens.show_at(pane, col + 0.5, row + 0.5, self.canvas.mapFromScene(scene_pos))
 
     # -- cursor
 
@@ -441,10 +500,12 @@ class HangingView(QWidget):
             self.hover_pane = pane
             self._emit_window()
         self.cursorMoved.emit(self.cursor_text(pane, scene_pos))
+        self._refresh_lens()
 
     def _on_mouse_left(self) -> None:
         self.hover_pane = None
         self._last_scene_pos = None
+        self.lens.hide()
 
     def cursor_text(self, pane: ImagePane | None, scene_pos: QPointF) -> str:
         if pane is None or pane.loaded is None:

@@ -231,6 +231,8 @@ class ImagePane(QObject):
         if isinstance(self.window, VoiTable):
             return self.window.name
         text = window_text(self.window.center, self.window.width)
+        if self.window.function != "LINEAR":
+            text += f" {self.window.function}"
         return f"{text}  {self.window.name}" if self.window.name else text
 
     def image_px_per_screen_px(self) -> float | None:

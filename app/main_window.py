@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.reviews import ReviewStore
 from model.study_index import ScanProgress, StudyIndex, build_index
 
 from app.ai_controller import AiController
@@ -27,7 +28,11 @@ from app.case_text import has_abnormality, has_ground_truth
 from app.errors import ErrorReporter
 from app.findings_panel import FindingsDock
 from app.hanging_view import HangingView
+from app.errors import describe
 from app.menus import build_menus
+from app.review_history import ReviewHistoryDialog
+from app.review_panel import BLIND, ReviewDock
+from app.settings import Settings
 from app.shortcuts_dialog import ShortcutsDialog
 from app.skipped_files import SkippedFilesDock
 from app.workers import Worker, WorkerPool
@@ -56,16 +61,22 @@ class MainWindow(QMainWindow):
         self._index_worker: Worker | None = None
         self._case_started = 0.0
 
+        self.settings = Settings()
+        self.reviews, review_problem = self._open_review_store()
         self.viewer = HangingView()
         self.loader = CaseLoader(self.workers, self.viewer, self.errors, self)
         self.setCentralWidget(self.viewer)
         self.worklist = WorklistDock(self)
         self.skipped = SkippedFilesDock(self)
         self.findings = FindingsDock(self)
+        self.review = ReviewDock(self.settings, self.reviews, review_problem, self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.findings)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review)
+        self.splitDockWidget(self.findings, self.review, Qt.Orientation.Vertical)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.skipped)
-        self.resizeDocks([self.worklist, self.findings], [300, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.worklist, self.findings], [330, 440], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.findings, self.review], [380, 330], Qt.Orientation.Vertical)
         self.resizeDocks([self.skipped], [110], Qt.Orientation.Vertical)
 
         self.ai_control = AiController(self, model_path=model_path)
@@ -81,7 +92,20 @@ class MainWindow(QMainWindow):
         self.viewer.windowChanged.connect(self.window_label.setText)
         self.viewer.caseShown.connect(self._on_case_shown)
         self.ai_control.finished.connect(self.aiFinished)
+        self.ai.resultReady.connect(self._on_ai_result)
+        self.review.phaseChanged.connect(self._apply_review_phase)
+        self.review.recorded.connect(self.worklist.set_review_status)
+        self.actions.blinded.setChecked(self.review.blinded_mode)
+        self.worklist.set_blinded(self.review.blinded_mode)
+        if review_problem:
+            self.errors.show(review_problem, context="Reviews cannot be stored")
         self.ai_control.start()
+
+    def _open_review_store(self) -> tuple[ReviewStore | None, str]:
+        try:
+            return ReviewStore(), ""
+        except Exception as exc:  # noqa: BLE001 - the viewer works without it; the reason is shown once
+            return None, describe(exc)
 
     # ------------------------------------------------------------------ building
 
@@ -126,6 +150,7 @@ class MainWindow(QMainWindow):
         self.loader.reset()
         self.root = root
         self.index = None
+        self.review.set_case(None)
         self.worklist.set_index(None)
         self.skipped.set_skipped([])
         self.viewer.show_message(f"Indexing {root}…")
@@ -147,6 +172,11 @@ class MainWindow(QMainWindow):
     def _on_index_progress(self, worker: Worker, event: ScanProgress) -> None:
         if worker is not self._index_worker:
             return
+        if event.ready:
+            first = not self.worklist.patients
+            self.worklist.add_images(event.ready)
+            if first:
+                self.viewer.show_message("Select a patient in the worklist (N: next); indexing goes on")
         if event.total:
             self.progress.setRange(0, event.total)
             self.progress.setValue(event.done)
@@ -164,14 +194,20 @@ class MainWindow(QMainWindow):
         self._index_finished()
         self.index = index
         self.worklist.set_index(index)
+        if self.reviews is not None:
+            self.worklist.set_review_statuses(self.reviews.statuses())
         self.skipped.set_skipped(index.skipped, index.root)
+        if not stopped and index.images:
+            self.settings.add_recent(self.root)
+            self.actions.refresh_recent()
         patients = index.patients()
         summary = (
             f"{'Indexing stopped: ' if stopped else ''}{len(patients)} patients, {len(index.images)} images, "
             f"{len(index.skipped)} files skipped ({seconds:.1f} s)"
         )
         self.statusBar().showMessage(summary, 15_000)
-        self.viewer.show_message("Select a patient in the worklist (N: next)" if patients else "No mammograms found here")
+        if self.viewer.patient_id is None:
+            self.viewer.show_message("Select a patient in the worklist (N: next)" if patients else "No mammograms found here")
         self.indexReady.emit(index)
 
     def _on_index_error(self, worker: Worker, root: str, message: str) -> None:
@@ -224,8 +260,10 @@ class MainWindow(QMainWindow):
             return
         self._case_started = time.perf_counter()
         self.statusBar().showMessage(f"{patient_id}: loading…")
+        self.review.set_case(patient_id)  # first: in blinded reading the AI is hidden before anything is drawn
         self.loader.show(patient_id, images)
         self.ai_control.patient_shown(patient_id)
+        self.review.set_ai(self.findings.score(), self.ai.model_version)
 
     def _on_case_shown(self, patient_id: str) -> None:
         seconds = time.perf_counter() - self._case_started
@@ -244,6 +282,69 @@ class MainWindow(QMainWindow):
         if current in visible and visible.index(current) + 1 < len(visible):
             next_id = visible[visible.index(current) + 1]
             self.loader.prefetch(next_id, self.worklist.patients[next_id])
+
+    # ------------------------------------------------------------------ reviews
+
+    def _on_ai_result(self, ai) -> None:
+        if ai.indexed.patient_id == self.viewer.patient_id:
+            self.review.set_ai(self.findings.score(), self.ai.model_version)
+
+    def _apply_review_phase(self, phase: str) -> None:
+        """Blinded reading hides the AI and the truth until the reader's own read is recorded."""
+        blind = phase == BLIND
+        self.viewer.set_blinded(blind)
+        self.findings.set_blinded(blind)
+        if blind and self.actions.roi.isChecked():
+            self.actions.roi.setChecked(False)
+        for action in (self.actions.truth, self.actions.prediction, self.actions.heatmap, self.actions.roi):
+            action.setEnabled(not blind)
+
+    def set_blinded_mode(self, on: bool) -> None:
+        self.review.set_blinded_mode(on)
+        self.worklist.set_blinded(on)
+        self.statusBar().showMessage("Blinded reading: AI and ground truth hidden until you record your own read"
+                                     if on else "Open reading: the AI is shown", 5000)
+
+    def record_own_read(self) -> None:
+        self.review.show()
+        self.review.record_own()
+
+    def record_verdict(self, verdict: str) -> None:
+        self.review.show()
+        self.review.record_verdict(verdict)
+
+    def show_review_history(self) -> ReviewHistoryDialog | None:
+        if self.reviews is None:
+            self.errors.show(self.review.store_problem, context="Reviews cannot be stored")
+            return None
+        dialog = ReviewHistoryDialog(self.reviews, self.ask_export_reviews, self)
+        dialog.setModal(False)
+        dialog.show()
+        self._history_dialog = dialog
+        return dialog
+
+    def ask_export_reviews(self) -> None:
+        if self.reviews is None:
+            self.errors.show(self.review.store_problem, context="Reviews cannot be stored")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export reviews to CSV", "bcir-reviews.csv", "CSV (*.csv)")
+        if path:
+            self.export_reviews(path)
+
+    def export_reviews(self, path: str | Path) -> int | None:
+        try:
+            count = self.reviews.export_csv(path)
+        except Exception as exc:  # noqa: BLE001 - one line, the viewer stays up
+            self.errors.show(describe(exc), context=f"Exporting reviews to {path}")
+            return None
+        self.statusBar().showMessage(f"{count} reviews exported to {path}", 10_000)
+        return count
+
+    def open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            self.errors.show(f"{path} does not exist any more", context="Opening a recent folder")
+            return
+        self.open_path(path)
 
     # ------------------------------------------------------------------ view actions
 
@@ -288,7 +389,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         if self._index_worker is not None:
             self._index_worker.cancel()
+        self.review.save_drafts()
         self.workers.stop_all()
+        if self.reviews is not None:
+            self.reviews.close()
+            self.reviews = None
+            self.review.store = None
         super().closeEvent(event)
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
+from app.worklist import FILTERS
+
 if TYPE_CHECKING:
     from app.main_window import MainWindow
 
@@ -26,6 +28,11 @@ class Actions:
     prediction: QAction
     heatmap: QAction
     roi: QAction
+    blinded: QAction
+    lens: QAction
+    sigmoid: QAction
+    recent_menu: QMenu
+    refresh_recent: Callable[[], None]
 
 
 def _add(window: MainWindow, menu: QMenu, text: str, slot: Callable, keys=(), *, checkable=False, checked=False) -> QAction:
@@ -51,6 +58,22 @@ def build_menus(window: MainWindow) -> Actions:
     file_menu = bar.addMenu("&File")
     _add(window, file_menu, "Open folder…", window.ask_open_folder, ["Ctrl+O"])
     _add(window, file_menu, "Open file…", window.ask_open_file, ["Ctrl+Shift+O"])
+    recent_menu = file_menu.addMenu("Recent folders")
+
+    def refresh_recent() -> None:
+        recent_menu.clear()
+        folders = window.settings.recent()
+        for n, folder in enumerate(folders, 1):
+            action = recent_menu.addAction(f"&{n % 10}  {folder}" if n <= 10 else folder)
+            action.triggered.connect(lambda _checked=False, folder=folder: window.open_recent(folder))
+        if folders:
+            recent_menu.addSeparator()
+            recent_menu.addAction("Clear the list").triggered.connect(lambda: (window.settings.clear_recent(), refresh_recent()))
+        else:
+            recent_menu.addAction("(none yet)").setEnabled(False)
+
+    refresh_recent()
+    _add(window, file_menu, "Export reviews to CSV…", window.ask_export_reviews, ["Ctrl+E"])
     cancel = _add(window, file_menu, "Cancel indexing / loading / AI; leave ROI mode", window.escape, ["Esc"])
     file_menu.addSeparator()
     _add(window, file_menu, "Quit", window.close, ["Ctrl+Q"])
@@ -66,14 +89,17 @@ def build_menus(window: MainWindow) -> Actions:
     presets = view.addMenu("Window preset")
     for n in range(1, 10):
         _add(window, presets, f"Preset {n}", lambda n=n: window.set_preset(n - 1), [str(n)])
+    sigmoid = _add(window, view, "Sigmoid VOI function", viewer.set_sigmoid, ["S"], checkable=True)
     invert = _add(window, view, "Invert", viewer.set_invert, ["I"], checkable=True)
+    lens = _add(window, view, "Magnifier lens (twice the zoom, at least 1:1)", viewer.set_lens, ["Z"], checkable=True)
     truth = _add(window, view, "Ground-truth outlines", viewer.set_truth_visible, ["T"], checkable=True, checked=True)
     prediction = _add(window, view, "AI prediction (yellow)", ai_control.set_prediction_visible, ["A"], checkable=True, checked=True)
     heatmap = _add(window, view, "AI probability heatmap", ai_control.set_heatmap_visible, ["H"], checkable=True)
     _add(window, view, "Prediction fill more transparent", lambda: ai_control.change_fill_opacity(-1), ["["])
     _add(window, view, "Prediction fill more opaque", lambda: ai_control.change_fill_opacity(+1), ["]"])
     view.addSeparator()
-    for dock, keys in ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2"), (window.findings, "Ctrl+3")):
+    docks = ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2"), (window.findings, "Ctrl+3"), (window.review, "Ctrl+4"))
+    for dock, keys in docks:
         toggle = dock.toggleViewAction()
         toggle.setShortcut(QKeySequence(keys))
         view.addAction(toggle)
@@ -84,12 +110,27 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, ai, "Run AI on this case again", ai_control.run_again, ["Ctrl+R"])
     _add(window, ai, "Choose model file…", ai_control.ask_model_file)
 
+    review = bar.addMenu("&Review")
+    blinded = _add(window, review, "Blinded reading: hide AI and truth until my own read", window.set_blinded_mode,
+                   ["Ctrl+B"], checkable=True)
+    _add(window, review, "Choose BI-RADS", window.review.focus_birads, ["F2"])
+    _add(window, review, "Record my own read (blinded; reveals the AI)", window.record_own_read, ["Ctrl+Return"])
+    _add(window, review, "Agree with the AI", lambda: window.record_verdict("agree"), ["Ctrl+Shift+A"])
+    _add(window, review, "Disagree with the AI", lambda: window.record_verdict("disagree"), ["Ctrl+Shift+D"])
+    review.addSeparator()
+    _add(window, review, "Review history…", window.show_review_history, ["Ctrl+H"])
+    _add(window, review, "Export reviews to CSV…", window.ask_export_reviews)
+
     nav = bar.addMenu("&Navigate")
     _add(window, nav, "Next patient", lambda: window.step_patient(+1), ["N", "Space", "PgDown"])
     _add(window, nav, "Previous patient", lambda: window.step_patient(-1), ["P", "PgUp"])
     _add(window, nav, "Search patient ID", window.focus_search, ["Ctrl+F", "/"])
+    shown = nav.addMenu("Worklist shows")
+    for n, name in enumerate(FILTERS, 1):
+        _add(window, shown, name, lambda name=name: window.worklist.set_filter(name), [f"Alt+{n}"])
 
     help_menu = bar.addMenu("&Help")
     _add(window, help_menu, "Keyboard shortcuts", window.show_shortcuts, ["F1"])
     _add(window, help_menu, "About B-Cir Review", window.show_about)
-    return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel, prediction=prediction, heatmap=heatmap, roi=roi)
+    return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel, prediction=prediction, heatmap=heatmap, roi=roi,
+                   blinded=blinded, lens=lens, sigmoid=sigmoid, recent_menu=recent_menu, refresh_recent=refresh_recent)

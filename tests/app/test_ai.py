@@ -113,14 +113,14 @@ def test_results_fill_overlays_findings_worklist_and_status(shown):
         assert len(rows) == len(ai.result.lesions)
         lesions_total += len(rows)
         for row, lesion in zip(rows, ai.result.lesions):
-            assert row.text(1) == percent(lesion.p_malignant) and row.text(2) == lesion.label
-            assert row.text(3) in ("hit", "false positive")
+            assert row.text(1) == f"{percent(lesion.p_malignant)} {lesion.label}"
+            assert row.text(2) in ("hit", "false positive")
             # hit: the lesion's box holds predicted pixels that are truth pixels
             x0, y0, x1, y1 = lesion.bbox
             overlaps = bool((mask[y0:y1, x0:x1] & union[y0:y1, x0:x1]).any())
-            if row.text(3) == "hit":
+            if row.text(2) == "hit":
                 assert overlaps
-            assert row.text(4).endswith(("mm²", "px")) and row.text(5).endswith(("mm", "px"))
+            assert row.text(3).endswith(("mm²", "px")) and row.text(4).endswith(("mm", "px"))
     assert lesions_total > 0
     score = max(viewer.ai[i.path].result.case_score for i in cc)
     assert findings.score() == pytest.approx(score)

@@ -32,7 +32,7 @@ from app.main_window import MainWindow, first_case_with_truth
 def window(qtbot, monkeypatch):
     monkeypatch.setenv("BCIR_MODEL", "none")  # the viewer alone; tests/app/test_ai.py drives the AI
     w = MainWindow()
-    w.resize(1200, 800)
+    w.resize(1500, 900)  # a reading workstation; the docks leave the panes room
     qtbot.addWidget(w)
     w.show()
     w.activateWindow()

@@ -1,0 +1,73 @@
+"""Review → Review history: every review in the log, sortable, with CSV export."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from model.reviews import ReviewStore
+
+from app.case_text import percent
+from app.review_panel import local_time, verdict_text
+
+COLUMNS = ["#", "When", "Reader", "Patient", "Verdict", "BI-RADS", "AI shown", "Model", "Comment"]
+
+
+class ReviewHistoryDialog(QDialog):
+    def __init__(self, store: ReviewStore, export, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Review history")
+        self.store = store
+        reviews = store.all()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter by patient, reader, verdict or comment")
+        self.search.setClearButtonEnabled(True)
+        self.table = QTableWidget(len(reviews), len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        for r, review in enumerate(reversed(reviews)):
+            shown = "hidden" if not review.ai_shown else ("" if review.ai_score_shown is None else percent(review.ai_score_shown))
+            cells = [str(review.id), local_time(review.created), review.reader, review.patient_id, verdict_text(review),
+                     review.birads, shown, review.model_version, review.comment.replace("\n", " ")]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c == 0:
+                    item.setData(Qt.ItemDataRole.DisplayRole, review.id)  # sorts as a number
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.count = QLabel(f"{len(reviews)} reviews in {store.path}")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        export_button = buttons.addButton("Export CSV…", QDialogButtonBox.ButtonRole.ActionRole)
+        export_button.clicked.connect(export)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
+        layout.addWidget(self.table)
+        layout.addWidget(self.count)
+        layout.addWidget(buttons)
+        self.search.textChanged.connect(self.apply_filter)
+        self.resize(960, 520)
+
+    def apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        shown = 0
+        for r in range(self.table.rowCount()):
+            match = not needle or any(needle in (self.table.item(r, c).text().lower()) for c in range(self.table.columnCount()))
+            self.table.setRowHidden(r, not match)
+            shown += match
+        self.count.setText(f"{shown} of {self.table.rowCount()} reviews in {self.store.path}")
