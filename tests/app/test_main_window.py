@@ -351,3 +351,52 @@ def test_opening_one_file_hangs_it_by_its_header(qtbot, window, tmp_path):
     assert left.loaded is not None and left.loaded.chest_wall == "right"
     assert left.mirrored_on_screen  # the left breast's chest wall must face the middle: the screen's left
     assert left.scene_x_of_column(199.5) < left.scene_x_of_column(0.5)
+
+
+def test_s_switches_the_voi_function_to_sigmoid_and_back(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    pane = window.viewer.panes[SLOTS_2UP[0]]
+    linear = pane.window
+    assert linear.function == "LINEAR"
+    key(qtbot, window, Qt.Key.Key_S)
+    assert window.actions.sigmoid.isChecked()
+    assert pane.window.function == "SIGMOID" and (pane.window.center, pane.window.width) == (linear.center, linear.width)
+    expected = window_lut(pane.loaded.domain, pane.window)
+    assert np.array_equal(pane.image_item.lut, expected)
+    assert not np.array_equal(expected, window_lut(pane.loaded.domain, linear))
+    assert "SIGMOID" in window.window_label.text()
+    key(qtbot, window, Qt.Key.Key_W)  # another preset keeps the sigmoid
+    assert pane.window.function == "SIGMOID" and pane.window.name != linear.name
+    key(qtbot, window, Qt.Key.Key_S)
+    assert pane.window.function == "LINEAR"
+    assert np.array_equal(pane.image_item.lut, window_lut(pane.loaded.domain, pane.window))
+
+
+def test_z_magnifier_shows_the_full_resolution_pixels_under_the_cursor(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, next(iter(index.patients())))
+    window.viewer.zoom(3.0)  # zoomed out: the small demo images then show fewer pixels than they store, as full size ones do
+    lens = window.viewer.lens
+    key(qtbot, window, Qt.Key.Key_Z)
+    for slot in SLOTS_2UP:  # one mirrored pane and one not
+        pane = window.viewer.panes[slot]
+        point = pane_center(window, pane) + QPoint(1, 0)
+        window.viewer._on_mouse_moved(window.viewer.canvas.mapToScene(point))  # what the scene's mouse-move signal calls
+        assert lens.isVisible()
+        assert window.actions.lens.isChecked()
+        assert pane.image_px_per_screen_px() > 2  # the screen shows fewer pixels than stored
+        col, row = pane.stored_pixel_at(window.viewer.canvas.mapToScene(point))
+        side = lens.pixels.shape[0]
+        half = side // 2
+        stored = pane.loaded.mammogram.pixels[row - half: row + half, col - half: col + half]
+        lut = window_lut(pane.loaded.domain, pane.window)
+        expected = lut[stored.astype(np.int64) - pane.loaded.domain[0]]
+        if pane.mirrored_on_screen:
+            expected = expected[:, ::-1]
+        assert expected.shape == lens.pixels.shape
+        assert np.array_equal(lens.pixels, expected)  # 1:1 stored pixels, through the pane's LUT, as mirrored on screen
+        centre = lens.geometry().center()
+        assert abs(centre.x() - point.x()) <= 2 and abs(centre.y() - point.y()) <= 2
+    key(qtbot, window, Qt.Key.Key_Z)
+    assert not lens.isVisible()
