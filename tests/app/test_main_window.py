@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 
 from model.display import render, window_lut
@@ -400,3 +400,22 @@ def test_z_magnifier_shows_the_full_resolution_pixels_under_the_cursor(qtbot, op
         assert abs(centre.x() - point.x()) <= 2 and abs(centre.y() - point.y()) <= 2
     key(qtbot, window, Qt.Key.Key_Z)
     assert not lens.isVisible()
+
+
+def test_the_magnifier_draws_the_visible_truth_outline_where_the_lesion_is(qtbot, opened):
+    window, index = opened
+    show_patient(qtbot, window, first_case_with_truth(index))
+    pane = next(p for p in window.viewer.visible_panes() if p.truth_items)
+    box = pane.truth_items[0].path().boundingRect()
+    key(qtbot, window, Qt.Key.Key_Z)
+
+    def red_pixels() -> int:
+        window.viewer._on_mouse_moved(pane.frame.mapToScene(box.center()))
+        image = window.viewer.lens.image.convertToFormat(QImage.Format.Format_RGB888)
+        rgb = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[:, : 3 * image.width()]
+        rgb = rgb.reshape(image.height(), image.width(), 3).astype(int)
+        return int(((rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)).sum())
+
+    assert red_pixels() > 50  # the outline, drawn around the lens centre
+    key(qtbot, window, Qt.Key.Key_T)  # truth hidden on screen: hidden in the lens too
+    assert red_pixels() == 0
