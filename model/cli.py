@@ -64,9 +64,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _load_model(weights: str | None):
-    from model.weights import default_model_path, load_model
+    from model.weights import active_model_path, load_model
 
-    return load_model(weights or default_model_path())
+    return load_model(weights or active_model_path())
 
 
 def _infer_targets(paths: list[str], views: set[str]) -> tuple[list, list[dict]]:
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("infer", help="run the network on files or folders; writes mask and overlay PNGs")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")
+    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
     p.add_argument("--out", default="bcir-out", help="folder for the PNGs (default ./bcir-out)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--roi", metavar="X,Y", help="run one tile centred on this point (the paper's protocol)")
@@ -309,8 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval(sub)
 
+    from model.cli_models import register as register_models
+
+    register_models(sub)
+
     p = sub.add_parser("model-info", help="parameter counts, device and model card")
-    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")
+    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_info)

@@ -12,13 +12,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from model.evaluate import evaluate
-    from model.weights import default_model_path, load_model
+    from model.weights import active_model_path, load_model
 
     root = Path(args.root)
     if not root.exists():
         print(f"bcir eval: {root} does not exist", file=sys.stderr)
         return 2
-    model = load_model(args.weights or default_model_path())
+    model = load_model(args.weights or active_model_path())
     views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
 
@@ -58,7 +58,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``eval`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("eval", help="evaluate a model on held-out patients: Dice, IoU, detection, AUC with CI")
     p.add_argument("root", help="labelled folder (CBIS-DDSM layout or demo data)")
-    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model)")
+    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--views", default="CC", help="views to evaluate (default CC, the paper's; e.g. CC,MLO or all)")
     p.add_argument("--patients", help="comma-separated patient IDs to evaluate instead of the held-out rule")

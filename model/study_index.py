@@ -35,6 +35,9 @@ from model.dicom_io import ImageHeader, is_itk_image, name_side_view, patient_fr
 from model.errors import ImageReadError
 from model.labelled_folder import LabelRow, read_labels_csv
 
+# What kind of folder an index came from (:func:`detect_layout`).
+LAYOUTS = ("cbis-ddsm", "kaggle-jpeg", "labelled-folder", "dicom-only", "empty")
+
 # Files a folder scan passes over without listing them as skipped.
 _QUIET_SUFFIXES = (".csv", ".md", ".txt", ".json", ".xml", ".html", ".pdf", ".log", ".ini", ".db", ".sqlite")
 
@@ -116,6 +119,7 @@ class StudyIndex:
     description_csvs: list[str] = field(default_factory=list)
     files_scanned: int = 0
     header_scan_s: float = 0.0
+    layout: str = "dicom-only"  # one of LAYOUTS
 
     def patients(self) -> dict[str, list[IndexedImage]]:
         groups: dict[str, list[IndexedImage]] = defaultdict(list)
@@ -130,6 +134,7 @@ class StudyIndex:
             "skipped": [asdict(s) for s in self.skipped],
             "description_csvs": self.description_csvs,
             "files_scanned": self.files_scanned,
+            "layout": self.layout,
         }
 
     def summary(self) -> str:
@@ -138,7 +143,7 @@ class StudyIndex:
         problems = [a for a in abn if a.problem]
         malignant = sum(a.malignant for a in abn)
         lines = [
-            f"{self.root}",
+            f"{self.root} ({self.layout})",
             f"  {len(patients)} patients, {len(self.images)} images "
             f"({sum(i.view == 'CC' for i in self.images)} CC, {sum(i.view == 'MLO' for i in self.images)} MLO)",
             f"  {len(abn)} abnormalities: {sum(a.type == 'mass' for a in abn)} mass, "
@@ -175,7 +180,24 @@ def index_from_json(data: dict) -> StudyIndex:
         skipped=[Skipped(**s) for s in data.get("skipped", [])],
         description_csvs=data.get("description_csvs", []),
         files_scanned=data.get("files_scanned", 0),
+        layout=data.get("layout", "dicom-only"),
     )
+
+
+def detect_layout(csv_kinds: Iterable[str], images: int) -> str:
+    """The folder's layout from the kinds of CSV found in it (:func:`model.cbis_ddsm.csv_kind`) and its image count.
+
+    ``kaggle-jpeg``: description CSVs with Kaggle's ``dicom_info.csv``;
+    ``cbis-ddsm``: description CSVs (with or without the retriever's
+    ``metadata.csv``); ``labelled-folder``: a site's ``labels.csv``;
+    ``dicom-only``: images without any labels; ``empty``: neither.
+    """
+    kinds = set(csv_kinds)
+    if kinds & {"mass", "calc"}:
+        return "kaggle-jpeg" if "dicom_info" in kinds else "cbis-ddsm"
+    if "labels" in kinds:
+        return "labelled-folder"
+    return "dicom-only" if images else "empty"
 
 
 # ---------------------------------------------------------------------------
@@ -326,8 +348,11 @@ def build_index(
     label_rows: list[LabelRow] = []
     locations: list[tuple[Path, SeriesLocation]] = []
     skipped: list[Skipped] = []
+    kinds: set[str] = set()
     for path in csvs:
         kind = cbis_ddsm.csv_kind(path)
+        if kind:
+            kinds.add(kind)
         try:
             if kind in ("mass", "calc"):
                 descriptions.append((path, cbis_ddsm.read_description_csv(path)))
@@ -477,6 +502,7 @@ def build_index(
         description_csvs=[str(p) for p, _ in descriptions],
         files_scanned=len(candidates),
         header_scan_s=scan_s,
+        layout=detect_layout(kinds, len(ordered)),
     )
 
 
@@ -504,6 +530,6 @@ def index_json_text(index: StudyIndex) -> str:
 
 
 __all__ = [
-    "Abnormality", "IndexedImage", "ScanProgress", "Skipped", "StudyIndex", "build_index", "classify_roi_files",
-    "index_from_json", "is_itk_image", "list_files", "scan_headers",
+    "LAYOUTS", "Abnormality", "IndexedImage", "ScanProgress", "Skipped", "StudyIndex", "build_index", "classify_roi_files",
+    "detect_layout", "index_from_json", "is_itk_image", "list_files", "scan_headers",
 ]

@@ -1,0 +1,738 @@
+"""Retrain on a folder in a child process, then compare the current and the new model on the same held-out patients.
+
+The GUI (or a script) calls :func:`start_job`; the training runs in
+``python -m model.retrain_job run JOB_DIR``, its own process in its own
+session, so a crash, a CUDA error or the OOM killer cannot take the viewer
+down. Everything the child says goes through files in the job folder::
+
+    jobs/<job_id>/
+      spec.json          JobSpec: folder, TrainConfig, current model, fine-tune, hold-out, gate settings
+      state.json         {"state": running|gating|done|cancelled|failed, "pid", "message", "started", "finished", ...}
+      events.jsonl       one JSON object a line: every TrainEvent (batch events at most every 0.2 s),
+                         gate progress, {"kind": "gate", ...} at the end, {"kind": "failed", "message"} on a crash
+      train.log          the child's stdout and stderr (tracebacks included); no patient IDs in its own lines
+      cancel             present when a cancel was asked for; the child polls it between batches
+      run/               the training run (model.train.train's out_dir: checkpoint, split, best and final models)
+      comparison.json    the safety gate (see :func:`run_gate`)
+
+The safety gate evaluates the current model (``JobSpec.base_model``) and the
+new one on the same held-out patients: those of a locked hold-out folder when
+one is given, else the new run's own patient-level validation split. The new
+model is the run's best epoch by validation Dice (``run/best.safetensors``;
+the final epoch's ``run/model.safetensors`` only when no epoch was validated).
+The job never switches the active model: :func:`accept` does, when the reader
+says so; :func:`reject` keeps the current one.
+
+A job whose child died (app killed, machine rebooted, SIGKILL) stays ``running``
+or ``gating`` in its state file with a dead pid; :func:`find_resumable` finds
+it and :meth:`Job.resume` continues from the last complete epoch.
+
+This module imports no torch at import time: the GUI imports it to start and
+watch jobs; only the child loads the training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.fileio import atomic_write_bytes, user_data_dir
+
+STATES = ("running", "gating", "done", "cancelled", "failed")
+LIVE_STATES = ("running", "gating")
+EVENT_INTERVAL_S = 0.2  # batch and preparation events are thinned to this; epoch and end events never are
+CANCEL_TIMEOUT_S = 30.0
+# (key in EvalReport.to_json(), label, higher is better)
+GATE_METRICS = (
+    ("dice_mean", "Dice", True),
+    ("iou_mean", "IoU", True),
+    ("lesion_sensitivity", "Lesion sensitivity", True),
+    ("fp_per_image", "False positives per image", False),
+    ("auc", "Malignancy AUC", True),
+    ("sensitivity", "Sensitivity", True),
+    ("specificity", "Specificity", True),
+)
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+_CHILDREN: dict[int, subprocess.Popen] = {}  # children started by this process, so their exit is seen (no zombies)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode())
+
+
+# ---------------------------------------------------------------------------
+# the job's settings
+
+
+@dataclass
+class JobSpec:
+    """Everything a retrain job needs; saved as ``spec.json``."""
+
+    root: str  # the labelled folder to train on
+    config: dict = field(default_factory=dict)  # TrainConfig fields (a TrainConfig is accepted too); {} = the paper's
+    base_model: str | None = None  # the current model: the gate's "current", and the start point when fine_tune
+    fine_tune: bool = False  # start from base_model (TrainConfig.init_weights) rather than from scratch
+    holdout_root: str | None = None  # a locked hold-out folder; None: the new run's validation patients
+    gate_views: tuple[str, ...] = ("CC",)
+    bootstrap: int = 2000  # bootstrap resamples for the AUC's 95% CI
+    data_summary: dict | None = None  # FolderSummary.to_json() of root, when the caller has it (kept in the registry)
+
+    def __post_init__(self):
+        if dataclasses.is_dataclass(self.config):
+            self.config = dataclasses.asdict(self.config)
+        self.config = json.loads(json.dumps(self.config))  # as spec.json will hold it: tuples become lists
+        self.root = str(self.root)
+        self.base_model = str(self.base_model) if self.base_model else None
+        self.holdout_root = str(self.holdout_root) if self.holdout_root else None
+        self.gate_views = tuple(self.gate_views)
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["gate_views"] = list(self.gate_views)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "JobSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def train_config(self):
+        """The TrainConfig the child trains with (``init_weights`` follows ``fine_tune``)."""
+        from model.train import TrainConfig
+
+        config = TrainConfig.from_json(self.config)
+        return dataclasses.replace(config, init_weights=self.base_model if self.fine_tune else None)
+
+
+# ---------------------------------------------------------------------------
+# state.json: written by the parent (pid) and the child (everything), merged under a lock
+
+
+@contextlib.contextmanager
+def _locked(job_dir: Path) -> Iterator[None]:
+    with open(job_dir / ".state.lock", "a") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; the writes stay atomic
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _update_state(job_dir: Path, **changes) -> dict:
+    with _locked(job_dir):
+        state = _read_json(job_dir / "state.json") or {}
+        state.update(changes)
+        _write_json(job_dir / "state.json", state)
+    return state
+
+
+# ---------------------------------------------------------------------------
+# process liveness
+
+
+def _pid_alive(pid: int, job_dir: Path) -> bool:
+    """True while ``pid`` is this job's child: not exited, not a zombie, not a reused pid running something else."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    proc_dir = Path(f"/proc/{pid}")
+    if not proc_dir.is_dir():  # no procfs (macOS): the signal test is all there is
+        return True
+    try:
+        if (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        cmdline = (proc_dir / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return b"model.retrain_job" in cmdline and os.fsencode(str(job_dir)) in cmdline
+
+
+def _launch(job_dir: Path, *, resume: bool) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "model.retrain_job", "run", str(job_dir)] + (["--resume"] if resume else [])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
+    with open(job_dir / "train.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(job_dir), start_new_session=True, close_fds=True)
+    _CHILDREN[proc.pid] = proc
+    _update_state(job_dir, pid=proc.pid)
+    return proc
+
+
+# ---------------------------------------------------------------------------
+# the job, seen from the parent
+
+
+class Job:
+    """One retrain job folder; every method reads the files, so a Job made after a restart sees the same job."""
+
+    def __init__(self, job_dir: str | Path):
+        self.dir = Path(job_dir).resolve()
+
+    def __repr__(self) -> str:
+        return f"Job({str(self.dir)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Job) and other.dir == self.dir
+
+    def __hash__(self) -> int:
+        return hash(self.dir)
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dir / "run"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "train.log"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "events.jsonl"
+
+    @property
+    def cancel_path(self) -> Path:
+        return self.dir / "cancel"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.safetensors"
+
+    def spec(self) -> JobSpec:
+        data = _read_json(self.dir / "spec.json")
+        if data is None:
+            raise FileNotFoundError(f"{self.dir} holds no readable spec.json")
+        return JobSpec.from_json(data)
+
+    def state(self) -> dict:
+        """state.json; ``{"state": "unknown"}`` while it cannot be read."""
+        return _read_json(self.dir / "state.json") or {"state": "unknown", "pid": None, "message": "no state file"}
+
+    def events(self, since_offset: int = 0) -> tuple[list[dict], int]:
+        """The events after byte ``since_offset`` and the offset to pass next time; a half-written last line waits."""
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(since_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], since_offset
+        end = data.rfind(b"\n")
+        if end < 0:
+            return [], since_offset
+        events = []
+        for line in data[: end + 1].splitlines():
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events, since_offset + end + 1
+
+    def is_alive(self) -> bool:
+        pid = self.state().get("pid")
+        return bool(pid) and _pid_alive(int(pid), self.dir)
+
+    def wait(self, timeout: float | None = None, *, poll_s: float = 0.1) -> dict:
+        """Block until the child has exited; its final state. TimeoutError when ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"retrain job {self.id} still running after {timeout:g} s")
+            time.sleep(poll_s)
+        return self.state()
+
+    def cancel(self, timeout: float | None = None) -> None:
+        """Ask the child to stop (it finishes the batch it is in and writes no model).
+
+        With ``timeout``, wait that long and then kill the process tree.
+        """
+        atomic_write_bytes(self.cancel_path, (_now() + "\n").encode())
+        if timeout is None:
+            return
+        try:
+            self.wait(timeout)
+        except TimeoutError:
+            self.kill()
+            if self.state().get("state") in LIVE_STATES:
+                _update_state(self.dir, state="cancelled", finished=_now(),
+                              message=f"stopped by force: the training did not stop within {timeout:g} s")
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group (it leads its own session)."""
+        pid = self.state().get("pid")
+        if not pid or not _pid_alive(int(pid), self.dir):
+            return
+        try:
+            os.killpg(int(pid), signal.SIGKILL)
+        except (AttributeError, ProcessLookupError, PermissionError):
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+        proc = _CHILDREN.get(int(pid))
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+    def comparison(self) -> dict | None:
+        return _read_json(self.dir / "comparison.json")
+
+    def new_model_path(self) -> Path | None:
+        """The model the gate judged, once the job is done; None before, and after a cancel or a failure."""
+        state = self.state()
+        if state.get("state") != "done" or not state.get("model"):
+            return None
+        path = Path(state["model"])
+        return path if path.is_file() else None
+
+    def interrupted(self) -> bool:
+        """The state says running or gating, but no child is alive: the app or the machine went down."""
+        return self.state().get("state") in LIVE_STATES and not self.is_alive()
+
+    def resumable(self) -> bool:
+        return self.interrupted() and (self.checkpoint_path.is_file() or self._training_finished())
+
+    def _training_finished(self) -> bool:
+        return (self.run_dir / "run.json").is_file() and (self.run_dir / "model.safetensors").is_file()
+
+    def resume(self) -> "Job":
+        """Relaunch the child with ``--resume``: training continues after the last complete epoch; when the
+        training had finished, only the gate runs again."""
+        if self.is_alive():
+            raise ValueError(f"retrain job {self.id} is still running")
+        state = self.state().get("state")
+        if state == "done":
+            raise ValueError(f"retrain job {self.id} has finished: nothing to resume")
+        if not (self.checkpoint_path.is_file() or self._training_finished()):
+            raise ValueError(f"retrain job {self.id} has no checkpoint to resume from")
+        self.cancel_path.unlink(missing_ok=True)
+        _update_state(self.dir, state=state if state in LIVE_STATES else "running", pid=None, message="resuming",
+                      finished=None)
+        _launch(self.dir, resume=True)
+        return self
+
+    def decision(self) -> str | None:
+        """"accepted", "kept-current" or None (not decided yet)."""
+        return self.state().get("decision")
+
+
+def start_job(spec: JobSpec, jobs_root: str | Path | None = None) -> Job:
+    """Create ``jobs_root/<job_id>/`` (default ``user_data_dir()/jobs``), write spec.json and start the child."""
+    root = Path(spec.root)
+    if not root.exists():
+        raise FileNotFoundError(f"training folder {root} does not exist")
+    if spec.fine_tune and not spec.base_model:
+        raise ValueError("fine-tuning needs the current model (base_model)")
+    for label, path in (("current model", spec.base_model), ("hold-out folder", spec.holdout_root)):
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"{label} {path} does not exist")
+    spec = dataclasses.replace(  # the child runs in the job folder: every path absolute
+        spec, root=str(root.resolve()), base_model=str(Path(spec.base_model).resolve()) if spec.base_model else None,
+        holdout_root=str(Path(spec.holdout_root).resolve()) if spec.holdout_root else None)
+    jobs = Path(jobs_root) if jobs_root is not None else user_data_dir() / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    job_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    job_dir = jobs / job_id
+    job_dir.mkdir()
+    _write_json(job_dir / "spec.json", spec.to_json())
+    _write_json(job_dir / "state.json", {"state": "running", "pid": None, "message": "starting", "started": _now(),
+                                          "finished": None})
+    job = Job(job_dir)
+    _launch(job.dir, resume=False)
+    return job
+
+
+def list_jobs(jobs_root: str | Path | None = None) -> list[Job]:
+    """Every job folder under ``jobs_root``, oldest first."""
+    jobs = Path(jobs_root) if jobs_root is not None else user_data_dir() / "jobs"
+    if not jobs.is_dir():
+        return []
+    return [Job(p) for p in sorted(jobs.iterdir()) if p.is_dir() and (p / "spec.json").is_file()]
+
+
+def find_resumable(jobs_root: str | Path | None = None) -> list[Job]:
+    """Jobs left running or gating by a child that died, with a checkpoint to continue from."""
+    return [job for job in list_jobs(jobs_root) if job.resumable()]
+
+
+# ---------------------------------------------------------------------------
+# the safety gate
+
+
+def _row(name: str, path: Path, report) -> dict:
+    data = report.to_json(details=False)
+    row = {"model": name, "available": True, "version": report.model_version, "weights": str(path),
+           "patients": sorted({r["patient_id"] for r in report.per_image}), "images": report.images,
+           "lesions": report.lesions, "abnormalities_scored": report.abnormalities_scored,
+           "held_out_rule": report.held_out_rule, "notes": list(report.notes), "seconds": report.seconds}
+    for key, _, _ in GATE_METRICS:
+        row[key] = data[key]
+    row["auc_ci"] = list(data["auc_ci"])
+    return row
+
+
+def _better(current: dict | None, new: dict | None) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key, _, higher in GATE_METRICS:
+        a = (current or {}).get(key)
+        b = (new or {}).get(key)
+        if a is None or b is None:
+            out[key] = None
+        elif abs(a - b) < 1e-9:
+            out[key] = "tie"
+        else:
+            out[key] = "new" if (b > a) == higher else "current"
+    return out
+
+
+def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None, *,
+             should_stop: Callable[[], bool] | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Evaluate the current and the new model on the same held-out patients; the comparison.json content.
+
+    Patients: every patient of ``spec.holdout_root`` when given, else
+    ``split_val`` (the new run's validation patients) on ``spec.root``. Both
+    models get the same index, views, patients and bootstrap seed. Raises
+    InterruptedError when ``should_stop`` asks.
+    """
+    from model.errors import ModelFileError
+    from model.evaluate import evaluate
+    from model.study_index import build_index
+
+    config = spec.train_config()
+    notes: list[str] = []
+    if spec.holdout_root:
+        index = build_index(spec.holdout_root)
+        patients = sorted({i.patient_id for i in index.images})
+        rule = "holdout-folder"
+        description = f"every patient of the locked hold-out folder {index.root} ({len(patients)})"
+    else:
+        index = build_index(spec.root)
+        patients = sorted(split_val or [])
+        rule = "validation-split"
+        description = f"the new run's patient-level validation split of {index.root} ({len(patients)} patients)"
+        notes.append("the new model's best epoch was chosen on these validation patients, so its figures are slightly "
+                     "optimistic; a locked hold-out folder avoids this")
+    if not patients:
+        raise ValueError("no held-out patients to compare the models on")
+
+    rows: list[dict] = []
+    for name, path in (("current", spec.base_model), ("new", str(new_model))):
+        if not path:
+            rows.append({"model": name, "available": False, "reason": "no current model was given"})
+            continue
+
+        def report_progress(event, name=name):
+            if progress:
+                progress(name, event.done, event.total)
+
+        try:
+            report = evaluate(index, path, device=config.device, views=spec.gate_views, patients=patients,
+                              bootstrap=spec.bootstrap, should_stop=should_stop, progress=report_progress)
+        except (ModelFileError, ValueError) as exc:
+            rows.append({"model": name, "available": False, "weights": str(path), "reason": _one_line(str(exc))})
+            notes.append(f"{name} model not evaluated: {_one_line(str(exc))}")
+            continue
+        rows.append(_row(name, Path(path), report))
+        notes += [f"{name}: {n}" for n in report.notes]
+
+    current, new = (next((r for r in rows if r["model"] == m and r["available"]), None) for m in ("current", "new"))
+    if current and new:
+        if current["patients"] != new["patients"] or current["images"] != new["images"]:
+            notes.append("the two models were evaluated on different images: the comparison is not like for like")
+        ci_a, ci_b = current["auc_ci"], new["auc_ci"]
+        if None not in ci_a and None not in ci_b and ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]:
+            notes.append("the AUCs' 95% confidence intervals overlap: the AUC difference may be chance")
+    new_card = _read_json(new_model.with_suffix(".json")) or {}
+    chosen = "best" if new_model.name == "best.safetensors" else "final"
+    return {
+        "format": "bcir-gate/1",
+        "created": _now(),
+        "rule": rule,
+        "description": description,
+        "root": index.root,
+        "views": list(spec.gate_views),
+        "patients": patients,
+        "bootstrap": spec.bootstrap,
+        "metrics": [{"key": k, "label": label, "higher_is_better": higher} for k, label, higher in GATE_METRICS],
+        "rows": rows,
+        "better": _better(current, new),
+        "new_model": {"path": str(new_model), "choice": chosen,
+                      "epoch": ((new_card.get("training") or {}).get("metrics") or {}).get("epoch"),
+                      "version": new_card.get("model_version")},
+        "notes": notes,
+    }
+
+
+def format_comparison(comparison: dict, *, notes: bool = True) -> str:
+    """The gate as a small text table (the log and the terminal); ``notes=False`` leaves the notes out."""
+    rows = {r["model"]: r for r in comparison.get("rows", [])}
+
+    def cell(row: dict | None, key: str) -> str:
+        if not row or not row.get("available"):
+            return "n/a"
+        value = row.get(key)
+        if value is None:
+            return "n/a"
+        text = f"{value:.3f}"
+        if key == "auc" and row.get("auc_ci") and None not in row["auc_ci"]:
+            text += f" ({row['auc_ci'][0]:.3f}-{row['auc_ci'][1]:.3f})"
+        return text
+
+    lines = [f"held out: {comparison.get('description')}"]
+    width = max(len(label) for _, label, _ in GATE_METRICS)
+    lines.append(f"{'':{width}}  {'current':>22}  {'new':>22}  better")
+    for key, label, _ in GATE_METRICS:
+        lines.append(f"{label:{width}}  {cell(rows.get('current'), key):>22}  {cell(rows.get('new'), key):>22}  "
+                     f"{comparison.get('better', {}).get(key) or '-'}")
+    if notes:
+        lines += [f"note: {n}" for n in comparison.get("notes", [])]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# accept / reject: the reader's choice
+
+
+def _data_report_counts(run_dir: Path) -> dict:
+    report = _read_json(run_dir / "data_report.json") or {}
+    return {k: v for k, v in report.items() if k != "left_out"}  # left_out lists file paths; its count stays
+
+
+def accept(job: Job, registry=None):
+    """Add the job's new model to the registry (log, data summary and gate in its entry) and make it active."""
+    from model.registry import ModelRegistry, training_data_from_card
+    from model.weights import read_card
+
+    state = job.state()
+    if state.get("state") != "done":
+        raise ValueError(f"retrain job {job.id} is {state.get('state')}: only a finished job's model can be used")
+    path = job.new_model_path()
+    if path is None:
+        raise ValueError(f"retrain job {job.id} has no new model")
+    registry = registry if registry is not None else ModelRegistry()
+    spec = job.spec()
+    card = read_card(path)
+    comparison = job.comparison()
+    new_row = next((r for r in (comparison or {}).get("rows", []) if r["model"] == "new" and r["available"]), None)
+    info = {
+        "source": f"retrain job {job.id}",
+        "job": str(job.dir),
+        "training_data": {**training_data_from_card(card), "root": spec.root, "data_report": _data_report_counts(job.run_dir),
+                          "summary": spec.data_summary},
+        "settings": {**spec.train_config().to_json(), "fine_tune": spec.fine_tune, "base_model": spec.base_model,
+                     "holdout_root": spec.holdout_root},
+        "metrics": ({k: new_row[k] for k, _, _ in GATE_METRICS} | {"auc_ci": new_row["auc_ci"], "held_out": "gate"}
+                    if new_row else (card.get("training") or {}).get("metrics") or {}),
+        "gate": comparison,
+    }
+    version = card["model_version"]
+    try:
+        registry.get(version)  # accepted before, and the app went down before the switch
+    except KeyError:
+        registry.add(path, log_path=job.log_path, info=info)
+    entry = registry.use(version)
+    _update_state(job.dir, decision="accepted", decided=_now(), version=version)
+    return entry
+
+
+def reject(job: Job) -> None:
+    """Keep the current model: the job is marked ``kept-current`` and the registry is not touched."""
+    state = job.state()
+    if state.get("state") != "done":
+        raise ValueError(f"retrain job {job.id} is {state.get('state')}: there is no new model to keep or drop")
+    _update_state(job.dir, decision="kept-current", decided=_now())
+
+
+# ---------------------------------------------------------------------------
+# the child
+
+
+class _EventLog:
+    """events.jsonl, appended one flushed line at a time; batch and preparation events thinned to EVENT_INTERVAL_S."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8")
+        self._last: dict[str, float] = {}
+
+    def write(self, record: dict) -> None:
+        record = {**record, "time": time.time()}
+        self._file.write(json.dumps(record, default=str) + "\n")
+        self._file.flush()
+
+    def thinned(self, record: dict, *, done: int, total: int) -> None:
+        kind, now = record["kind"], time.monotonic()
+        if done <= 1 or done >= total or now - self._last.get(kind, 0.0) >= EVENT_INTERVAL_S:
+            self._last[kind] = now
+            self.write(record)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _say(message: str) -> None:
+    print(f"{_dt.datetime.now().strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def _run_child(job_dir: Path, *, resume: bool) -> int:
+    job = Job(job_dir)
+    stop_asked = {"signal": False}
+
+    def on_term(signum, frame):  # a shutdown: stop at the next batch, resumable like a kill
+        stop_asked["signal"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(5)  # the reader's viewer comes first
+
+    def should_stop() -> bool:
+        return stop_asked["signal"] or job.cancel_path.exists()
+
+    _update_state(job.dir, pid=os.getpid(), message="resuming" if resume else "starting", finished=None)
+    events = _EventLog(job.events_path)
+
+    def finish(state: str, message: str, **extra) -> None:
+        _update_state(job.dir, state=state, message=message, finished=_now(), **extra)
+        _say(f"{state}: {message}")
+
+    def stopped(where: str) -> int:
+        """A cancel ends the job; a SIGTERM (shutdown) leaves it resumable when there is something to resume from."""
+        if stop_asked["signal"] and not job.cancel_path.exists() and (job.checkpoint_path.is_file() or where == "gate"):
+            message = f"interrupted by SIGTERM during the {where}; resume to continue"
+            events.write({"kind": "interrupted", "message": message})
+            _update_state(job.dir, message=message)
+            _say(message)
+            return 128 + signal.SIGTERM
+        message = f"cancelled during the {where}; no new model is offered"
+        if where == "gate":
+            events.write({"kind": "cancelled", "message": message})
+        finish("cancelled", message)
+        return 0
+
+    try:
+        spec = job.spec()
+        _say(("resuming" if resume else "starting") + f" retrain job {job.id}")
+        if should_stop():
+            events.write({"kind": "cancelled", "message": "cancelled before training started"})
+            finish("cancelled", "cancelled before training started")
+            return 0
+        if resume and job._training_finished():
+            _say("training had finished: running the safety gate again")
+        else:
+            from model.train import TrainEvent, train
+
+            def on_event(event: TrainEvent) -> None:
+                record = dataclasses.asdict(event)
+                if event.kind in ("batch", "prepare") and event.batches:
+                    events.thinned(record, done=event.batch, total=event.batches)
+                else:
+                    events.write(record)
+                if event.kind == "epoch_end":
+                    m = event.metrics
+                    _say(f"epoch {event.epoch}/{event.epochs}: train loss {m['train_loss']:.4f}" + "".join(
+                        f", {k} {m[k]:.4f}" for k in ("val_loss", "val_dice", "val_auc") if k in m)
+                        + f" ({m['seconds']:.0f} s)")
+                elif event.kind in ("early_stop", "cancelled") or event.message.startswith("resumed"):
+                    _say(f"{event.kind}: {event.message}")
+
+            result = train(spec.root, job.run_dir, spec.train_config(), resume=resume, callback=on_event,
+                           should_stop=should_stop)
+            if result.cancelled:
+                return stopped("training")
+        best, final = job.run_dir / "best.safetensors", job.run_dir / "model.safetensors"
+        new_model = best if best.is_file() else final
+        if not new_model.is_file():
+            raise RuntimeError("the training ended without a model")
+        _update_state(job.dir, state="gating", message="comparing the current and the new model on the held-out patients")
+        _say("safety gate: evaluating the current and the new model on the same held-out patients")
+        split = _read_json(job.run_dir / "split.json") or {}
+
+        def gate_progress(name: str, done: int, total: int) -> None:
+            events.thinned({"kind": "gate_progress", "model": name, "done": done, "total": total}, done=done, total=total)
+
+        comparison = run_gate(spec, new_model, split.get("val"), should_stop=should_stop, progress=gate_progress)
+        _write_json(job.dir / "comparison.json", comparison)
+        events.write({"kind": "gate", "rule": comparison["rule"], "patients": len(comparison["patients"]),
+                      "better": comparison["better"], "new_model": str(new_model),
+                      "rows": [{k: r.get(k) for k in ("model", "available", "version", "images")} for r in comparison["rows"]]})
+        for line in format_comparison(comparison, notes=False).splitlines():
+            _say(line)
+        _say(f"{len(comparison['notes'])} notes in comparison.json")  # evaluation notes may name patients: not here
+        wins = sum(v == "new" for v in comparison["better"].values())
+        losses = sum(v == "current" for v in comparison["better"].values())
+        finish("done", f"new model better on {wins}, current better on {losses} of {len(GATE_METRICS)} gate figures",
+               model=str(new_model))
+        return 0
+    except InterruptedError:
+        return stopped("gate")
+    except Exception as exc:
+        traceback.print_exc()
+        reason = _one_line(f"{type(exc).__name__}: {exc}")
+        events.write({"kind": "failed", "message": reason})
+        finish("failed", reason)
+        return 1
+    finally:
+        events.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.retrain_job", description="run one retrain job (the child process)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train, then run the safety gate, reporting through the job folder")
+    p.add_argument("job_dir")
+    p.add_argument("--resume", action="store_true", help="continue after the last complete epoch")
+    args = parser.parse_args(argv)
+    return _run_child(Path(args.job_dir), resume=args.resume)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["GATE_METRICS", "Job", "JobSpec", "STATES", "accept", "find_resumable", "format_comparison", "list_jobs",
+           "reject", "run_gate", "start_job"]
