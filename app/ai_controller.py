@@ -93,6 +93,7 @@ class AiController(QObject):
         """Use another model file; the case on screen runs again with it."""
         for shown in list(self.viewer.ai):
             self.viewer.remove_ai_result(shown)
+        self.worklist.clear_ai_scores()  # they were the previous model's
         self.findings.set_case(self.viewer.patient_id, self.viewer.cc_images() if self.viewer.patient_id else [])
         self.runner.set_model_path(path)
         if self.viewer.patient_id is not None and self.viewer.is_complete():

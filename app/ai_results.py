@@ -36,12 +36,13 @@ MODEL_OFF = ("none", "off", "0")
 
 
 def resolve_model_path(explicit: str | Path | None = None) -> Path | None:
-    """The model file to use: ``explicit``, else $BCIR_MODEL, else the bundled one.
+    """The model file to use: ``explicit``, else $BCIR_MODEL, else the registry's active one (the bundled one
+    until the reader chooses another in Tools → Models).
 
     None when the AI is turned off (BCIR_MODEL=none). Raises ModelFileError when
     nothing is given and no model is bundled.
     """
-    from model.weights import default_model_path
+    from model.weights import active_model_path
 
     if explicit:
         return Path(explicit).expanduser()
@@ -50,7 +51,7 @@ def resolve_model_path(explicit: str | Path | None = None) -> Path | None:
         return None
     if env:
         return Path(env).expanduser()
-    return default_model_path()
+    return active_model_path()
 
 
 @dataclass

@@ -129,6 +129,11 @@ class AiRunner(QObject):
             self.caseDone.emit(patient_id)
 
     @property
+    def model_path(self) -> Path | None:
+        """The model file in use (or being loaded); None when no model can run."""
+        return self._load_args[0] if self._load_args is not None and self.unavailable is None else None
+
+    @property
     def model_version(self) -> str | None:
         return self.predictor.model.version if self.predictor is not None else None
 
@@ -173,6 +178,7 @@ class AiRunner(QObject):
             self.caseDone.emit(patient_id)
             return
         if (current is not None and current.kind == "case" and current.patient_id == patient_id
+                and current.generation == self._generation and not current.worker.is_cancelled()
                 and {i.path for i in todo} <= {i.path for i in current.images}):
             current.prefetch = False  # already on it (a prefetch the reader caught up with): keep it running
             self._case = current

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -99,7 +99,11 @@ class MainWindow(QMainWindow):
         self.worklist.set_blinded(self.review.blinded_mode)
         if review_problem:
             self.errors.show(review_problem, context="Reviews cannot be stored")
+        self.retrain_dialog = None
+        self.models_dialog = None
+        self.resume_prompt: QMessageBox | None = None
         self.ai_control.start()
+        QTimer.singleShot(0, self.offer_resume)
 
     def _open_review_store(self) -> tuple[ReviewStore | None, str]:
         try:
@@ -346,6 +350,79 @@ class MainWindow(QMainWindow):
             return
         self.open_path(path)
 
+    # ------------------------------------------------------------------ retraining and models
+
+    def show_retrain(self):
+        """Tools → Retrain on folder (one dialog per session: it keeps following its run when closed)."""
+        from app.retrain_dialog import RetrainDialog
+
+        if self.retrain_dialog is None:
+            self.retrain_dialog = RetrainDialog(self.workers, self.ai.model_path, parent=self)
+            self.retrain_dialog.modelAccepted.connect(self._use_model_entry)
+        elif self.retrain_dialog.job is None:
+            self.retrain_dialog.current_model = self.ai.model_path
+        self.retrain_dialog.show()
+        self.retrain_dialog.raise_()
+        return self.retrain_dialog
+
+    def show_models(self):
+        from app.models_dialog import ModelsDialog
+
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(parent=self)
+            self.models_dialog.modelChosen.connect(self._use_model_entry)
+        self.models_dialog.refresh()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def _use_model_entry(self, entry) -> None:
+        """The reader chose another model: the AI runs again with it (results are cached per model version)."""
+        self.ai_control.set_model_path(entry.weights)
+        self.statusBar().showMessage(f"Model {entry.version} in use", 10_000)
+        if self.models_dialog is not None:
+            self.models_dialog.refresh()
+
+    def offer_resume(self) -> None:
+        """A retrain that the app's closing (or a crash) interrupted: offer to continue it."""
+        from model.retrain_job import find_resumable
+
+        try:
+            jobs = find_resumable()
+        except OSError:
+            return
+        if not jobs:
+            return
+        job = jobs[-1]
+        spec = job.spec()
+        box = QMessageBox(QMessageBox.Icon.Question, "Resume training?",
+                          f"A retrain on {spec.root} was interrupted (job {job.id}). Resume it from its last complete epoch?",
+                          QMessageBox.StandardButton.NoButton, self)
+        resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        discard = box.addButton("Discard it", QMessageBox.ButtonRole.DestructiveRole)
+        box.setModal(False)
+
+        def chosen(button) -> None:
+            if button is resume:
+                self.resume_job(job)
+            elif button is discard:
+                job.abandon()
+            self.resume_prompt = None
+
+        box.buttonClicked.connect(chosen)
+        box.show()
+        self.resume_prompt = box
+        self.resume_candidate = job
+
+    def resume_job(self, job) -> None:
+        try:
+            job.resume()
+        except Exception as exc:  # noqa: BLE001 - one line, the viewer stays up
+            self.errors.show(describe(exc), context="Resuming the retrain")
+            return
+        self.show_retrain().attach(job)
+
     # ------------------------------------------------------------------ view actions
 
     def next_preset(self) -> None:
@@ -390,6 +467,12 @@ class MainWindow(QMainWindow):
         if self._index_worker is not None:
             self._index_worker.cancel()
         self.review.save_drafts()
+        job = self.retrain_dialog.job if self.retrain_dialog is not None else None
+        if job is not None and job.is_alive():
+            job.kill()  # paused: its checkpoints are whole, and the next start offers to resume it
+        for dialog in (self.retrain_dialog, self.models_dialog):
+            if dialog is not None:
+                dialog.close()
         self.workers.stop_all()
         if self.reviews is not None:
             self.reviews.close()

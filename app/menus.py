@@ -121,6 +121,10 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, review, "Review history…", window.show_review_history, ["Ctrl+H"])
     _add(window, review, "Export reviews to CSV…", window.ask_export_reviews)
 
+    tools = bar.addMenu("&Tools")
+    _add(window, tools, "Retrain on folder…", window.show_retrain, ["Ctrl+Shift+T"])
+    _add(window, tools, "Models…", window.show_models, ["Ctrl+Shift+M"])
+
     nav = bar.addMenu("&Navigate")
     _add(window, nav, "Next patient", lambda: window.step_patient(+1), ["N", "Space", "PgDown"])
     _add(window, nav, "Previous patient", lambda: window.step_patient(-1), ["P", "PgUp"])

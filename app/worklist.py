@@ -197,6 +197,14 @@ class WorklistDock(QDockWidget):
         if self.filter.currentText() == "AI-flagged":
             self.apply_filter()
 
+    def clear_ai_scores(self) -> None:
+        """Another model: the scores shown were the previous one's."""
+        self._scores = {}
+        for item in [*self._items.values(), *self._image_items.values()]:
+            item.setText(AI_COLUMN, "")
+            item.setToolTip(AI_COLUMN, "")
+        self.apply_filter()
+
     def ai_score(self, patient_id: str) -> float | None:
         scores = self._scores.get(patient_id)
         return max(scores.values()) if scores else None

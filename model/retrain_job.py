@@ -360,6 +360,14 @@ class Job:
         """"accepted", "kept-current" or None (not decided yet)."""
         return self.state().get("decision")
 
+    def abandon(self) -> None:
+        """The reader does not want an interrupted job resumed: it becomes ``cancelled`` (its folder stays, for the log)."""
+        if self.is_alive():
+            raise ValueError(f"retrain job {self.id} is still running: cancel it instead")
+        if self.state().get("state") not in LIVE_STATES:
+            raise ValueError(f"retrain job {self.id} is {self.state().get('state')}: nothing to abandon")
+        _update_state(self.dir, state="cancelled", finished=_now(), message="interrupted, then abandoned by the reader")
+
 
 def start_job(spec: JobSpec, jobs_root: str | Path | None = None) -> Job:
     """Create ``jobs_root/<job_id>/`` (default ``user_data_dir()/jobs``), write spec.json and start the child."""

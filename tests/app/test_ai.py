@@ -462,3 +462,25 @@ def test_screenshot_waits_for_the_ai_and_shows_yellow_and_red(demo_root, model_f
     yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 80)
     red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)
     assert yellow.sum() > 100 and red.sum() > 20
+
+
+def test_a_model_switched_just_as_a_case_finishes_runs_the_case_again(qtbot, window, demo_root, model_file):
+    """The reader switches model the moment the AI answers (before its worker has wound down): the case must
+    run again with the new model, not be taken for the old job's work."""
+    from model.weights import bundled_model_path
+
+    index = open_root(qtbot, window, demo_root)
+    patient_id = next(iter(index.patients()))
+    switched = []
+
+    def switch_now(pid):
+        if not switched:
+            switched.append(pid)
+            window.ai_control.set_model_path(bundled_model_path())  # inside caseDone: the job's thread is still winding down
+
+    window.aiFinished.connect(switch_now)
+    with qtbot.waitSignals([window.aiFinished, window.aiFinished], timeout=TIMEOUT_MS):
+        window.select_patient(patient_id)
+    bundled = window.ai.model_version
+    assert switched == [patient_id] and bundled != "test-discs"
+    qtbot.waitUntil(lambda: {ai.result.model_version for ai in window.viewer.ai.values()} == {bundled}, timeout=TIMEOUT_MS)

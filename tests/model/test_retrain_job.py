@@ -270,3 +270,17 @@ def test_sigterm_stops_at_a_batch_and_leaves_the_job_resumable(demo_root, folder
     assert job.events()[0][-1]["kind"] == "interrupted"
     assert not (job.run_dir / "model.safetensors").exists() and job.checkpoint_path.is_file()
     assert find_resumable(folders) == [job]
+
+
+def test_an_interrupted_job_can_be_abandoned_and_a_live_or_finished_one_cannot(demo_root, folders):
+    job = start_job(_spec(demo_root, max_epochs=3), folders)
+    _wait_for_event(job, lambda e: e["kind"] == "epoch_end")
+    with pytest.raises(ValueError, match="still running"):
+        job.abandon()
+    job.kill()
+    assert job.resumable() and job in find_resumable(folders)
+    job.abandon()
+    assert job.state()["state"] == "cancelled" and "abandoned" in job.state()["message"]
+    assert job not in find_resumable(folders) and not job.resumable()
+    with pytest.raises(ValueError, match="nothing to abandon"):
+        job.abandon()
