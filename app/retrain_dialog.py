@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -74,6 +75,22 @@ BETTER_COLOR = QColor(80, 190, 90)
 WORSE_COLOR = QColor(230, 90, 70)
 
 
+class EpochAxis(pg.AxisItem):
+    """Epochs are whole numbers: ticks only on integers, however few epochs there are."""
+
+    def tickValues(self, minVal, maxVal, size):
+        levels = super().tickValues(minVal, maxVal, size)
+        out = []
+        for spacing, values in levels:
+            if spacing < 1:
+                continue
+            out.append((spacing, [v for v in values if abs(v - round(v)) < 1e-9]))
+        if not out:
+            first, last = int(math.ceil(minVal)), int(math.floor(maxVal))
+            out = [(1.0, [float(v) for v in range(first, last + 1)])]
+        return out
+
+
 def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -117,7 +134,7 @@ class RetrainDialog(QDialog):
         self.pages.addWidget(self._build_run_page())
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
-        self.resize(980, 760)
+        self.resize(1000, 880)
 
     # ------------------------------------------------------------------ page 1: folder and options
 
@@ -359,6 +376,7 @@ class RetrainDialog(QDialog):
             item.setToolTip(2, problem.reason)
             self.problems.addTopLevelItem(item)
         self.problems.resizeColumnToContents(0)
+        self.problems.setColumnWidth(1, min(260, self.problems.sizeHintForColumn(1) + 12))
         self.start_button.setEnabled(s.trainable)
         self.summaryReady.emit(s)
 
@@ -408,18 +426,21 @@ class RetrainDialog(QDialog):
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p%")
         pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = pg.PlotWidget(axisItems={"bottom": EpochAxis("bottom")})
         self.loss_plot.setLabel("bottom", "epoch")
         self.loss_plot.setLabel("left", "loss")
-        self.loss_plot.addLegend(offset=(-10, 10))
+        # the legend as the title: inside the plot it would sit on a curve sooner or later
+        self.loss_plot.setTitle("<span style='color:#4da3ff'>━ training loss</span>&nbsp;&nbsp;&nbsp;"
+                                "<span style='color:#ff9f40'>━ validation loss</span>", size="9pt")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
         self.train_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#4da3ff", width=2), symbol="o", symbolSize=5,
-                                               symbolBrush="#4da3ff", name="training loss")
+                                               symbolBrush="#4da3ff")
         self.val_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ff9f40", width=2), symbol="o", symbolSize=5,
-                                             symbolBrush="#ff9f40", name="validation loss")
-        self.dice_plot = pg.PlotWidget()
+                                             symbolBrush="#ff9f40")
+        self.dice_plot = pg.PlotWidget(axisItems={"bottom": EpochAxis("bottom")})
         self.dice_plot.setLabel("bottom", "epoch")
         self.dice_plot.setLabel("left", "validation Dice")
+        self.dice_plot.setTitle("<span style='color:#ffff40'>━ validation Dice</span>", size="9pt")
         self.dice_plot.setYRange(0, 1)
         self.dice_plot.showGrid(x=True, y=True, alpha=0.25)
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#ffff40", width=2), symbol="o", symbolSize=5,
@@ -427,6 +448,8 @@ class RetrainDialog(QDialog):
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.dice_plot)
+        for plot in (self.loss_plot, self.dice_plot):
+            plot.setMinimumHeight(230)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
@@ -481,6 +504,7 @@ class RetrainDialog(QDialog):
         layout.addWidget(self.gate_box)
         layout.addWidget(self.log_view, 1)
         layout.addLayout(buttons)
+        self.log_view.setMinimumHeight(90)
         return page
 
     def attach(self, job: Job) -> None:
@@ -593,6 +617,9 @@ class RetrainDialog(QDialog):
             self.progress.setFormat("done")
             self._show_gate()
         self.run_state.setText(f"{kind}: {state.get('message', '')}")
+        decision = self.job.decision()
+        if decision is not None:  # a job reopened after the reader chose
+            self.run_state.setText(f"decided: {'the new model was put in use' if decision == 'accepted' else 'the current model was kept'}")
         self.jobFinished.emit(kind)
 
     def _show_gate(self) -> None:
@@ -614,8 +641,11 @@ class RetrainDialog(QDialog):
         self.gate_description.setText(f"Held out: {comparison.get('description', '?')}")
         notes = comparison.get("notes") or []
         self.gate_notes.setText("<br>".join(f"• {n}" for n in notes))
-        self.use_button.setEnabled(new is not None and new.get("available", False))
+        decision = self.job.decision()
+        self.use_button.setEnabled(decision is None and new is not None and new.get("available", False))
+        self.keep_button.setEnabled(decision is None)
         self.gate_box.show()
+
 
     @staticmethod
     def _cell(row: dict | None, key: str) -> str:
