@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
         self.root: str | None = None
         self._index_worker: Worker | None = None
         self._case_started = 0.0
+        self._opened_one_folder = False
 
         self.settings = Settings()
         self.reviews, review_problem = self._open_review_store()
@@ -142,34 +144,42 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def ask_open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a mammogram", self.root or "", "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
-        if path:
-            self.open_path(path)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open mammograms", self.root or "",
+                                                "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+        if paths:
+            self.open_path(paths if len(paths) > 1 else paths[0])
 
-    def open_path(self, path: str | Path) -> None:
-        """Index ``path`` (folder or file) in the background; the worklist fills when it is done."""
-        root = str(Path(path).expanduser())
+    def open_path(self, path: str | Path | list[str | Path]) -> None:
+        """Index ``path`` (a folder, a file, or several files and folders) in the background; the worklist
+        fills patient by patient as the indexing goes."""
+        several = isinstance(path, (list, tuple)) and len(path) > 1
+        if isinstance(path, (list, tuple)) and not several:
+            path = path[0]
+        target = [str(Path(p).expanduser()) for p in path] if several else str(Path(path).expanduser())
+        root = os.path.commonpath(target) if several else target
+        shown = f"{len(target)} files in {root}" if several else root
         if self._index_worker is not None:
             self._index_worker.cancel()
         self.loader.reset()
         self.root = root
+        self._opened_one_folder = not several and Path(root).is_dir()
         self.index = None
         self.review.set_case(None)
         self.worklist.set_index(None)
         self.skipped.set_skipped([])
-        self.viewer.show_message(f"Indexing {root}…")
-        self.setWindowTitle(f"{APP_NAME} — {root}")
+        self.viewer.show_message(f"Indexing {shown}…")
+        self.setWindowTitle(f"{APP_NAME} — {shown}")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()
-        self.statusBar().showMessage(f"Indexing {root}…")
+        self.statusBar().showMessage(f"Indexing {shown}…")
         started = time.perf_counter()
         worker = self.workers.start(
-            lambda report, should_stop: build_index(root, progress=report, should_stop=should_stop),
-            name=f"index {root}",
+            lambda report, should_stop: build_index(target, progress=report, should_stop=should_stop),
+            name=f"index {shown}",
             on_progress=lambda event: self._on_index_progress(worker, event),
             on_result=lambda index: self._on_index_done(worker, index, time.perf_counter() - started),
-            on_error=lambda message: self._on_index_error(worker, root, message),
+            on_error=lambda message: self._on_index_error(worker, shown, message),
         )
         self._index_worker = worker
 
@@ -201,7 +211,7 @@ class MainWindow(QMainWindow):
         if self.reviews is not None:
             self.worklist.set_review_statuses(self.reviews.statuses())
         self.skipped.set_skipped(index.skipped, index.root)
-        if not stopped and index.images:
+        if not stopped and index.images and self._opened_one_folder:
             self.settings.add_recent(self.root)
             self.actions.refresh_recent()
         patients = index.patients()
@@ -460,7 +470,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
-            self.open_path(paths[0])
+            self.open_path(paths)
             event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:

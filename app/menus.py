@@ -57,7 +57,7 @@ def build_menus(window: MainWindow) -> Actions:
 
     file_menu = bar.addMenu("&File")
     _add(window, file_menu, "Open folder…", window.ask_open_folder, ["Ctrl+O"])
-    _add(window, file_menu, "Open file…", window.ask_open_file, ["Ctrl+Shift+O"])
+    _add(window, file_menu, "Open files…", window.ask_open_file, ["Ctrl+Shift+O"])
     recent_menu = file_menu.addMenu("Recent folders")
 
     def refresh_recent() -> None:

@@ -325,22 +325,35 @@ def _csv_bases(root: Path, csv_path: Path) -> list[Path]:
 
 
 def build_index(
-    root: str | Path,
+    root: str | Path | list[str | Path] | tuple[str | Path, ...],
     *,
     progress: Callable[[ScanProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     workers: int = 4,
 ) -> StudyIndex:
-    """Index ``root`` (a folder, or a single image file). Never raises for bad files: they go to ``skipped``."""
-    root = Path(root).expanduser().resolve()
+    """Index ``root``: a folder, a single image file, or a list of files and folders (files opened together).
+
+    Never raises for bad files: they go to ``skipped``.
+    """
     start = time.perf_counter()
     report = progress or (lambda event: None)
-    if root.is_file():
-        candidates, csvs = [root], []
-    elif root.is_dir():
-        candidates, csvs = list_files(root)
-    else:
-        raise FileNotFoundError(f"{root} does not exist")
+    paths = [Path(p).expanduser().resolve() for p in root] if isinstance(root, (list, tuple)) else [Path(root).expanduser().resolve()]
+    if not paths:
+        raise FileNotFoundError("nothing to open")
+    candidates, csvs = [], []
+    for path in paths:
+        if path.is_file():
+            candidates.append(path)
+        elif path.is_dir():
+            found, found_csvs = list_files(path)
+            candidates += found
+            csvs += found_csvs
+        else:
+            raise FileNotFoundError(f"{path} does not exist")
+    candidates, csvs = list(dict.fromkeys(candidates)), list(dict.fromkeys(csvs))
+    root = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
+    if len(paths) > 1 and root.is_file():
+        root = root.parent
     report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
 
     # CSVs, by their columns.

@@ -419,3 +419,26 @@ def test_the_magnifier_draws_the_visible_truth_outline_where_the_lesion_is(qtbot
     assert red_pixels() > 50  # the outline, drawn around the lens centre
     key(qtbot, window, Qt.Key.Key_T)  # truth hidden on screen: hidden in the lens too
     assert red_pixels() == 0
+
+
+def test_dropping_several_files_opens_them_together(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from tests.conftest import make_dicom
+
+    pixels = (np.arange(120 * 80, dtype=np.uint16).reshape(120, 80) % 4000)
+    files = [make_dicom(tmp_path / f"{n}.dcm", pixels, PatientID=pid, ImageLaterality=side, ViewPosition="CC")
+             for n, (pid, side) in enumerate([("DROP1", "L"), ("DROP2", "R")])]
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not a mammogram")
+    make_dicom(tmp_path / "other.dcm", pixels, PatientID="NOT_DROPPED")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in [*files, bad]])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS):
+        window.dropEvent(event)
+    assert sorted(window.worklist.patients) == ["DROP1", "DROP2"]
+    assert window.skipped.count == 1 and window.skipped.entries[0].path == str(bad)
+    assert "3 files" in window.windowTitle()
+    assert window.settings.recent() == []  # loose files are not a folder to reopen

@@ -328,3 +328,17 @@ def test_patients_are_reported_ready_in_order_with_their_masks_decided(demo_root
     assert [path for path, _ in seen] == [image.path for image in index.images]
     assert all(all(flags) for _, flags in seen)
     assert any(flags for _, flags in seen), "the demo set has lesions"
+
+
+def test_several_files_opened_together_are_indexed_together(tmp_path, ramp16):
+    a = make_dicom(tmp_path / "a" / "one.dcm", ramp16, PatientID="PA", ImageLaterality="L", ViewPosition="CC")
+    b = make_dicom(tmp_path / "b" / "two.dcm", ramp16, PatientID="PB", ImageLaterality="R", ViewPosition="MLO")
+    make_dicom(tmp_path / "b" / "not-chosen.dcm", ramp16, PatientID="PC")
+    bad = tmp_path / "b" / "bad.dcm"
+    bad.write_bytes(b"DICM? no")
+    index = build_index([a, b, bad])
+    assert sorted((i.patient_id, i.laterality, i.view) for i in index.images) == [("PA", "L", "CC"), ("PB", "R", "MLO")]
+    assert [s.path for s in index.skipped] == [str(bad)]
+    assert index.root == str(tmp_path) and index.files_scanned == 3
+    with pytest.raises(FileNotFoundError):
+        build_index([a, tmp_path / "missing.dcm"])
