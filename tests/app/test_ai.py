@@ -17,7 +17,7 @@ from PySide6.QtTest import QTest
 from model.masks import load_mask
 from model.metrics import dice, iou
 from model.study_index import build_index
-from tests.app.qt_helpers import TIMEOUT_MS, open_root
+from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.case_text import percent
 from app.hanging import SLOTS_2UP
@@ -57,16 +57,6 @@ def window(qtbot, model_file, cache_dir):
     qtbot.waitUntil(lambda: w.ai.predictor is not None, timeout=TIMEOUT_MS)
     yield w
     w.close()
-
-
-def show_with_ai(qtbot, window, patient_id):
-    """Select a patient and wait until its images are shown and the AI has answered for its CC views."""
-    def this_patient(pid):
-        return pid == patient_id
-
-    with qtbot.waitSignals([window.viewer.caseShown, window.aiFinished], timeout=TIMEOUT_MS, order="none",
-                           check_params_cbs=[this_patient, this_patient]):
-        assert window.select_patient(patient_id)
 
 
 def key(qtbot, window, k):

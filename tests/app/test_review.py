@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from model.reviews import Review
 from model.weights import save_model
-from tests.app.qt_helpers import TIMEOUT_MS, open_root
+from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.main_window import MainWindow, first_case_with_truth
 from app.review_panel import BLIND, OPEN, REVEALED
@@ -28,15 +28,6 @@ def make_window(qtbot, model_path=None) -> MainWindow:
     w.show()
     qtbot.waitExposed(w)
     return w
-
-
-def show_with_ai(qtbot, window, patient_id):
-    def this_patient(pid):
-        return pid == patient_id
-
-    with qtbot.waitSignals([window.viewer.caseShown, window.aiFinished], timeout=TIMEOUT_MS, order="none",
-                           check_params_cbs=[this_patient, this_patient]):
-        assert window.select_patient(patient_id)
 
 
 def show_case(qtbot, window, patient_id):
