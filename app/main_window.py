@@ -395,15 +395,23 @@ class MainWindow(QMainWindow):
 
     def offer_resume(self) -> None:
         """A retrain that the app's closing (or a crash) interrupted: offer to continue it."""
-        from model.retrain_job import find_resumable
+        from model.retrain_job import list_jobs
 
         try:
-            jobs = find_resumable()
+            jobs = list_jobs()
+            running = [j for j in jobs if j.state().get("state") in ("running", "gating") and j.is_alive()]
+            resumable = [j for j in jobs if j.resumable()]
+            dead = [j for j in jobs if j.interrupted() and not j.resumable()]
         except OSError:
             return
-        if not jobs:
+        for job in dead:  # died before its first epoch ended: nothing to continue from
+            job.abandon()
+        if running:  # the viewer went down but the training did not: follow it again
+            self.show_retrain().attach(running[-1])
             return
-        job = jobs[-1]
+        if not resumable:
+            return
+        job = resumable[-1]
         spec = job.spec()
         box = QMessageBox(QMessageBox.Icon.Question, "Resume training?",
                           f"A retrain on {spec.root} was interrupted (job {job.id}). Resume it from its last complete epoch?",

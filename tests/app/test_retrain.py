@@ -221,3 +221,34 @@ def test_an_interrupted_run_can_be_discarded_and_is_not_offered_again(qtbot, dem
         assert again.resume_prompt is None
     finally:
         again.close()
+
+
+def test_a_run_still_going_at_start_is_followed_again(qtbot, demo_root):
+    """The viewer went down, its child did not: the next start shows the run instead of offering a resume."""
+    config = dict(QUICK, working_spacing_mm=0.2, tile=64, batch_size=8, device="cpu", max_epochs=2)
+    job = start_job(JobSpec(root=str(demo_root), config=config, base_model=str(bundled_model_path()), bootstrap=50))
+    window = make_window(qtbot)
+    try:
+        qtbot.waitUntil(lambda: window.retrain_dialog is not None, timeout=TIMEOUT_MS)
+        assert window.retrain_dialog.job == job and window.resume_prompt is None
+        with qtbot.waitSignal(window.retrain_dialog.jobFinished, timeout=RUN_MS) as blocker:
+            pass
+        assert blocker.args[0] == "done"
+    finally:
+        if job.is_alive():
+            job.kill()
+        window.close()
+
+
+def test_a_run_that_died_before_its_first_epoch_is_closed_quietly(qtbot, demo_root):
+    config = dict(QUICK, working_spacing_mm=0.2, tile=64, batch_size=8, device="cpu", max_epochs=2)
+    job = start_job(JobSpec(root=str(demo_root), config=config, base_model=str(bundled_model_path()), bootstrap=50))
+    job.kill()  # still importing: no checkpoint exists
+    qtbot.waitUntil(lambda: job.interrupted(), timeout=20_000)
+    assert not job.resumable()
+    window = make_window(qtbot)
+    try:
+        qtbot.waitUntil(lambda: job.state()["state"] == "cancelled", timeout=TIMEOUT_MS)
+        assert window.resume_prompt is None and window.retrain_dialog is None
+    finally:
+        window.close()
