@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         if self.reviews is not None:
             self.worklist.set_review_statuses(self.reviews.statuses())
         self.skipped.set_skipped(index.skipped, index.root)
+        self.skipped.setVisible(bool(index.skipped))  # the reading area gets the room when nothing was skipped (Ctrl+2)
         if not stopped and index.images and self._opened_one_folder:
             self.settings.add_recent(self.root)
             self.actions.refresh_recent()
