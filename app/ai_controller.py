@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 class AiController(QObject):
     finished = Signal(str)  # patient id: the AI has answered for the case on screen (results, errors or no model)
+    modelChanged = Signal()  # another model file: what was shown was the previous model's
 
     def __init__(self, window: MainWindow, *, model_path: str | Path | None = None) -> None:
         super().__init__(window)
@@ -94,6 +95,7 @@ class AiController(QObject):
         for shown in list(self.viewer.ai):
             self.viewer.remove_ai_result(shown)
         self.worklist.clear_ai_scores()  # they were the previous model's
+        self.modelChanged.emit()
         self.findings.set_case(self.viewer.patient_id, self.viewer.cc_images() if self.viewer.patient_id else [])
         self.runner.set_model_path(path)
         if self.viewer.patient_id is not None and self.viewer.is_complete():

@@ -160,7 +160,9 @@ class HangingView(QWidget):
         self.blinded = blinded
         for pane in self.panes.values():
             pane.set_truth_visible(self.truth_shown)
+            pane.set_problems_visible(not blinded)
         self._apply_ai_visibility()
+        self._refresh_lens()  # it draws the outlines that are on screen
 
     @property
     def truth_shown(self) -> bool:
@@ -182,6 +184,7 @@ class HangingView(QWidget):
     def show_patient(self, patient_id: str, images: list[IndexedImage]) -> list[IndexedImage]:
         """Clear the panes for a new patient; returns the images to load, those on screen first."""
         self.patient_id = patient_id
+        self.lens.hide()  # until the mouse moves over the new images
         self.assignment = hang(images)
         self.failed = {}
         self.ai = {}
@@ -206,6 +209,7 @@ class HangingView(QWidget):
             return False
         pane = self.panes[slot]
         window = self._voi(loaded.windows[min(self.preset_index, len(loaded.windows) - 1)])
+        pane.show_problems = not self.blinded
         pane.set_image(loaded, window, self.invert, self.truth_shown)
         if loaded.indexed.path in self.ai:
             pane.prediction.set_result(self.ai[loaded.indexed.path])

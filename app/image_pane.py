@@ -123,6 +123,7 @@ class ImagePane(QObject):
         self.invert = False
         self.level = 0
         self.crop: tuple[int, int, int, int] | None = None  # (r0, r1, c0, c1) of the level shown; None = all
+        self.show_problems = True
         self._label = _Badge(self.view, LABEL_COLOR, 12, bold=True)
         self._note = _Badge(self.view, NOTE_COLOR, 11)
         self.view.sigResized.connect(self._place_texts)
@@ -188,12 +189,25 @@ class ImagePane(QObject):
             item.setZValue(Z_TRUTH)
             item.setVisible(show_truth)
             self.truth_items.append(item)
-        label = image_label(loaded.indexed)
-        if loaded.problems:
-            label += f"   ({len(loaded.problems)} truth mask{'s' if len(loaded.problems) > 1 else ''} not drawn)"
-        self._label.set_text(label)
-        self.image_item.setToolTip("\n".join(loaded.problems))
+        self._show_label()
         self.set_note("")
+
+    def _show_label(self) -> None:
+        """'R CC', plus the count of truth masks not drawn (their reasons in the tooltip) unless blinded."""
+        loaded = self.loaded
+        label = image_label(loaded.indexed)
+        problems = loaded.problems if self.show_problems else []
+        if problems:
+            label += f"   ({len(problems)} truth mask{'s' if len(problems) > 1 else ''} not drawn)"
+        self._label.set_text(label)
+        self.image_item.setToolTip("\n".join(problems))
+        self._place_texts()
+
+    def set_problems_visible(self, visible: bool) -> None:
+        """Blinded reading: a truth mask that cannot be drawn must not tell that a lesion is there."""
+        self.show_problems = visible
+        if self.loaded is not None:
+            self._show_label()
 
     def _remove_truth(self) -> None:
         for item in self.truth_items:

@@ -32,10 +32,11 @@ from app.hanging_view import HangingView
 from app.errors import describe
 from app.menus import build_menus
 from app.review_history import ReviewHistoryDialog
-from app.review_panel import BLIND, ReviewDock
+from app.review_panel import BLIND, NO_CASE, ReviewDock
 from app.settings import Settings
 from app.shortcuts_dialog import ShortcutsDialog
 from app.skipped_files import SkippedFilesDock
+from app.typing_guard import TypingGuard
 from app.workers import Worker, WorkerPool
 from app.worklist import WorklistDock
 
@@ -97,10 +98,15 @@ class MainWindow(QMainWindow):
         self.ai.resultReady.connect(self._on_ai_result)
         self.review.phaseChanged.connect(self._apply_review_phase)
         self.review.recorded.connect(self.worklist.set_review_status)
+        self.review.readerChanged.connect(lambda _name: self.worklist.set_review_statuses(self.review.statuses()))
+        self.ai_control.modelChanged.connect(lambda: self.review.set_ai(None, None, complete=False))
+        self.aiFinished.connect(self._on_ai_finished)
         self.actions.blinded.setChecked(self.review.blinded_mode)
         self.worklist.set_blinded(self.review.blinded_mode)
         if review_problem:
             self.errors.show(review_problem, context="Reviews cannot be stored")
+        self.typing_guard = TypingGuard(self)
+        QApplication.instance().installEventFilter(self.typing_guard)
         self.retrain_dialog = None
         self.models_dialog = None
         self.resume_prompt: QMessageBox | None = None
@@ -164,6 +170,7 @@ class MainWindow(QMainWindow):
         self.root = root
         self._opened_one_folder = not several and Path(root).is_dir()
         self.index = None
+        self.findings.set_case(None, [])
         self.review.set_case(None)
         self.worklist.set_index(None)
         self.skipped.set_skipped([])
@@ -208,8 +215,7 @@ class MainWindow(QMainWindow):
         self._index_finished()
         self.index = index
         self.worklist.set_index(index)
-        if self.reviews is not None:
-            self.worklist.set_review_statuses(self.reviews.statuses())
+        self.worklist.set_review_statuses(self.review.statuses())
         self.skipped.set_skipped(index.skipped, index.root)
         self.skipped.setVisible(bool(index.skipped))  # the reading area gets the room when nothing was skipped (Ctrl+2)
         if not stopped and index.images and self._opened_one_folder:
@@ -257,6 +263,10 @@ class MainWindow(QMainWindow):
         if not self.worklist.step(delta):
             self.statusBar().showMessage("Last patient in the list" if delta > 0 else "First patient in the list", 3000)
 
+    def show_worklist_filter(self, name: str) -> None:
+        if not self.worklist.set_filter(name):
+            self.statusBar().showMessage("Blinded reading: the AI-flagged filter would show the AI's verdict", 5000)
+
     def focus_search(self) -> None:
         self.worklist.show()
         self.worklist.search.setFocus()
@@ -284,6 +294,8 @@ class MainWindow(QMainWindow):
         seconds = time.perf_counter() - self._case_started
         problems = self.viewer.problems()
         message = f"{patient_id} shown in {seconds:.2f} s"
+        if problems and self.viewer.blinded:
+            problems = []  # they name the pathology: not before the reader's own read
         if problems:
             message += f"; {len(problems)} truth mask{'s' if len(problems) > 1 else ''} not drawn: " + "; ".join(problems)
         self.statusBar().showMessage(message, 20_000)
@@ -301,12 +313,18 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ reviews
 
     def _on_ai_result(self, ai) -> None:
-        if ai.indexed.patient_id == self.viewer.patient_id:
-            self.review.set_ai(self.findings.score(), self.ai.model_version)
+        if ai.indexed.patient_id == self.viewer.patient_id and not ai.is_roi:
+            complete = all(i.path in self.findings.whole_scores for i in self.findings.images)
+            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=complete)
+
+    def _on_ai_finished(self, patient_id: str) -> None:
+        """The AI is done with the case on screen (results, or failures on some views): the score is final."""
+        if patient_id == self.viewer.patient_id:
+            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=True)
 
     def _apply_review_phase(self, phase: str) -> None:
         """Blinded reading hides the AI and the truth until the reader's own read is recorded."""
-        blind = phase == BLIND
+        blind = phase == BLIND or (phase == NO_CASE and self.review.blinded_mode)
         self.viewer.set_blinded(blind)
         self.findings.set_blinded(blind)
         if blind and self.actions.roi.isChecked():
@@ -317,6 +335,7 @@ class MainWindow(QMainWindow):
     def set_blinded_mode(self, on: bool) -> None:
         self.review.set_blinded_mode(on)
         self.worklist.set_blinded(on)
+        self.worklist.set_review_statuses(self.review.statuses())
         self.statusBar().showMessage("Blinded reading: AI and ground truth hidden until you record your own read"
                                      if on else "Open reading: the AI is shown", 5000)
 
@@ -332,7 +351,8 @@ class MainWindow(QMainWindow):
         if self.reviews is None:
             self.errors.show(self.review.store_problem, context="Reviews cannot be stored")
             return None
-        dialog = ReviewHistoryDialog(self.reviews, self.ask_export_reviews, self)
+        only = self.review.reader_name if self.review.blinded_mode else None
+        dialog = ReviewHistoryDialog(self.reviews, self.ask_export_reviews, self, reader=only)
         dialog.setModal(False)
         dialog.show()
         self._history_dialog = dialog
@@ -368,10 +388,8 @@ class MainWindow(QMainWindow):
         from app.retrain_dialog import RetrainDialog
 
         if self.retrain_dialog is None:
-            self.retrain_dialog = RetrainDialog(self.workers, self.ai.model_path, parent=self)
+            self.retrain_dialog = RetrainDialog(self.workers, lambda: self.ai.model_path, parent=self)
             self.retrain_dialog.modelAccepted.connect(self._use_model_entry)
-        elif self.retrain_dialog.job is None:
-            self.retrain_dialog.current_model = self.ai.model_path
         self.retrain_dialog.show()
         self.retrain_dialog.raise_()
         return self.retrain_dialog
@@ -395,18 +413,30 @@ class MainWindow(QMainWindow):
             self.models_dialog.refresh()
 
     def offer_resume(self) -> None:
-        """A retrain that the app's closing (or a crash) interrupted: offer to continue it."""
+        """At start: follow a retrain still running, offer to resume an interrupted one, close one that cannot be.
+
+        A job folder that cannot be read (a damaged spec or state file) is left alone with one line in the log:
+        it must never stop the viewer from starting.
+        """
         from model.retrain_job import list_jobs
 
+        running, resumable = [], []
         try:
             jobs = list_jobs()
-            running = [j for j in jobs if j.state().get("state") in ("running", "gating") and j.is_alive()]
-            resumable = [j for j in jobs if j.resumable()]
-            dead = [j for j in jobs if j.interrupted() and not j.resumable()]
-        except OSError:
+        except OSError as exc:
+            log.warning("retrain jobs not readable: %s", describe(exc))
             return
-        for job in dead:  # died before its first epoch ended: nothing to continue from
-            job.abandon()
+        for job in jobs:
+            try:
+                job.spec()
+                if job.state().get("state") in ("running", "gating") and job.is_alive():
+                    running.append(job)
+                elif job.resumable():
+                    resumable.append(job)
+                elif job.interrupted():  # died before its first epoch ended: nothing to continue from
+                    job.abandon()
+            except Exception as exc:  # noqa: BLE001 - one damaged job folder must not stop the app
+                log.warning("retrain job %s skipped: %s", job.id, describe(exc))
         if running:  # the viewer went down but the training did not: follow it again
             self.show_retrain().attach(running[-1])
             return
@@ -423,16 +453,18 @@ class MainWindow(QMainWindow):
         box.setModal(False)
 
         def chosen(button) -> None:
-            if button is resume:
-                self.resume_job(job)
-            elif button is discard:
-                job.abandon()
             self.resume_prompt = None
+            try:
+                if button is resume:
+                    self.resume_job(job)
+                elif button is discard:
+                    job.abandon()
+            except Exception as exc:  # noqa: BLE001
+                self.errors.show(describe(exc), context="Retrain job")
 
         box.buttonClicked.connect(chosen)
         box.show()
         self.resume_prompt = box
-        self.resume_candidate = job
 
     def resume_job(self, job) -> None:
         try:
@@ -486,6 +518,7 @@ class MainWindow(QMainWindow):
         if self._index_worker is not None:
             self._index_worker.cancel()
         self.review.save_drafts()
+        QApplication.instance().removeEventFilter(self.typing_guard)
         job = self.retrain_dialog.job if self.retrain_dialog is not None else None
         if job is not None and job.is_alive():
             job.kill()  # paused: its checkpoints are whole, and the next start offers to resume it

@@ -131,7 +131,7 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, nav, "Search patient ID", window.focus_search, ["Ctrl+F", "/"])
     shown = nav.addMenu("Worklist shows")
     for n, name in enumerate(FILTERS, 1):
-        _add(window, shown, name, lambda name=name: window.worklist.set_filter(name), [f"Alt+{n}"])
+        _add(window, shown, name, lambda name=name: window.show_worklist_filter(name), [f"Alt+{n}"])
 
     help_menu = bar.addMenu("&Help")
     _add(window, help_menu, "Keyboard shortcuts", window.show_shortcuts, ["F1"])

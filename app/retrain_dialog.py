@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -106,13 +107,15 @@ class RetrainDialog(QDialog):
     summaryReady = Signal(object)  # FolderSummary (tests wait on it)
     jobFinished = Signal(str)  # the job's final state: done, cancelled, failed, interrupted
 
-    def __init__(self, workers: WorkerPool, current_model: Path | None, *, registry=None, jobs_root: Path | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, workers: WorkerPool, current_model: Callable[[], Path | None], *, registry=None,
+                 jobs_root: Path | None = None, parent: QWidget | None = None) -> None:
+        """``current_model`` says which model the viewer uses now: the one to fine-tune and to compare with."""
         super().__init__(parent)
         self.setWindowTitle("Retrain on folder")
         self.setModal(False)
         self.workers = workers
-        self.current_model = Path(current_model) if current_model else None
+        self._current_model_source = current_model
+        self.current_model = self._read_current_model()
         self.registry = registry
         self.jobs_root = jobs_root
         self.summary: FolderSummary | None = None
@@ -240,13 +243,13 @@ class RetrainDialog(QDialog):
         form.addRow("Views", self.views)
         form.addRow("Device", self.device)
         form.addRow("Time budget", self.minutes)
-        self._on_start_point(self.fine_tune.isChecked())
+        self.setup_message = QLabel()
+        self.setup_message.setWordWrap(True)
+        self.refresh_current_model()
 
         self.start_button = QPushButton("Start training")
         self.start_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
-        self.setup_message = QLabel()
-        self.setup_message.setWordWrap(True)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         buttons = QHBoxLayout()
@@ -287,6 +290,33 @@ class RetrainDialog(QDialog):
         if torch.cuda.is_available():
             devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return devices
+
+    def _read_current_model(self) -> Path | None:
+        path = self._current_model_source()
+        return Path(path) if path else None
+
+    def refresh_current_model(self) -> None:
+        """The setup page shows the model the viewer uses now (it may have changed since the dialog opened)."""
+        self.current_model = self._read_current_model()
+        self.fine_tune.setEnabled(self.current_model is not None)
+        self.fine_tune.setText(f"Fine-tune the current model ({self._version_of(self.current_model)})"
+                               if self.current_model else "Fine-tune the current model (none loaded)")
+        if self.current_model is None and self.fine_tune.isChecked():
+            self.scratch.setChecked(True)
+        self._on_start_point(self.fine_tune.isChecked())
+
+    @staticmethod
+    def _version_of(path: Path) -> str:
+        from model.weights import read_card
+
+        try:
+            return str(read_card(path).get("model_version", path.stem))
+        except Exception:  # noqa: BLE001 - a label; the start checks the model properly
+            return path.stem
+
+    def show_setup(self) -> None:
+        self.refresh_current_model()
+        self.pages.setCurrentIndex(0)
 
     def _on_start_point(self, fine_tune: bool) -> None:
         """Fine-tuning keeps the current model's working resolution: the network learnt its scale."""
@@ -399,6 +429,10 @@ class RetrainDialog(QDialog):
                        holdout_root=holdout or None, data_summary=self.summary.to_json() if self.summary else None)
 
     def start(self) -> Job | None:
+        if self.current_model != self._read_current_model():  # switched meanwhile: fine-tune and compare the one in use
+            self.refresh_current_model()
+            self.setup_message.setText("The model in use changed: check the options, then start again.")
+            return None
         if self.summary is None or not self.summary.trainable:
             self.setup_message.setText("Choose a folder that can be trained on first.")
             return None
@@ -486,7 +520,7 @@ class RetrainDialog(QDialog):
         self.cancel_button = QPushButton("Cancel training")
         self.cancel_button.clicked.connect(self.cancel)
         self.new_button = QPushButton("Train again…")
-        self.new_button.clicked.connect(lambda: self.pages.setCurrentIndex(0))
+        self.new_button.clicked.connect(self.show_setup)
         self.new_button.hide()
         close = QPushButton("Close (training goes on)")
         close.clicked.connect(self.close)
@@ -544,6 +578,8 @@ class RetrainDialog(QDialog):
         state = self.job.state()
         if state.get("state") in ("done", "cancelled", "failed"):
             self._finished(state)
+        elif state.get("state") == "unknown" and not self.job.dir.is_dir():
+            self._finished({"state": "failed", "message": f"the job folder {self.job.dir} is gone"})
         elif not self.job.is_alive() and state.get("pid"):
             self._finished({**state, "state": "interrupted",
                             "message": "the training process is gone (killed?); reopen the app to resume it"})
@@ -608,6 +644,10 @@ class RetrainDialog(QDialog):
 
     def _finished(self, state: dict) -> None:
         self._timer.stop()
+        events, self._events_offset = self.job.events(self._events_offset)  # what came with the end
+        for event in events:
+            self._on_event(event)
+        self._tail_log()
         kind = state.get("state")
         self.cancel_button.hide()
         self.new_button.show()
@@ -706,5 +746,7 @@ class RetrainDialog(QDialog):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if self.pages.currentIndex() == 0:
+            self.refresh_current_model()
         if self.job is not None and self.pages.currentIndex() == 1 and self.job.state().get("state") in ("running", "gating"):
             self._timer.start()

@@ -24,11 +24,12 @@ COLUMNS = ["#", "When", "Reader", "Patient", "Verdict", "BI-RADS", "AI shown", "
 
 
 class ReviewHistoryDialog(QDialog):
-    def __init__(self, store: ReviewStore, export, parent: QWidget | None = None) -> None:
+    def __init__(self, store: ReviewStore, export, parent: QWidget | None = None, *, reader: str | None = None) -> None:
+        """``reader``: show only this reader's reviews (blinded reading keeps the readers independent)."""
         super().__init__(parent)
-        self.setWindowTitle("Review history")
+        self.setWindowTitle("Review history" + (f": {reader}'s reviews (blinded reading)" if reader is not None else ""))
         self.store = store
-        reviews = store.all()
+        reviews = store.all(reader=reader or "\x00") if reader is not None else store.all()
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by patient, reader, verdict or comment")
         self.search.setClearButtonEnabled(True)

@@ -10,8 +10,14 @@ them, and the reader then says whether they agree with the AI. Both records
 are stored. The phase of a case is read back from the log, so a restart
 neither hides an AI already seen nor reveals one not yet earned.
 
-What the reader typed but has not recorded is a draft, kept per patient in
-``review-drafts.json`` (atomic writes), so moving on or a crash loses nothing.
+A case the reader has already seen unblinded (AI and truth on screen, in open
+reading) cannot be read blind any more: it stays open, and an own read of it is
+refused. In blinded reading the dock, the worklist and the history show the
+reader only their own reviews, so double reading stays independent.
+
+What the reader typed but has not recorded is a draft, kept per reader and
+patient in ``review-drafts.json`` (atomic writes), so moving on or a crash loses
+nothing.
 """
 
 from __future__ import annotations
@@ -50,11 +56,16 @@ BIRADS_WORDS = {
     "5": "highly suggestive of malignancy", "6": "known biopsy-proven malignancy",
 }
 DRAFT_SAVE_MS = 400
+READER_SETTLE_MS = 400  # the reader's name is read this long after the last keystroke
 DISAGREE_COLOR = QColor(235, 150, 40)
 HISTORY_COLUMNS = ["When", "Reader", "Verdict", "BI-RADS", "AI shown", "Model", "Comment"]
 
 # Phases of the case on screen
 NO_CASE, OPEN, BLIND, REVEALED = "no case", "open", "blind", "revealed"
+
+
+def case_key(reader: str, patient_id: str) -> str:
+    return f"{reader.strip()}\t{patient_id}"
 
 
 def local_time(created: str | None) -> str:
@@ -80,6 +91,7 @@ class ReviewDock(QDockWidget):
 
     recorded = Signal(str, str)
     phaseChanged = Signal(str)
+    readerChanged = Signal(str)
 
     def __init__(self, settings: Settings, store: ReviewStore | None, store_problem: str = "",
                  parent: QWidget | None = None) -> None:
@@ -90,15 +102,22 @@ class ReviewDock(QDockWidget):
         self.store_problem = store_problem
         self.patient_id: str | None = None
         self.ai_score: float | None = None
+        self.ai_complete = False  # every CC view has its result (or the AI gave up on it)
         self.model_version: str | None = None
         self.blinded_mode = settings.blinded
         self.phase = NO_CASE
-        self._drafts = settings.load_drafts()
+        self._drafts = settings.load_drafts()  # case_key(reader, patient) -> {"birads", "comment"}
+        self._seen = settings.load_seen()  # case_key(reader, patient) of cases shown unblinded
+        self._draft_key: str | None = None  # where the text in the form belongs
         self._loading = False
         self._draft_timer = QTimer(self)
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_SAVE_MS)
         self._draft_timer.timeout.connect(self.save_drafts)
+        self._reader_timer = QTimer(self)
+        self._reader_timer.setSingleShot(True)
+        self._reader_timer.setInterval(READER_SETTLE_MS)
+        self._reader_timer.timeout.connect(self._on_reader_edited)
 
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
@@ -148,11 +167,13 @@ class ReviewDock(QDockWidget):
         layout.addWidget(self.ai_line)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
-        layout.addWidget(QLabel("History of this case (append-only, newest first)"))
+        self.history_label = QLabel("History of this case (append-only, newest first)")
+        layout.addWidget(self.history_label)
         layout.addWidget(self.history, 1)
         self.setWidget(body)
 
         self.reader.editingFinished.connect(self._on_reader_edited)
+        self.reader.textEdited.connect(lambda _text: self._reader_timer.start())
         self.birads.currentIndexChanged.connect(lambda _i: self._on_draft_changed())
         self.comment.textChanged.connect(self._on_draft_changed)
         self.own_button.clicked.connect(self.record_own)
@@ -170,20 +191,42 @@ class ReviewDock(QDockWidget):
         self.save_drafts()
         self.patient_id = patient_id
         self.ai_score = None
+        self.ai_complete = False
         self.message.clear()
         self._load_draft()
         self._refresh()
 
-    def set_ai(self, score: float | None, model_version: str | None) -> None:
-        """The case score on screen (None while the AI has no result) and the model that made it."""
+    def set_ai(self, score: float | None, model_version: str | None, complete: bool = True) -> None:
+        """The case score on screen (None while the AI has no result), the model that made it, and whether
+        every view has answered: the reader agrees or disagrees with the whole case, not with half of it."""
         self.ai_score = score
+        self.ai_complete = complete
         self.model_version = model_version
+        self._mark_seen()
         self._refresh_buttons()
 
     def set_blinded_mode(self, on: bool) -> None:
         self.blinded_mode = on
         self.settings.blinded = on
         self._refresh()
+
+    @property
+    def reader_name(self) -> str:
+        return self.reader.text().strip()
+
+    def statuses(self) -> dict[str, str]:
+        """Review status per patient for the worklist: only this reader's reviews in blinded reading."""
+        if not self.available:
+            return {}
+        return self.store.statuses(reader=self.reader_name if self.blinded_mode else None)
+
+    def status_of(self, patient_id: str) -> str:
+        if not self.available:
+            return "unread"
+        if not self.blinded_mode:
+            return self.store.status(patient_id)
+        last = self.store.latest(patient_id, reader=self.reader_name)
+        return "unread" if last is None else "disagreement" if last.verdict == "disagree" else "reviewed"
 
     # -- recording
 
@@ -207,8 +250,12 @@ class ReviewDock(QDockWidget):
 
     def record_own(self) -> int | None:
         """Blinded phase: store the reader's own read; the AI and the truth are revealed after it."""
+        if not self._phase_is_current():
+            return None
         if self.phase != BLIND:
-            self._say("Your own read is recorded in blinded reading, before the AI is shown.", error=True)
+            self._say("Your own read is recorded in blinded reading, before the AI and the truth are shown"
+                      + (" (you have seen this case unblinded)." if self.phase == OPEN and self.blinded_mode else "."),
+                      error=True)
             return None
         name = self._reader_name()
         birads = self._chosen_birads() if name else None
@@ -225,12 +272,17 @@ class ReviewDock(QDockWidget):
 
     def record_verdict(self, verdict: str) -> int | None:
         """Agree / disagree with the AI result as shown (after the own read in blinded reading)."""
+        if not self._phase_is_current():
+            return None
         if self.phase in (NO_CASE, BLIND) or not self.available:
             self._say("Record your own read first: the AI is hidden in blinded reading." if self.phase == BLIND
                       else "No case to review.", error=True)
             return None
         if self.ai_score is None:
             self._say("The AI has no result for this case yet: nothing to agree or disagree with.", error=True)
+            return None
+        if not self.ai_complete:
+            self._say("The AI has not answered for every view yet: wait for the case score.", error=True)
             return None
         name = self._reader_name()
         birads = self._chosen_birads() if name else None
@@ -251,31 +303,45 @@ class ReviewDock(QDockWidget):
                                       f"({percent(self.ai_score)} shown), BI-RADS {birads}")
         return record_id
 
+    def _phase_is_current(self) -> bool:
+        """The phase shown is the phase of the name in the Reader field now (it may have just been edited)."""
+        self._reader_timer.stop()
+        if self._compute_phase() == self.phase and self._draft_key == self._current_key():
+            return True
+        self._on_reader_edited()
+        self._say("The reader changed: check the case as it is shown now, then record.", error=True)
+        return False
+
     def _after_record(self, record_id: int, text: str) -> None:
         log.info("review %d recorded from the review dock", record_id)
-        self._drafts.pop(self.patient_id, None)
+        self._drafts.pop(self._current_key(), None)
         self.save_drafts()
         self._loading = True
         self.comment.clear()
         self._loading = False
         self._refresh()
         self._say(text)
-        self.recorded.emit(self.patient_id, self.store.status(self.patient_id))
+        self.recorded.emit(self.patient_id, self.status_of(self.patient_id))
 
     # -- drafts
 
+    def _current_key(self) -> str | None:
+        return case_key(self.reader_name, self.patient_id) if self.patient_id is not None else None
+
     def _on_draft_changed(self) -> None:
-        if self._loading or self.patient_id is None:
+        if self._loading or self._draft_key is None:
             return
         draft = {"birads": self.birads.currentData(), "comment": self.comment.toPlainText()}
         if draft["birads"] is None and not draft["comment"]:
-            self._drafts.pop(self.patient_id, None)
+            self._drafts.pop(self._draft_key, None)
         else:
-            self._drafts[self.patient_id] = draft
+            self._drafts[self._draft_key] = draft
         self._draft_timer.start()
 
     def _load_draft(self) -> None:
-        draft = self._drafts.get(self.patient_id or "", {})
+        """The form shows the current reader's draft of the current case (never another reader's)."""
+        self._draft_key = self._current_key()
+        draft = self._drafts.get(self._draft_key or "", {})
         self._loading = True
         index = self.birads.findData(draft.get("birads")) if draft.get("birads") else -1
         self.birads.setCurrentIndex(index)
@@ -293,10 +359,33 @@ class ReviewDock(QDockWidget):
         return dict(self._drafts)
 
     def _on_reader_edited(self) -> None:
-        name = self.reader.text().strip()
+        self._reader_timer.stop()
+        name = self.reader_name
         if name and name != self.settings.reader:
             self.settings.reader = name
+        if self._current_key() != self._draft_key:
+            self.save_drafts()
+            self._load_draft()
         self._refresh()
+        self.readerChanged.emit(name)
+
+    # -- cases seen unblinded
+
+    def _mark_seen(self) -> None:
+        """The case is on screen with the AI and the truth: this reader cannot read it blind any more."""
+        if self.patient_id is None or self.phase not in (OPEN, REVEALED):
+            return
+        key = case_key(self.reader_name, self.patient_id)
+        if key not in self._seen:
+            self._seen.add(key)
+            try:
+                self.settings.save_seen(self._seen)
+            except OSError as exc:
+                log.warning("could not save the cases seen unblinded: %s", exc.strerror or exc)
+
+    def seen_unblinded(self, reader: str, patient_id: str) -> bool:
+        """Seen by this reader, or at this workstation before any name was typed."""
+        return case_key(reader, patient_id) in self._seen or case_key("", patient_id) in self._seen
 
     # -- showing
 
@@ -309,10 +398,11 @@ class ReviewDock(QDockWidget):
             return NO_CASE
         if not self.blinded_mode:
             return OPEN
-        name = self.reader.text().strip()
+        name = self.reader_name
         last = self.store.latest(self.patient_id, reader=name) if name else None
         if last is None:
-            return BLIND
+            # a case this reader has seen unblinded cannot be read blind: it stays open
+            return OPEN if self.seen_unblinded(name, self.patient_id) else BLIND
         if last.verdict == "own" and last.phase == "blinded":
             return REVEALED
         return OPEN  # this reader has seen the AI on this case: further reviews are open amendments
@@ -330,9 +420,15 @@ class ReviewDock(QDockWidget):
             what = {OPEN: "open reading: the AI is shown",
                     BLIND: "<b>blinded reading</b>: AI and ground truth hidden until you record your own read",
                     REVEALED: "<b>blinded reading</b>: your own read is recorded; AI revealed, now agree or disagree"}[phase]
+            if phase == OPEN and self.blinded_mode:
+                what = ("blinded reading, but you have seen this case unblinded: an open review"
+                        if self.seen_unblinded(self.reader_name, self.patient_id) and
+                        not self.store.latest(self.patient_id, reader=self.reader_name or None) else
+                        "blinded reading done for this case: further reviews are open amendments")
             self.title.setText(f"<b>{self.patient_id}</b> · {what}")
         self._fill_history()
         self._refresh_buttons()
+        self._mark_seen()
         if changed:
             self.phaseChanged.emit(phase)
 
@@ -345,13 +441,15 @@ class ReviewDock(QDockWidget):
         verdicts = self.phase in (OPEN, REVEALED)
         for button in (self.agree_button, self.disagree_button):
             button.setVisible(self.phase != BLIND)
-            button.setEnabled(verdicts and self.ai_score is not None)
+            button.setEnabled(verdicts and self.ai_score is not None and self.ai_complete)
         if self.phase == BLIND:
             self.ai_line.setText("AI: hidden until your own read is recorded")
         elif self.phase == NO_CASE:
             self.ai_line.setText("")
         elif self.ai_score is None:
             self.ai_line.setText("AI: no result for this case yet")
+        elif not self.ai_complete:
+            self.ai_line.setText(f"AI score so far: {percent(self.ai_score)} (waiting for the other views)")
         else:
             self.ai_line.setText(f"AI score shown: <b>{percent(self.ai_score)}</b> · model {self.model_version or '?'}")
 
@@ -359,7 +457,11 @@ class ReviewDock(QDockWidget):
         self.history.clear()
         if self.patient_id is None or not self.available:
             return
-        for review in reversed(self.store.history(self.patient_id)):
+        # blinded reading is independent reading: the reader sees only their own reviews
+        only = (self.reader_name or "\x00") if self.blinded_mode else None
+        self.history_label.setText("Your reviews of this case (blinded reading: other readers' are not shown)"
+                                   if self.blinded_mode else "History of this case (append-only, newest first)")
+        for review in reversed(self.store.history(self.patient_id, reader=only)):
             score = "hidden" if not review.ai_shown else ("" if review.ai_score_shown is None else percent(review.ai_score_shown))
             row = QTreeWidgetItem([local_time(review.created), review.reader, verdict_text(review), review.birads,
                                    score, review.model_version, review.comment.replace("\n", " ")])

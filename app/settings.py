@@ -1,4 +1,5 @@
-"""The reader's settings: reader name, recent folders, blinded mode, drafts of unrecorded reviews.
+"""The reader's settings: reader name, recent folders, blinded mode, drafts of unrecorded reviews, and which
+cases each reader has already seen unblinded.
 
 Settings live in ``user_data_dir()/settings.ini`` (QSettings, INI format), next to
 the review database, so ``BCIR_DATA_DIR`` moves both together. Review drafts are
@@ -20,6 +21,7 @@ log = logging.getLogger("bcir.app")
 
 RECENT_MAX = 10
 DRAFTS_NAME = "review-drafts.json"
+SEEN_NAME = "cases-seen-unblinded.json"
 
 
 class Settings:
@@ -81,3 +83,20 @@ class Settings:
     def save_drafts(self, drafts: dict[str, dict]) -> None:
         text = json.dumps(drafts, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         atomic_write_bytes(self.folder / DRAFTS_NAME, text.encode("utf-8"))
+
+    # -- cases a reader has seen with the AI and the truth on screen: no blinded own read of them any more
+
+    def load_seen(self) -> set[str]:
+        path = self.folder / SEEN_NAME
+        if not path.is_file():
+            return set()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("list of cases seen unblinded unreadable, starting without it: %s", type(exc).__name__)
+            return set()
+        return {str(k) for k in data} if isinstance(data, list) else set()
+
+    def save_seen(self, seen: set[str]) -> None:
+        text = json.dumps(sorted(seen), indent=0, ensure_ascii=False) + "\n"
+        atomic_write_bytes(self.folder / SEEN_NAME, text.encode("utf-8"))

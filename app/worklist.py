@@ -235,16 +235,21 @@ class WorklistDock(QDockWidget):
     def apply_filter(self, text: str | None = None) -> None:
         """Show the patients that match the search text and the status filter."""
         needle = (self.search.text() if text is None else text).strip().lower()
-        keep = FILTERS.get(self.filter.currentText(), FILTERS["All patients"])
+        name = self.filter.currentText()
+        keep = FILTERS["All patients"] if (self.blinded and name == "AI-flagged") else FILTERS.get(name, FILTERS["All patients"])
         for patient_id, item in self._items.items():
             shown = (not needle or needle in patient_id.lower()) and keep(self.review_status(patient_id), self.ai_score(patient_id))
             item.setHidden(not shown)
 
-    def set_filter(self, name: str) -> None:
+    def set_filter(self, name: str) -> bool:
+        """Show one kind of patient; False (and nothing changes) for the AI-flagged filter in blinded reading."""
         index = self.filter.findText(name)
         if index < 0:
             raise ValueError(f"no worklist filter {name!r}")
+        if self.blinded and name == "AI-flagged":
+            return False
         self.filter.setCurrentIndex(index)
+        return True
 
     # -- moving
 

@@ -274,12 +274,13 @@ class ReviewStore:
         return BlindedSession(self, reader, patient_id, image_path=image_path, model_version=model_version)
 
     # -- reading ---------------------------------------------------------
-    def history(self, patient_id: str) -> list[Review]:
-        """Every review of this patient, oldest first."""
+    def history(self, patient_id: str, reader: str | None = None) -> list[Review]:
+        """Every review of this patient (by ``reader`` only, when given), oldest first."""
+        sql, args = "SELECT * FROM reviews WHERE patient_id = ?", (patient_id,)
+        if reader is not None:
+            sql, args = sql + " AND reader = ?", args + (reader,)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM reviews WHERE patient_id = ? ORDER BY id ASC", (patient_id,)
-            ).fetchall()
+            rows = self._conn.execute(sql + " ORDER BY id ASC", args).fetchall()
         return [_row_to_review(r) for r in rows]
 
     def latest(self, patient_id: str, reader: str | None = None) -> Review | None:
@@ -300,12 +301,15 @@ class ReviewStore:
             return "unread"
         return "disagreement" if last.verdict == "disagree" else "reviewed"
 
-    def statuses(self) -> dict[str, str]:
-        """Status of every reviewed patient in one query (for filling a worklist)."""
+    def statuses(self, reader: str | None = None) -> dict[str, str]:
+        """Status of every reviewed patient in one query (for filling a worklist); only ``reader``'s reviews
+        when given (blinded reading must not show what the other readers said)."""
+        where, args = ("WHERE reader = ?", (reader,)) if reader is not None else ("", ())
         with self._lock:
             rows = self._conn.execute(
                 "SELECT r.patient_id, r.verdict FROM reviews r JOIN"
-                " (SELECT patient_id, max(id) AS id FROM reviews GROUP BY patient_id) m ON r.id = m.id"
+                f" (SELECT patient_id, max(id) AS id FROM reviews {where} GROUP BY patient_id) m ON r.id = m.id",
+                args,
             ).fetchall()
         return {r[0]: ("disagreement" if r[1] == "disagree" else "reviewed") for r in rows}
 
@@ -313,9 +317,11 @@ class ReviewStore:
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM reviews").fetchone()[0]
 
-    def all(self) -> list[Review]:
+    def all(self, reader: str | None = None) -> list[Review]:
+        sql, args = ("SELECT * FROM reviews WHERE reader = ? ORDER BY id ASC", (reader,)) if reader is not None else \
+            ("SELECT * FROM reviews ORDER BY id ASC", ())
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM reviews ORDER BY id ASC").fetchall()
+            rows = self._conn.execute(sql, args).fetchall()
         return [_row_to_review(r) for r in rows]
 
     # -- export ----------------------------------------------------------

@@ -135,6 +135,8 @@ def test_a_run_reaches_the_gate_the_new_model_is_used_and_rolled_back(qtbot, win
     assert window.ai.model_version == entry.version and entry.version in window.ai_label.text()
     assert {ai.result.model_version for ai in window.viewer.ai.values()} == {entry.version}
     assert not dialog.use_button.isEnabled()
+    dialog.show_setup()  # "Train again": the model to fine-tune and to compare with is the one now in use
+    assert entry.version in dialog.fine_tune.text() and dialog.spec().base_model == str(entry.weights)
 
     # rollback in one click, from Tools → Models
     models = window.show_models()
@@ -252,3 +254,30 @@ def test_a_run_that_died_before_its_first_epoch_is_closed_quietly(qtbot, demo_ro
         assert window.resume_prompt is None and window.retrain_dialog is None
     finally:
         window.close()
+
+
+def test_a_damaged_job_folder_never_stops_the_start(qtbot, tmp_path):
+    jobs = Path(os.environ["BCIR_DATA_DIR"]) / "jobs" / "20260101-000000-abcdef"
+    jobs.mkdir(parents=True)
+    (jobs / "spec.json").write_text("{ not json")
+    (jobs / "state.json").write_text('{"state": "running", "pid": 999999}')
+    window = make_window(qtbot)
+    try:
+        qtbot.wait(300)
+        assert window.resume_prompt is None and window.retrain_dialog is None
+        assert not window.errors.messages
+    finally:
+        window.close()
+
+
+def test_the_dialog_stops_following_a_job_whose_folder_is_gone(qtbot, window, demo_root):
+    config = dict(QUICK, working_spacing_mm=0.2, tile=64, batch_size=8, device="cpu", max_epochs=50,
+                  max_batches_per_epoch=None)
+    job = start_job(JobSpec(root=str(demo_root), config=config, base_model=str(bundled_model_path()), bootstrap=50))
+    dialog = window.show_retrain()
+    dialog.attach(job)
+    qtbot.waitUntil(lambda: bool(job.events()[0]), timeout=RUN_MS)
+    with qtbot.waitSignal(dialog.jobFinished, timeout=TIMEOUT_MS) as blocker:
+        job.kill()  # no event is processed between these two lines: the dialog next sees the folder gone
+        shutil.rmtree(job.dir)
+    assert blocker.args[0] == "failed" and "gone" in dialog.run_state.text()

@@ -233,15 +233,25 @@ def test_worklist_filters_and_export(qtbot, viewer_window, demo_root, tmp_path):
     window.worklist.set_filter("Unread")
     window.step_patient(+1)
     assert window.worklist.current_patient() == patients[2]
-    # blinded reading turns the AI-flagged filter off
-    window.worklist.set_filter("AI-flagged")
-    window.set_blinded_mode(True)
-    assert window.worklist.filter.currentText() == "All patients"
-
     out = tmp_path / "reviews.csv"
     assert window.export_reviews(out) == 2
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["patient_id"] for r in rows] == patients[:2] and rows[1]["verdict"] == "disagree"
+    assert window.show_review_history().table.rowCount() == 2
+
+    # blinded reading turns the AI-flagged filter off (Alt+5 too), and shows a reader only their own reviews
+    window.worklist.set_filter("AI-flagged")
+    window.set_blinded_mode(True)
+    assert window.worklist.filter.currentText() == "All patients"
+    qtbot.keyClick(window.viewer.canvas, Qt.Key.Key_5, Qt.KeyboardModifier.AltModifier)
+    assert window.worklist.filter.currentText() == "All patients" and "Blinded" in window.statusBar().currentMessage()
+    window.review.reader.setText("Other reader")
+    window.review.reader.editingFinished.emit()
+    assert window.worklist.review_status(patients[1]) == "unread"  # R's disagreement is not shown to another reader
+    assert window.show_review_history().table.rowCount() == 0
+    window.review.reader.setText("R")
+    window.review.reader.editingFinished.emit()
+    assert window.worklist.review_status(patients[1]) == "disagreement"
     assert window.show_review_history().table.rowCount() == 2
 
 
@@ -294,3 +304,104 @@ def test_a_broken_review_database_is_one_line_and_the_viewer_still_works(qtbot, 
         assert window.show_review_history() is None
     finally:
         window.close()
+
+
+def test_nothing_leaks_before_the_own_read(qtbot, ai_window, demo_root, tmp_path):
+    """Other readers' reviews, the findings of the last case, and a truth mask's problem stay hidden while blind."""
+    window = ai_window
+    index = open_root(qtbot, window, demo_root)
+    patient_id = first_case_with_truth(index)
+    window.reviews.record(Review(reader="Dr A", patient_id=patient_id, verdict="disagree", birads="5",
+                                 comment="spiculated mass", ai_shown=True, ai_score_shown=0.93))
+    window.review.reader.setText("Dr B")
+    window.review.reader.editingFinished.emit()
+    window.set_blinded_mode(True)
+    show_with_ai(qtbot, window, patient_id)
+    assert window.review.phase == BLIND
+    assert window.review.history.topLevelItemCount() == 0  # Dr A's verdict, score and comment are not shown
+    assert window.worklist.review_status(patient_id) == "unread"
+    # a truth mask that cannot be drawn is not announced (its reason names the pathology)
+    pane = next(p for p in window.viewer.visible_panes() if p.loaded is not None)
+    pane.loaded.problems.append("R CC MALIGNANT mass (abnormality 1): mask missing")
+    pane.set_problems_visible(not window.viewer.blinded)
+    assert "not drawn" not in pane.label and pane.image_item.toolTip() == ""
+    # opening another folder mid-case does not lift the blind on the old findings
+    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS):
+        window.open_path(demo_root)
+    assert window.findings.score() is None and "Case score" not in window.findings.summary.text()
+    assert not window.actions.truth.isEnabled()
+
+
+def test_a_case_seen_unblinded_cannot_be_read_blind(qtbot, ai_window, demo_root):
+    window = ai_window
+    window.review.reader.setText("Dr C")
+    window.review.reader.editingFinished.emit()
+    index = open_root(qtbot, window, demo_root)
+    first, second = list(index.patients())[:2]
+    show_with_ai(qtbot, window, first)  # open reading: AI and truth on screen
+    window.set_blinded_mode(True)
+    assert window.review.phase == OPEN and "seen this case unblinded" in window.review.title.text()
+    choose_birads(window, "2")
+    assert window.review.record_own() is None and window.reviews.count() == 0
+    show_with_ai(qtbot, window, second)
+    assert window.review.phase == BLIND  # never seen: blind
+    show_with_ai(qtbot, window, first)
+    assert window.review.phase == OPEN  # remembered (also across restarts: it is saved with the drafts)
+
+
+def test_the_reader_changing_name_is_caught_before_recording(qtbot, ai_window, demo_root):
+    window = ai_window
+    window.review.reader.setText("Dr A")
+    window.review.reader.editingFinished.emit()
+    index = open_root(qtbot, window, demo_root)
+    patient_id = next(iter(index.patients()))
+    show_with_ai(qtbot, window, patient_id)
+    choose_birads(window, "3")
+    qtbot.keyClicks(window.review.comment, "Dr A's unfinished note")
+    window.set_blinded_mode(True)  # Dr A saw the case open: it stays open for Dr A
+    assert window.review.phase == OPEN
+    window.review.reader.setText("Dr B")  # typed, no Enter yet, then straight to Disagree
+    assert window.review.record_verdict("disagree") is None and window.reviews.count() == 0
+    assert "reader changed" in window.review.message.text()
+    assert window.review.phase == BLIND  # Dr B has not seen it: blind for Dr B
+    assert window.review.comment.toPlainText() == ""  # and Dr A's draft is not Dr B's
+    window.review.reader.setText("Dr A")
+    window.review.reader.editingFinished.emit()
+    assert window.review.comment.toPlainText() == "Dr A's unfinished note"
+
+
+def test_agree_waits_for_the_whole_case_and_a_model_switch_clears_the_score(qtbot, ai_window, demo_root, model_file):
+    window = ai_window
+    window.review.reader.setText("Dr A")
+    window.review.reader.editingFinished.emit()
+    index = open_root(qtbot, window, demo_root)
+    patient_id = next(iter(index.patients()))
+    window.review.set_case(patient_id)
+    window.review.set_ai(0.4, "test-discs", complete=False)  # one view answered of two
+    assert not window.review.agree_button.isEnabled() and "waiting" in window.review.ai_line.text()
+    show_with_ai(qtbot, window, patient_id)
+    assert window.review.agree_button.isEnabled() and window.review.ai_complete
+    window.ai_control.set_model_path(model_file)  # another model: the score shown was the old one's
+    assert window.review.ai_score is None and not window.review.agree_button.isEnabled()
+
+
+def test_typing_in_the_review_fields_never_triggers_viewer_keys(qtbot, viewer_window, demo_root):
+    window = viewer_window
+    index = open_root(qtbot, window, demo_root)
+    patient_id = next(iter(index.patients()))
+    show_case(qtbot, window, patient_id)
+    preset = window.viewer.preset_index
+    combo = window.review.birads
+    key(qtbot, window, Qt.Key.Key_F2)  # F2 stays the app's: it puts the focus on BI-RADS
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_4)  # chooses 4A, not window preset 4
+    assert combo.currentData() == "4A" and window.viewer.preset_index == preset
+    qtbot.keyClick(combo, Qt.Key.Key_Space)  # opens the list, as a combo box does; not "next patient"
+    combo.hidePopup()
+    qtbot.keyClick(window.review.comment, Qt.Key.Key_PageDown)
+    qtbot.keyClick(window.review.comment, Qt.Key.Key_Escape)
+    assert window.viewer.patient_id == patient_id and window.worklist.current_patient() == patient_id
+    qtbot.mouseClick(window.viewer.canvas.viewport(), Qt.MouseButton.LeftButton)  # back to the images: they take the focus
+    assert window.viewer.canvas.hasFocus() or window.viewer.canvas.viewport().hasFocus()
+    key(qtbot, window, Qt.Key.Key_N)  # and the viewer's keys work again
+    qtbot.waitUntil(lambda: window.worklist.current_patient() != patient_id, timeout=5000)

@@ -243,3 +243,15 @@ def test_no_patient_ids_in_logs(store, tmp_path, caplog):
     assert caplog.records  # something was logged
     assert "SECRET_PATIENT_123" not in caplog.text
     assert "SECRET_PATIENT_123" not in str(info.value)
+
+
+def test_one_readers_view_of_the_log(store):
+    """Blinded reading shows a reader only their own reviews: statuses, history and the list."""
+    store.record(open_review(patient="P_1", reader="dr_a", verdict="disagree", birads="5"))
+    store.record(open_review(patient="P_1", reader="dr_b", verdict="agree"))
+    store.record(open_review(patient="P_2", reader="dr_b", verdict="agree"))
+    assert store.statuses() == {"P_1": "reviewed", "P_2": "reviewed"}
+    assert store.statuses(reader="dr_a") == {"P_1": "disagreement"}
+    assert store.statuses(reader="dr_c") == {}
+    assert [r.reader for r in store.history("P_1", reader="dr_b")] == ["dr_b"]
+    assert [r.patient_id for r in store.all(reader="dr_b")] == ["P_1", "P_2"] and len(store.all()) == 3
