@@ -313,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(sub)
 
+    from model.cli_jobs import register as register_jobs
+
+    register_jobs(sub)
+
     p = sub.add_parser("model-info", help="parameter counts, device and model card")
     p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
     p.add_argument("--device", default="auto")
