@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.dataset_summary import FolderSummary, summarize_folder
-from model.retrain_job import GATE_METRICS, Job, JobSpec, accept, reject, start_job
+from model.retrain_job import GATE_METRICS, Job, JobSpec, accept, eta_text, reject, start_job
 from model.train import TrainConfig
 
 from app.errors import describe
@@ -90,14 +90,6 @@ class EpochAxis(pg.AxisItem):
             first, last = int(math.ceil(minVal)), int(math.floor(maxVal))
             out = [(1.0, [float(v) for v in range(first, last + 1)])]
         return out
-
-
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
 class RetrainDialog(QDialog):

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from model.errors import BcirError
+from model.retrain_job import eta_text
 
 FOLLOW_POLL_S = 0.2
 CANCEL_WAIT_S = 30.0
@@ -40,14 +41,6 @@ def _one_line(text) -> str:
 def _print_json(data) -> None:
     json.dump(data, sys.stdout, indent=1, default=str)
     sys.stdout.write("\n")
-
-
-def _eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
 def _local_time(iso: str | None) -> str:
@@ -141,7 +134,7 @@ class _EventPrinter:
             if self.bar is not None and event.get("loss") is not None:
                 postfix = {"loss": f"{event['loss']:.4f}"}
                 if event.get("eta_s") is not None:
-                    postfix["ETA"] = _eta_text(event["eta_s"])
+                    postfix["ETA"] = eta_text(event["eta_s"])
                 self.bar.set_postfix(postfix, refresh=False)
         elif kind == "epoch_end":
             self.say(_epoch_line(event.get("epoch", 0), event.get("epochs", 0), event.get("metrics") or {}))

@@ -73,6 +73,15 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def eta_text(seconds: float | None) -> str:
+    """'1 h 05 min', '3 min 07 s'; '' when unknown (the dialog and the terminal say the ETA alike)."""
+    if seconds is None:
+        return ""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
 def _one_line(text: str, limit: int = 400) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -742,5 +751,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["GATE_METRICS", "Job", "JobSpec", "STATES", "accept", "find_resumable", "format_comparison", "list_jobs",
+__all__ = ["GATE_METRICS", "Job", "eta_text", "JobSpec", "STATES", "accept", "find_resumable", "format_comparison", "list_jobs",
            "reject", "run_gate", "start_job"]
