@@ -40,12 +40,12 @@ def lens_pixels(pane, col: float, row: float, side: int = LENS_PX, gain: float =
     stored_per_lens_px = 2 * half / side
     data = loaded.pyramid[0]
     rows, cols = data.shape[:2]
-    crop = np.zeros((2 * half, 2 * half), dtype=data.dtype) + data.min()
+    crop = np.full((2 * half, 2 * half), loaded.levels[0], dtype=data.dtype)  # outside the image: the LUT's first grey
     rr0, rr1, cc0, cc1 = max(r0, 0), min(r0 + 2 * half, rows), max(c0, 0), min(c0 + 2 * half, cols)
     if rr1 <= rr0 or cc1 <= cc0:
         return None
     crop[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = data[rr0:rr1, cc0:cc1]
-    lut = loaded.lut(pane.window, pane.invert)
+    lut = pane.image_item.lut  # the table the pane shows with, computed once per window change
     index = np.clip(crop.astype(np.int64) - loaded.levels[0], 0, len(lut) - 1)
     grey = lut[index]
     if pane.mirrored_on_screen:
