@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
 
 from model.reviews import ReviewStore
 
-from app.case_text import percent
-from app.review_panel import local_time, verdict_text
+from app.review_panel import local_time, score_text, verdict_text
 
 COLUMNS = ["#", "When", "Reader", "Patient", "Verdict", "BI-RADS", "AI shown", "Model", "Comment"]
 
@@ -29,7 +28,7 @@ class ReviewHistoryDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Review history" + (f": {reader}'s reviews (blinded reading)" if reader is not None else ""))
         self.store = store
-        reviews = store.all(reader=reader or "\x00") if reader is not None else store.all()
+        reviews = store.all(reader=reader)  # reader "" (no name typed yet): none are this reader's
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by patient, reader, verdict or comment")
         self.search.setClearButtonEnabled(True)
@@ -39,9 +38,8 @@ class ReviewHistoryDialog(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         for r, review in enumerate(reversed(reviews)):
-            shown = "hidden" if not review.ai_shown else ("" if review.ai_score_shown is None else percent(review.ai_score_shown))
             cells = [str(review.id), local_time(review.created), review.reader, review.patient_id, verdict_text(review),
-                     review.birads, shown, review.model_version, review.comment.replace("\n", " ")]
+                     review.birads, score_text(review), review.model_version, review.comment.replace("\n", " ")]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c == 0:

@@ -78,6 +78,13 @@ def local_time(created: str | None) -> str:
         return created
 
 
+def score_text(review: Review) -> str:
+    """The AI score the reader saw with this review: 'hidden' for a blinded own read."""
+    if not review.ai_shown:
+        return "hidden"
+    return "" if review.ai_score_shown is None else percent(review.ai_score_shown)
+
+
 def verdict_text(review: Review) -> str:
     if review.verdict == "own":
         return "own read (blinded)"
@@ -109,6 +116,7 @@ class ReviewDock(QDockWidget):
         self._drafts = settings.load_drafts()  # case_key(reader, patient) -> {"birads", "comment"}
         self._seen = settings.load_seen()  # case_key(reader, patient) of cases shown unblinded
         self._draft_key: str | None = None  # where the text in the form belongs
+        self._drafts_dirty = False  # drafts changed since they were last written
         self._loading = False
         self._draft_timer = QTimer(self)
         self._draft_timer.setSingleShot(True)
@@ -223,15 +231,12 @@ class ReviewDock(QDockWidget):
     def status_of(self, patient_id: str) -> str:
         if not self.available:
             return "unread"
-        if not self.blinded_mode:
-            return self.store.status(patient_id)
-        last = self.store.latest(patient_id, reader=self.reader_name)
-        return "unread" if last is None else "disagreement" if last.verdict == "disagree" else "reviewed"
+        return self.store.status(patient_id, reader=self.reader_name if self.blinded_mode else None)
 
     # -- recording
 
     def _reader_name(self) -> str | None:
-        name = self.reader.text().strip()
+        name = self.reader_name
         if not name:
             self._say("Type your name in Reader first: every review is signed.", error=True)
             self.reader.setFocus()
@@ -314,7 +319,7 @@ class ReviewDock(QDockWidget):
 
     def _after_record(self, record_id: int, text: str) -> None:
         log.info("review %d recorded from the review dock", record_id)
-        self._drafts.pop(self._current_key(), None)
+        self._drafts_dirty |= self._drafts.pop(self._current_key(), None) is not None
         self.save_drafts()
         self._loading = True
         self.comment.clear()
@@ -336,6 +341,7 @@ class ReviewDock(QDockWidget):
             self._drafts.pop(self._draft_key, None)
         else:
             self._drafts[self._draft_key] = draft
+        self._drafts_dirty = True
         self._draft_timer.start()
 
     def _load_draft(self) -> None:
@@ -349,9 +355,13 @@ class ReviewDock(QDockWidget):
         self._loading = False
 
     def save_drafts(self) -> None:
+        """Write the drafts when they changed (moving from case to case writes nothing otherwise)."""
         self._draft_timer.stop()
+        if not self._drafts_dirty:
+            return
         try:
             self.settings.save_drafts(self._drafts)
+            self._drafts_dirty = False
         except OSError as exc:
             self._say(f"Draft not saved: {exc.strerror or exc}", error=True)
 
@@ -458,13 +468,12 @@ class ReviewDock(QDockWidget):
         if self.patient_id is None or not self.available:
             return
         # blinded reading is independent reading: the reader sees only their own reviews
-        only = (self.reader_name or "\x00") if self.blinded_mode else None
+        only = self.reader_name if self.blinded_mode else None  # no name yet: no reviews are this reader's
         self.history_label.setText("Your reviews of this case (blinded reading: other readers' are not shown)"
                                    if self.blinded_mode else "History of this case (append-only, newest first)")
         for review in reversed(self.store.history(self.patient_id, reader=only)):
-            score = "hidden" if not review.ai_shown else ("" if review.ai_score_shown is None else percent(review.ai_score_shown))
             row = QTreeWidgetItem([local_time(review.created), review.reader, verdict_text(review), review.birads,
-                                   score, review.model_version, review.comment.replace("\n", " ")])
+                                   score_text(review), review.model_version, review.comment.replace("\n", " ")])
             row.setToolTip(6, review.comment)
             row.setToolTip(0, review.created or "")
             if review.verdict == "disagree":

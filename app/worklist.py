@@ -28,7 +28,9 @@ FILTERS = {  # shown name -> patient test on (review status, AI score)
     "Disagreement with AI": lambda status, score: status == "disagreement",
     "AI-flagged": lambda status, score: score is not None and score >= FLAG_SCORE,
 }
-STATUS_TEXT = {"unread": "", "reviewed": "reviewed", "disagreement": "disagrees", "own": "own read"}
+STATUS_TEXT = {"unread": "", "reviewed": "reviewed", "disagreement": "disagrees"}
+STATUS_TIPS = {"unread": "not reviewed yet", "reviewed": "reviewed: the latest review agrees with the AI, or is an own read",
+               "disagreement": "the latest review disagrees with the AI"}
 
 
 class WorklistDock(QDockWidget):
@@ -64,7 +66,7 @@ class WorklistDock(QDockWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._image_items: dict[str, QTreeWidgetItem] = {}
         self._scores: dict[str, dict[str, float]] = {}  # patient -> image path -> case score of that image
-        self._status: dict[str, str] = {}  # patient -> "reviewed" / "disagreement" / "own" (absent: unread)
+        self._status: dict[str, str] = {}  # patient -> "reviewed" / "disagreement" (absent: unread)
         self.blinded = False
         self.search.textChanged.connect(self.apply_filter)
         self.filter.currentTextChanged.connect(lambda _text: self.apply_filter())
@@ -163,9 +165,7 @@ class WorklistDock(QDockWidget):
             return
         status = self.review_status(patient_id)
         item.setText(REVIEW_COLUMN, STATUS_TEXT.get(status, status))
-        item.setToolTip(REVIEW_COLUMN, {"unread": "not reviewed yet", "reviewed": "reviewed; the latest review agrees with the AI",
-                                        "disagreement": "the latest review disagrees with the AI",
-                                        "own": "own read recorded (blinded); the verdict on the AI is still open"}.get(status, status))
+        item.setToolTip(REVIEW_COLUMN, STATUS_TIPS.get(status, status))
         if status == "disagreement":
             item.setForeground(REVIEW_COLUMN, QBrush(DISAGREE_COLOR))
         else:

@@ -159,6 +159,11 @@ class Review:
         )
 
 
+def _status_of_verdict(verdict: str) -> str:
+    """A reviewed patient's status from its latest verdict (an own read counts as reviewed)."""
+    return "disagreement" if verdict == "disagree" else "reviewed"
+
+
 def _row_to_review(row: sqlite3.Row) -> Review:
     return Review(
         id=row["id"],
@@ -294,12 +299,11 @@ class ReviewStore:
             row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return None if row is None else _row_to_review(row)
 
-    def status(self, patient_id: str) -> str:
-        """'unread' (no review), 'disagreement' (latest verdict is disagree) or 'reviewed'."""
-        last = self.latest(patient_id)
-        if last is None:
-            return "unread"
-        return "disagreement" if last.verdict == "disagree" else "reviewed"
+    def status(self, patient_id: str, reader: str | None = None) -> str:
+        """'unread' (no review), 'disagreement' (latest verdict is disagree) or 'reviewed'; by ``reader`` only
+        when given."""
+        last = self.latest(patient_id, reader=reader)
+        return "unread" if last is None else _status_of_verdict(last.verdict)
 
     def statuses(self, reader: str | None = None) -> dict[str, str]:
         """Status of every reviewed patient in one query (for filling a worklist); only ``reader``'s reviews
@@ -311,7 +315,7 @@ class ReviewStore:
                 f" (SELECT patient_id, max(id) AS id FROM reviews {where} GROUP BY patient_id) m ON r.id = m.id",
                 args,
             ).fetchall()
-        return {r[0]: ("disagreement" if r[1] == "disagree" else "reviewed") for r in rows}
+        return {r[0]: _status_of_verdict(r[1]) for r in rows}
 
     def count(self) -> int:
         with self._lock:
