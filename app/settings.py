@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from model.fileio import atomic_write_bytes, user_data_dir
+from model.fileio import atomic_write_json, user_data_dir
 
 log = logging.getLogger("bcir.app")
 
@@ -81,8 +81,7 @@ class Settings:
         return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
     def save_drafts(self, drafts: dict[str, dict]) -> None:
-        text = json.dumps(drafts, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-        atomic_write_bytes(self.folder / DRAFTS_NAME, text.encode("utf-8"))
+        atomic_write_json(self.folder / DRAFTS_NAME, drafts, sort_keys=True, ensure_ascii=False)
 
     # -- cases a reader has seen with the AI and the truth on screen: no blinded own read of them any more
 
@@ -98,5 +97,4 @@ class Settings:
         return {str(k) for k in data} if isinstance(data, list) else set()
 
     def save_seen(self, seen: set[str]) -> None:
-        text = json.dumps(sorted(seen), indent=0, ensure_ascii=False) + "\n"
-        atomic_write_bytes(self.folder / SEEN_NAME, text.encode("utf-8"))
+        atomic_write_json(self.folder / SEEN_NAME, sorted(seen), indent=0, ensure_ascii=False)

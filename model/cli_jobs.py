@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from model.errors import BcirError
+from model.cli_models import print_json
 from model.retrain_job import eta_text
 
 FOLLOW_POLL_S = 0.2
@@ -36,11 +37,6 @@ class Refusal(Exception):
 
 def _one_line(text) -> str:
     return " ".join(str(text).split())
-
-
-def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=1, default=str)
-    sys.stdout.write("\n")
 
 
 def _local_time(iso: str | None) -> str:
@@ -393,7 +389,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     rows = [_job_row(job) for job in list_jobs()]
     if args.json:
-        _print_json({"jobs": rows})
+        print_json({"jobs": rows})
         return 0
     if not rows:
         print("no retrain jobs (`bcir retrain ROOT` starts one)")
@@ -428,7 +424,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     spec, row, history, comparison = job.spec(), _job_row(job), _history(job), job.comparison()
     new_model = job.new_model_path()
     if args.json:
-        _print_json({**row, "alive": job.is_alive(), "spec": spec.to_json(), "state_file": job.state(),
+        print_json({**row, "alive": job.is_alive(), "spec": spec.to_json(), "state_file": job.state(),
                      "history": history, "new_model": str(new_model) if new_model else None, "comparison": comparison,
                      "log": str(job.log_path)})
         return 0

@@ -13,7 +13,8 @@ def _registry():
     return ModelRegistry()
 
 
-def _print_json(data) -> None:
+def print_json(data) -> None:
+    """One JSON object on stdout (the ``--json`` output of ``bcir models`` and ``bcir jobs``)."""
     json.dump(data, sys.stdout, indent=1, default=str)
     sys.stdout.write("\n")
 
@@ -28,7 +29,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     registry = _registry()
     entries, skipped = registry.scan()
     if args.json:
-        _print_json({"models": [e.to_json() for e in entries],
+        print_json({"models": [e.to_json() for e in entries],
                      "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped]})
         return 0
     for e in entries:
@@ -47,7 +48,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     registry = _registry()
     entry = registry.get(args.version) if args.version else registry.active()
     if args.json:
-        _print_json({**entry.to_json(), "card": entry.card, "entry": entry.info})
+        print_json({**entry.to_json(), "card": entry.card, "entry": entry.info})
         return 0
     data = entry.training_data
     status = ", ".join(s for s, on in (("active", entry.active), ("bundled", entry.bundled)) if on) or "available"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -35,6 +36,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`_atomic_file`)."""
     with _atomic_file(path) as f:
         f.write(data)
+
+
+def atomic_write_json(path: str | Path, data, *, indent: int | None = 1, **dumps) -> None:
+    """``data`` as JSON text and a final newline, written atomically (``dumps``: more ``json.dumps`` options)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=indent, **dumps) + "\n").encode("utf-8"))
 
 
 def atomic_copy(source: str | Path, path: str | Path) -> None:

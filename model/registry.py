@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.errors import ModelFileError
-from model.fileio import atomic_copy, atomic_write_bytes, fsync_dir, user_data_dir
+from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
 from model.weights import bundled_model_path, load_model, read_card
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,7 @@ class ModelRegistry:
         """Make ``version`` the active model (rollback is ``use`` of an older one). KeyError when unknown."""
         entry = self.get(version)
         load_model(entry.weights)  # refuse to switch to weights that no longer match their card
-        atomic_write_bytes(self.root / ACTIVE_NAME,
-                           (json.dumps({"version": entry.version, "chosen": _now()}, indent=1) + "\n").encode())
+        atomic_write_json(self.root / ACTIVE_NAME, {"version": entry.version, "chosen": _now()})
         entry.active = True
         return entry
 
@@ -290,8 +289,8 @@ class ModelRegistry:
         try:
             os.chmod(tmp, 0o755)
             atomic_copy(weights_path, tmp / WEIGHTS_NAME)
-            atomic_write_bytes(tmp / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
-            atomic_write_bytes(tmp / ENTRY_NAME, (json.dumps(entry_info, indent=1, default=str) + "\n").encode())
+            atomic_write_json(tmp / CARD_NAME, card, indent=2)
+            atomic_write_json(tmp / ENTRY_NAME, entry_info, default=str)
             if log_path is not None and Path(log_path).is_file():
                 atomic_copy(log_path, tmp / LOG_NAME)
             load_model(tmp / WEIGHTS_NAME)  # the copy matches the card's SHA-256

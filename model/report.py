@@ -7,11 +7,10 @@ no pyplot, so importing :mod:`model` stays light and never pulls a GUI toolkit.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
-from model.fileio import atomic_write_bytes
+from model.fileio import atomic_write_bytes, atomic_write_json
 
 # From shared/spec/cbis-ddsm.md ("Published results to compare against").
 PUBLISHED_RESULTS = """\
@@ -237,7 +236,7 @@ def write_report(report, out_dir: str | Path, history: list[dict] | None = None)
     if curves is None:
         reason = ("the model card has no training history (e.g. weights not trained by this module)" if not history
                   else "the training history records no losses or Dice per epoch")
-    atomic_write_bytes(out / "report.json", (json.dumps(report.to_json(), indent=1) + "\n").encode())
+    atomic_write_json(out / "report.json", report.to_json())
     path = out / "report.md"
     atomic_write_bytes(path, markdown(report, roc_written=roc is not None, curves_written=curves is not None,
                                       curves_reason=reason).encode("utf-8"))

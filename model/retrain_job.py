@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.fileio import atomic_write_bytes, user_data_dir
+from model.fileio import atomic_write_bytes, atomic_write_json, user_data_dir
 
 STATES = ("running", "gating", "done", "cancelled", "failed")
 LIVE_STATES = ("running", "gating")
@@ -88,7 +88,7 @@ def _one_line(text: str, limit: int = 400) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode())
+    atomic_write_json(path, data, default=str)
 
 
 # ---------------------------------------------------------------------------

@@ -7,13 +7,12 @@ no leak. A patient is malignant when any of their abnormalities is.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from model.fileio import atomic_write_bytes
+from model.fileio import atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class PatientSplit:
         return cls(tuple(data["train"]), tuple(data["val"]), int(data["seed"]), float(data["val_fraction"]))
 
     def save(self, path: Path) -> None:
-        atomic_write_bytes(path, (json.dumps(self.to_json(), indent=1) + "\n").encode())
+        atomic_write_json(path, self.to_json())
 
 
 def split_patients(patient_labels: dict[str, bool], *, val_fraction: float = 0.3, seed: int = 0) -> PatientSplit:

@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader
 
-from model.fileio import atomic_write_bytes, user_cache_dir
+from model.fileio import atomic_write_bytes, atomic_write_json, user_cache_dir
 from model.network import BCirUNet
 from model.preprocess import PreprocessConfig
 from model.split import PatientSplit, split_patients
@@ -296,9 +296,9 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)
 
     if is_main:
-        atomic_write_bytes(out / "config.json", (json.dumps(config.to_json(), indent=1) + "\n").encode())
+        atomic_write_json(out / "config.json", config.to_json())
         split.save(out / "split.json")
-        atomic_write_bytes(out / "data_report.json", (json.dumps(report.to_json(), indent=1) + "\n").encode())
+        atomic_write_json(out / "data_report.json", report.to_json())
 
     # network and optimiser
     parent_card = None
@@ -399,7 +399,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                     save_model(model_net, card_for({**metrics, "epoch": epoch}), out / "best.safetensors")
                 _save_checkpoint(checkpoint_path, model_net, optimizer,
                                  {"epoch": epoch, "history": history, "best_dice": best_dice, "config": config.to_json()})
-                atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode())
+                atomic_write_json(out / "history.json", history)
             emit(TrainEvent("epoch_end", epoch=epoch, epochs=config.max_epochs, loss=train_loss, metrics=entry))
             spent = time.perf_counter() - timer
             if config.max_minutes and spent + entry["seconds"] > config.max_minutes * 60 and epoch < config.max_epochs:
@@ -429,7 +429,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         best_path = out / "best.safetensors" if (out / "best.safetensors").is_file() else None
         summary = {"epochs_done": len(history), "stopped_early": stopped_early, "world_size": world,
                    "rank_weight_digests": digests, "seconds": time.perf_counter() - timer}
-        atomic_write_bytes(out / "run.json", (json.dumps(summary, indent=1) + "\n").encode())
+        atomic_write_json(out / "run.json", summary)
         emit(TrainEvent("done", epoch=epoch, metrics=final_metrics, message=str(model_path)))
     if distributed:
         import torch.distributed as dist

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from model.errors import ModelFileError
-from model.fileio import atomic_write_bytes
+from model.fileio import atomic_write_bytes, atomic_write_json
 from model.network import ARCHITECTURE, ARCHITECTURE_VERSION, BCirUNet
 from model.preprocess import PreprocessConfig
 
@@ -99,7 +99,7 @@ def save_model(net: BCirUNet, card: dict, weights_path: str | Path) -> Path:
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     atomic_write_bytes(weights_path, save_safetensors(state, metadata={"format": "pt", "model_version": card["model_version"]}))
     card = dict(card, weights_file=weights_path.name, weights_sha256=_sha256(weights_path))
-    atomic_write_bytes(card_path(weights_path), (json.dumps(card, indent=2) + "\n").encode())
+    atomic_write_json(card_path(weights_path), card, indent=2)
     return weights_path
 
 
