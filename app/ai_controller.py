@@ -69,12 +69,15 @@ class AiController(QObject):
 
     # -- the case on screen
 
-    def patient_shown(self, patient_id: str) -> None:
-        """A new case is on its way to the panes: its findings start empty."""
+    def patient_shown(self, patient_id: str, cc_images: list) -> None:
+        """A new case is on its way to the panes (``cc_images``: its CC row): its findings start empty.
+
+        Called before the panes are filled: a case already in memory is shown, and its results arrive, at once.
+        """
         self._case_started = time.perf_counter()
         self.last_case_seconds = None
         waiting = self.runner.status if self.runner.unavailable is not None else "AI waiting…"
-        self.findings.set_case(patient_id, self.viewer.cc_images(), waiting)
+        self.findings.set_case(patient_id, cc_images, waiting)
 
     def request_case(self) -> None:
         """Run the network on the case on screen (its images are shown: they came first)."""

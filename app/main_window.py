@@ -28,6 +28,7 @@ from app.case_loader import CaseLoader
 from app.case_text import has_abnormality, has_ground_truth
 from app.errors import ErrorReporter
 from app.findings_panel import FindingsDock
+from app.hanging import cc_row
 from app.hanging_view import HangingView
 from app.errors import describe
 from app.menus import build_menus
@@ -285,10 +286,11 @@ class MainWindow(QMainWindow):
             return
         self._case_started = time.perf_counter()
         self.statusBar().showMessage(f"{patient_id}: loading…")
+        # Every panel is reset for the new case before the loader runs: a case already in memory is shown at
+        # once, inside loader.show, and its AI results and caseDone arrive before it returns.
         self.review.set_case(patient_id)  # first: in blinded reading the AI is hidden before anything is drawn
+        self.ai_control.patient_shown(patient_id, cc_row(images))
         self.loader.show(patient_id, images)
-        self.ai_control.patient_shown(patient_id)
-        self.review.set_ai(self.findings.score(), self.ai.model_version)
 
     def _on_case_shown(self, patient_id: str) -> None:
         seconds = time.perf_counter() - self._case_started

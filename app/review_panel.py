@@ -60,6 +60,9 @@ READER_SETTLE_MS = 400  # the reader's name is read this long after the last key
 DISAGREE_COLOR = QColor(235, 150, 40)
 HISTORY_COLUMNS = ["When", "Reader", "Verdict", "BI-RADS", "AI shown", "Model", "Comment"]
 
+CHOOSE_BIRADS = "Choose a BI-RADS category first (F2)."
+TYPE_NAME = "Type your name in Reader first: every review is signed."
+
 # Phases of the case on screen
 NO_CASE, OPEN, BLIND, REVEALED = "no case", "open", "blind", "revealed"
 
@@ -238,7 +241,7 @@ class ReviewDock(QDockWidget):
     def _reader_name(self) -> str | None:
         name = self.reader_name
         if not name:
-            self._say("Type your name in Reader first: every review is signed.", error=True)
+            self._say(TYPE_NAME, error=True)
             self.reader.setFocus()
             return None
         if name != self.settings.reader:
@@ -248,7 +251,7 @@ class ReviewDock(QDockWidget):
     def _chosen_birads(self) -> str | None:
         value = self.birads.currentData()
         if value is None:
-            self._say("Choose a BI-RADS category first (F2).", error=True)
+            self._say(CHOOSE_BIRADS, error=True)
             self.birads.setFocus()
             return None
         return value
@@ -334,6 +337,8 @@ class ReviewDock(QDockWidget):
         return case_key(self.reader_name, self.patient_id) if self.patient_id is not None else None
 
     def _on_draft_changed(self) -> None:
+        if self.birads.currentData() is not None and self.message.text() == CHOOSE_BIRADS:
+            self.message.clear()  # the hint is answered
         if self._loading or self._draft_key is None:
             return
         draft = {"birads": self.birads.currentData(), "comment": self.comment.toPlainText()}
@@ -349,6 +354,7 @@ class ReviewDock(QDockWidget):
         self._draft_key = self._current_key()
         draft = self._drafts.get(self._draft_key or "", {})
         self._loading = True
+        self.birads.view().keyboardSearch("")  # a "2" typed on the last case must not prefix this case's "2"
         index = self.birads.findData(draft.get("birads")) if draft.get("birads") else -1
         self.birads.setCurrentIndex(index)
         self.comment.setPlainText(str(draft.get("comment", "")))
@@ -371,6 +377,8 @@ class ReviewDock(QDockWidget):
     def _on_reader_edited(self) -> None:
         self._reader_timer.stop()
         name = self.reader_name
+        if name and self.message.text() == TYPE_NAME:
+            self.message.clear()  # the hint is answered
         if name and name != self.settings.reader:
             self.settings.reader = name
         if self._current_key() != self._draft_key:

@@ -26,21 +26,6 @@ from app.main_window import MainWindow, first_case_with_truth
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def model_file(tmp_path_factory, disc_model) -> Path:
-    """The disc model as a file the app can load (the bundled model is never used by these tests)."""
-    from model.weights import save_model
-
-    return save_model(disc_model.net, disc_model.card, tmp_path_factory.mktemp("model") / "discs.safetensors")
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("BCIR_CACHE_DIR", str(folder))
-    return folder
-
-
 def make_window(qtbot, model_path, size=(1400, 900)) -> MainWindow:
     w = MainWindow(model_path=model_path)
     w.resize(*size)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
 from model.reviews import Review
-from model.weights import save_model
 from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.main_window import MainWindow, first_case_with_truth
 from app.review_panel import BLIND, OPEN, REVEALED
-
-
-@pytest.fixture(scope="session")
-def model_file(tmp_path_factory, disc_model) -> Path:
-    return save_model(disc_model.net, disc_model.card, tmp_path_factory.mktemp("model") / "discs.safetensors")
 
 
 def make_window(qtbot, model_path=None) -> MainWindow:
