@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar
 
-from app.ai_results import AiImage
+from app.ai_results import AiFailure, AiImage
 from app.ai_worker import AiRunner
 from app.hanging import cc_row
 
@@ -55,6 +55,7 @@ class AiController(QObject):
         self.runner.progressed.connect(self._on_progress)
         self.runner.resultReady.connect(self._on_result)
         self.runner.failed.connect(lambda message, context: window.errors.show(message, context=context))
+        self.runner.imageFailed.connect(self._on_image_failed)
         self.runner.caseDone.connect(self._on_case_done)
         self.runner.idle.connect(self.progress.hide)
         self.viewer.roiClicked.connect(self._on_roi_clicked)
@@ -157,13 +158,27 @@ class AiController(QObject):
             self._set_job(f"ROI at ({x:.0f}, {y:.0f}) on {ai.label}: {count} lesion{'s' if count != 1 else ''}, "
                           f"{ai.result.seconds:.1f} s")
 
+    def _on_image_failed(self, failure: AiFailure) -> None:
+        """One line on the case it belongs to, when that case is on screen; a prefetched case's failure waits
+        (the runner tells it again when the case is opened) and never interrupts the case being read."""
+        if failure.indexed.patient_id != self.viewer.patient_id:
+            return
+        if failure.roi_point is not None:
+            if self.roi_mode:
+                self._set_job(failure.text)
+            return
+        if self.findings.set_failure(failure):
+            self.window.errors.note(failure.text, context=failure.indexed.patient_id)
+
     def _on_case_done(self, patient_id: str) -> None:
         if patient_id == self.viewer.patient_id and self.runner.unavailable is None:
             self.last_case_seconds = time.perf_counter() - self._case_started
             views = [r for r in self.findings.results.values() if not r.is_roi]
             cached = sum(1 for r in views if r.result.from_cache)
+            failed = len(self.findings.failures)
             self._set_job(f"AI: {len(views)} view{'s' if len(views) != 1 else ''} in {self.last_case_seconds:.1f} s"
-                          + (f" ({cached} from the cache)" if cached else ""))
+                          + (f" ({cached} from the cache)" if cached else "")
+                          + (f"; {failed} could not run (Ctrl+R tries again)" if failed else ""))
             self.progress.hide()
             self._prefetch_next()
         self.finished.emit(patient_id)

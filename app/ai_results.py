@@ -13,6 +13,7 @@ until they move.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from app.case_text import abnormality_text, image_label
 
 if TYPE_CHECKING:  # model.inference imports torch: only the worker that loads the model needs it
     from model.inference import ImageResult, Lesion
+
+log = logging.getLogger("bcir.app")
 
 # BCIR_MODEL=none turns the AI off (the tests of the viewer alone use it).
 MODEL_ENV = "BCIR_MODEL"
@@ -115,6 +118,17 @@ class AiFailure:
 
     indexed: IndexedImage
     message: str
+    roi_point: tuple[float, float] | None = None  # (x, y) for an ROI the reader asked for; None: the whole view
+
+    @property
+    def path(self) -> str:
+        return self.indexed.path
+
+    @property
+    def text(self) -> str:
+        """'AI could not run on R CC: <reason>' (the reader's one line)."""
+        where = f"the ROI at ({self.roi_point[0]:.0f}, {self.roi_point[1]:.0f}) on " if self.roi_point else ""
+        return f"AI could not run on {where}{image_label(self.indexed)}: {self.message}"
 
 
 @dataclass
@@ -273,9 +287,10 @@ def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
             report(prepare_ai_image(image, result, threshold))
         except InterruptedError:  # an OSError too: a stop request, not a bad file
             raise
-        except (ImageReadError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one image that cannot run never stops the others
             from app.errors import describe
 
+            log.debug("AI on one image failed", exc_info=True)
             report(AiFailure(image, describe(exc)))
     return len(images)
 

@@ -61,7 +61,8 @@ class AiRunner(QObject):
     modelStatus = Signal(str)  # "CPU (2 cores, bf16), bf16, channels_last · model X", "Loading model…", "No model: …"
     progressed = Signal(str, int, int)  # what runs ("R CC"), tiles done, tiles total (0 total: starting)
     resultReady = Signal(object)  # AiImage, of the case asked for or of a prefetched one
-    failed = Signal(str, str)  # one-line message, context
+    failed = Signal(str, str)  # one-line message, context: the model or an ROI the reader asked for
+    imageFailed = Signal(object)  # AiFailure: one image the network could not run on (any case, prefetched too)
     caseDone = Signal(str)  # patient id: each requested image has a result or failed, or no model can run
     idle = Signal()  # nothing running or waiting
 
@@ -77,7 +78,7 @@ class AiRunner(QObject):
         self._model_path = model_path
         self._load_args: tuple[Path, Path] | None = None
         self._memory: OrderedDict[tuple[str, str], AiImage] = OrderedDict()
-        self._failed: set[str] = set()  # paths the network could not read with this model: not retried
+        self._failed: dict[str, AiFailure] = {}  # images the network could not read with this model: not retried
         self._current: _Job | None = None
         self._pending: list[_Job] = []
         self._case: _Job | None = None  # the job of the case on screen, until all its images are done
@@ -155,11 +156,16 @@ class AiRunner(QObject):
             self._memory.move_to_end((path, version))
         return item
 
+    def failure(self, path: str) -> AiFailure | None:
+        """Why the network could not run on ``path`` with this model, if it could not."""
+        return self._failed.get(path)
+
     def _todo(self, images: list[IndexedImage]) -> list[IndexedImage]:
         return [i for i in images if self.cached(i.path) is None and i.path not in self._failed]
 
     def request_case(self, patient_id: str, images: list[IndexedImage]) -> None:
-        """Results for ``images`` (the CC views): memory hits at once, the rest from a worker; then caseDone."""
+        """Results for ``images`` (the CC views): memory hits and known failures at once, the rest from a worker;
+        then caseDone. A failure met while the case was prefetched is told now, when the reader opens it."""
         if self.unavailable is not None:
             self.caseDone.emit(patient_id)
             return
@@ -167,6 +173,8 @@ class AiRunner(QObject):
             hit = self.cached(image.path)
             if hit is not None:
                 self.resultReady.emit(hit)
+            elif image.path in self._failed:
+                self.imageFailed.emit(self._failed[image.path])
         todo = self._todo(images) if self.predictor is not None else list(images)
         self._pending = [j for j in self._pending if j.kind == "load"]
         self._wish = None
@@ -208,7 +216,8 @@ class AiRunner(QObject):
 
     def forget_failures(self, paths: list[str]) -> None:
         """Let images that failed be tried again (the reader asked for it)."""
-        self._failed.difference_update(paths)
+        for path in paths:
+            self._failed.pop(path, None)
 
     def cancel(self) -> bool:
         """Stop the running inference and drop what waits (a model keeps loading). True when something stopped."""
@@ -265,7 +274,7 @@ class AiRunner(QObject):
             predictor, image, (x, y) = self.predictor, job.images[0], job.point
             task = lambda report, should_stop: run_roi(predictor, image, x, y)
             callbacks = dict(on_result=lambda item: self._on_roi(job, item),
-                             on_error=lambda message: self.failed.emit(message, f"AI ROI on {image.patient_id} {image.name}"))
+                             on_error=lambda message: self._on_roi_error(job, message))
             self.progressed.emit(f"ROI on {image.name}", 0, 0)
             priority = QThread.Priority.LowPriority
         self._current = job
@@ -305,14 +314,17 @@ class AiRunner(QObject):
                 self._memory.popitem(last=False)
             self.resultReady.emit(event)
         elif isinstance(event, AiFailure):
-            self._failed.add(event.indexed.path)
-            self.failed.emit(event.message, f"AI on {event.indexed.patient_id} {event.indexed.name}")
+            self._failed[event.indexed.path] = event
+            self.imageFailed.emit(event)
 
     def _on_case_error(self, job: _Job, message: str) -> None:
+        """The whole job failed (not one image): each image still waiting gets the reason."""
         if job.generation != self._generation:
             return
-        self.failed.emit(message, f"AI on {job.patient_id}")
-        self._failed.update(i.path for i in job.images)
+        for image in job.images:
+            if self.cached(image.path) is None and image.path not in self._failed:
+                self._failed[image.path] = failure = AiFailure(image, message)
+                self.imageFailed.emit(failure)
         self._finish_case(job)
 
     def _finish_case(self, job: _Job) -> None:
@@ -326,3 +338,7 @@ class AiRunner(QObject):
     def _on_roi(self, job: _Job, item: AiImage) -> None:
         if job.generation == self._generation:
             self.resultReady.emit(item)
+
+    def _on_roi_error(self, job: _Job, message: str) -> None:
+        if job.generation == self._generation:
+            self.imageFailed.emit(AiFailure(job.images[0], message, roi_point=job.point))

@@ -39,7 +39,7 @@ class CaseLoader(QObject):
         self.errors = errors
         self.cache = ImageCache()
         self._loads: list[_Load] = []
-        self._failed: set[str] = set()
+        self._failed: dict[str, LoadFailure] = {}  # images that could not be read, with the reason
         self._generation = 0  # bumped on reset, so images of a previous folder are dropped
 
     def reset(self) -> None:
@@ -55,12 +55,15 @@ class CaseLoader(QObject):
                 load.worker.cancel()
 
     def show(self, patient_id: str, images: list[IndexedImage]) -> None:
+        """Show a case: images in memory at once, images that failed while prefetched with their reason."""
         wanted = self.viewer.show_patient(patient_id, images)
         self.cancel(keep=patient_id)
         for image in wanted:
             cached = self.cache.get(image.path)
             if cached is not None:
                 self.viewer.place(cached)
+            elif image.path in self._failed:
+                self._show_failure(self._failed[image.path])
         self._ensure_loading()
 
     def prefetch(self, patient_id: str, images: list[IndexedImage]) -> None:
@@ -95,7 +98,7 @@ class CaseLoader(QObject):
             lambda report, should_stop: load_case(images, report, should_stop),
             name=f"load {patient_id}",
             on_progress=lambda item: self._on_loaded(item) if generation == self._generation else None,
-            on_error=lambda message: self.errors.show(message, context=f"Loading {patient_id}"),
+            on_error=lambda message: self._on_error(patient_id, message),
             on_finished=lambda: self._on_finished(load),
             priority=priority,
         )
@@ -106,11 +109,21 @@ class CaseLoader(QObject):
             self._loads.remove(load)
         self._ensure_loading()  # a cancelled loader may have left images of the shown case undone
 
+    def _on_error(self, patient_id: str, message: str) -> None:
+        """A loader stopped on an error of its own (each image's errors are LoadFailures): the reader hears of
+        it only while the case is on screen; a prefetch is simply done again when the case is opened."""
+        if patient_id == self.viewer.patient_id:
+            self.errors.note(message, context=f"Loading {patient_id}")
+
+    def _show_failure(self, failure: LoadFailure) -> None:
+        """The pane says why (it stays empty); the status bar has the same line, and no box interrupts."""
+        if self.viewer.place_failure(failure):
+            self.errors.note(failure.message, context=f"{failure.indexed.patient_id} {failure.indexed.name}")
+
     def _on_loaded(self, item: LoadedImage | LoadFailure) -> None:
         if isinstance(item, LoadFailure):
-            self._failed.add(item.indexed.path)
-            if self.viewer.place_failure(item):
-                self.errors.show(item.message, context=f"{item.indexed.patient_id} {item.indexed.name}")
+            self._failed[item.indexed.path] = item
+            self._show_failure(item)  # only when it belongs to the case on screen
             return
         self.cache.put(item, keep={image.path for image in self.viewer.assignment.values()})
         self.viewer.place(item)

@@ -8,6 +8,7 @@ the side of the chest wall and the ground-truth outlines.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from model.preprocess import chest_wall_side
 from model.study_index import Abnormality, IndexedImage
 
 from app.case_text import abnormality_text, image_label
+from app.errors import describe
+
+log = logging.getLogger("bcir.app")
 
 # Half-size copies are made down to about this many pixels on the long side.
 PYRAMID_MIN_SIDE = 384
@@ -201,7 +205,11 @@ def load_case(images: list[IndexedImage], report: Callable[[object], None], shou
         if should_stop():
             break
         try:
-            report(load_image(image))
+            loaded = load_image(image)
         except ImageReadError as exc:
-            report(LoadFailure(image, str(exc)))
+            loaded = LoadFailure(image, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one file that cannot be shown never stops the others
+            log.debug("loading one image failed", exc_info=True)
+            loaded = LoadFailure(image, describe(exc))
+        report(loaded)
     return len(images)

@@ -49,7 +49,7 @@ class ErrorReporter(QObject):
     def show(self, message: str, *, context: str = "") -> None:
         line = " ".join(f"{context}: {message}".split()) if context else " ".join(message.split())
         self.messages.append(line)
-        log.warning(line)
+        log.warning("%s", message)  # the context may name a patient or a path: not in the log
         self._window.statusBar().showMessage(line, STATUS_TIMEOUT_MS)
         if self._box is None:
             self._box = QMessageBox(QMessageBox.Icon.Warning, "B-Cir Review", line, QMessageBox.StandardButton.Close, self._window)
@@ -58,6 +58,13 @@ class ErrorReporter(QObject):
         else:
             self._box.setText(line)
         self._box.show()
+
+    def note(self, message: str, *, context: str = "") -> None:
+        """A problem of the case on screen that the panels already show: the status bar and the log, no box."""
+        line = " ".join(f"{context}: {message}".split()) if context else " ".join(message.split())
+        self.messages.append(line)
+        log.warning("%s", message)  # the context may name a patient or a path: not in the log
+        self._window.statusBar().showMessage(line, STATUS_TIMEOUT_MS)
 
     def show_exception(self, exc: BaseException, *, context: str = "") -> None:
         log.debug("%s", "".join(traceback.format_exception(exc)))

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QTreeWidget, QTreeWidgetItem,
 
 from model.study_index import IndexedImage
 
-from app.ai_results import AiImage
+from app.ai_results import AiFailure, AiImage
 from app.case_text import FLAG_SCORE, abnormality_text, image_label, image_truth, lesion_size_texts, patient_truth, percent
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -67,6 +67,7 @@ class FindingsDock(QDockWidget):
         self.images: list[IndexedImage] = []
         self.results: dict[str, AiImage] = {}  # what each image's rows show: the whole view, or the reader's ROI
         self.whole_scores: dict[str, float] = {}  # the case score counts whole-view results only
+        self.failures: dict[str, AiFailure] = {}  # images the AI could not run on, with the reason
         self.status = ""
         self.blinded = False
         self.tree.currentItemChanged.connect(lambda current, _previous: self._activate(current))
@@ -81,6 +82,7 @@ class FindingsDock(QDockWidget):
         self.images = list(images)
         self.results = {}
         self.whole_scores = {}
+        self.failures = {}
         self.status = status
         self._rebuild()
 
@@ -93,8 +95,18 @@ class FindingsDock(QDockWidget):
         if all(image.path != ai.path for image in self.images):
             return False
         self.results[ai.path] = ai
+        self.failures.pop(ai.path, None)
         if not ai.is_roi:
             self.whole_scores[ai.path] = ai.result.case_score
+        self._rebuild()
+        return True
+
+    def set_failure(self, failure: AiFailure) -> bool:
+        """The AI could not run on one of the case's images: its row says why, in one line."""
+        if all(image.path != failure.path for image in self.images):
+            return False
+        self.failures[failure.path] = failure
+        self.results.pop(failure.path, None)
         self._rebuild()
         return True
 
@@ -141,7 +153,7 @@ class FindingsDock(QDockWidget):
         self.tree.blockSignals(True)
         self.tree.clear()
         for image in self.images:
-            item = self._image_item(image, self.results.get(image.path))
+            item = self._image_item(image, self.results.get(image.path), self.failures.get(image.path))
             self.tree.addTopLevelItem(item)
             for row in (item, *(item.child(j) for j in range(item.childCount()))):
                 if row.data(0, SPAN_ROLE):
@@ -152,9 +164,13 @@ class FindingsDock(QDockWidget):
             self.tree.resizeColumnToContents(column)
         self._update_summary()
 
-    def _image_item(self, image: IndexedImage, ai: AiImage | None) -> QTreeWidgetItem:
+    def _image_item(self, image: IndexedImage, ai: AiImage | None, failure: AiFailure | None = None) -> QTreeWidgetItem:
         """The image's row (what ran, how many lesions, Dice/IoU), its truth, its lesions, then missed truth."""
         item = QTreeWidgetItem([f"{image_label(image)} — AI pending…"])
+        if failure is not None and ai is None:
+            item.setText(0, f"{image_label(image)} — AI could not run: {failure.message}")
+            item.setToolTip(0, failure.text)
+            item.setForeground(0, QBrush(MISS_COLOR))
         item.setData(0, PATH_ROLE, image.path)
         item.setData(0, SPAN_ROLE, True)
         font = QFont(item.font(0))

@@ -162,7 +162,8 @@ class MainWindow(QMainWindow):
         several = isinstance(path, (list, tuple)) and len(path) > 1
         if isinstance(path, (list, tuple)) and not several:
             path = path[0]
-        target = [str(Path(p).expanduser()) for p in path] if several else str(Path(path).expanduser())
+        # absolute from here on: the title, the recent list and the skipped files never depend on the working folder
+        target = [str(Path(p).expanduser().resolve()) for p in path] if several else str(Path(path).expanduser().resolve())
         root = os.path.commonpath(target) if several else target
         shown = f"{len(target)} files in {root}" if several else root
         if self._index_worker is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -53,12 +54,17 @@ class Settings:
     # -- recent folders
 
     def recent(self) -> list[str]:
+        """The last folders opened, newest first: absolute paths, each once (an entry written relative by an
+        older version cannot be placed and is left out)."""
         value = self._qt.value("open/recent", [])
         items = [value] if isinstance(value, str) else list(value or [])
-        return [str(p) for p in items if p][:RECENT_MAX]
+        absolute = [os.path.normpath(str(p)) for p in items if p and os.path.isabs(str(p))]
+        return list(dict.fromkeys(absolute))[:RECENT_MAX]
 
-    def add_recent(self, path: str) -> list[str]:
-        items = [path, *(p for p in self.recent() if p != path)][:RECENT_MAX]
+    def add_recent(self, path: str | Path) -> list[str]:
+        """Remember ``path`` resolved (absolute, symlinks followed), so it opens from wherever the app starts."""
+        resolved = str(Path(path).expanduser().resolve())
+        items = [resolved, *(p for p in self.recent() if p != resolved)][:RECENT_MAX]
         self._qt.setValue("open/recent", items)
         self._qt.sync()
         return items
@@ -98,3 +104,18 @@ class Settings:
 
     def save_seen(self, seen: set[str]) -> None:
         atomic_write_json(self.folder / SEEN_NAME, sorted(seen), indent=0, ensure_ascii=False)
+
+    # -- the Retrain dialog's options, as last used: {TrainConfig field or dialog option: value}
+
+    def retrain_options(self) -> dict:
+        """The options of the last retrain started from the dialog; {} when none or unreadable."""
+        try:
+            data = json.loads(str(self._qt.value("retrain/options", "") or "{}"))
+        except ValueError:
+            log.warning("retrain options unreadable, starting from the paper's defaults")
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_retrain_options(self, options: dict) -> None:
+        self._qt.setValue("retrain/options", json.dumps(options, sort_keys=True))
+        self._qt.sync()

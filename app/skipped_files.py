@@ -9,6 +9,17 @@ from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTabl
 from model.study_index import Skipped
 
 
+def shown_path(path: str, root: str | None) -> str:
+    """The file as the reader finds it: relative to the opened folder, or its name when the file itself was opened."""
+    if not root or not os.path.isabs(path) or os.path.normpath(path) == os.path.normpath(root):
+        return os.path.basename(path) or path if root else path
+    try:
+        shown = os.path.relpath(path, root)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if shown.startswith(os.pardir) else shown
+
+
 class SkippedFilesDock(QDockWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Skipped files (0)", parent)
@@ -28,12 +39,7 @@ class SkippedFilesDock(QDockWidget):
         self.entries = list(skipped)
         self.table.setRowCount(len(skipped))
         for row, entry in enumerate(skipped):
-            shown = entry.path
-            if root:
-                try:
-                    shown = os.path.relpath(entry.path, root) if os.path.isabs(entry.path) else entry.path
-                except ValueError:  # another drive on Windows
-                    shown = entry.path
+            shown = shown_path(entry.path, root)
             path_item = QTableWidgetItem(shown)
             path_item.setToolTip(entry.path)
             reason_item = QTableWidgetItem(entry.reason)

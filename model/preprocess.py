@@ -176,20 +176,26 @@ def chest_wall_side(pixels: np.ndarray) -> str:
     return find_breast_region(pixels).chest_wall_side
 
 
+FLAT_SPAN = 1e-4  # a breast whose values span less than this (relative to their magnitude) is flat
+
+
 def equalize(pixels: np.ndarray, mask: np.ndarray, bins: int = 4096) -> np.ndarray:
     """Histogram equalization over the breast (the paper's contrast normalisation): float32 in [0, 1], background 0."""
     values = pixels[mask]
     if values.size == 0:
         return np.zeros(pixels.shape, np.float32)
     lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
+    # A flat image stays flat: resampling a constant leaves float noise a few ULPs wide, which would
+    # otherwise be stretched to the full range (and gave np.histogram bins of no finite size).
+    if hi - lo <= FLAT_SPAN * max(1.0, abs(hi)):
         out = np.zeros(pixels.shape, np.float32)
         out[mask] = 0.5
         return out
-    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    step = (bins - 1) / (hi - lo)
+    index = np.clip((pixels.astype(np.float32) - np.float32(lo)) * np.float32(step), 0, bins - 1).astype(np.int32)
+    hist = np.bincount(index[mask], minlength=bins)
     cdf = np.cumsum(hist).astype(np.float64)
     cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1)
-    index = np.clip(((pixels.astype(np.float32) - lo) * ((bins - 1) / (hi - lo))).astype(np.int32), 0, bins - 1)
     out = cdf.astype(np.float32)[index]
     out[~mask] = 0
     return out

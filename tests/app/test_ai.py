@@ -392,8 +392,9 @@ def test_an_image_the_network_cannot_read_is_one_line_in_the_error_sink(qtbot, w
     Path(victim.path).write_bytes(data[: len(data) - 5000])  # header intact, pixels cut short
     open_root(qtbot, window, root)
     show_with_ai(qtbot, window, patient_id)
-    ai_lines = [m for m in window.errors.messages if m.startswith("AI on ")]
-    assert len(ai_lines) == 1 and "L" in ai_lines[0] and "\n" not in ai_lines[0] and "Traceback" not in ai_lines[0]
+    ai_lines = [m for m in window.errors.messages if "AI could not run on" in m]
+    assert len(ai_lines) == 1 and "L CC" in ai_lines[0] and "\n" not in ai_lines[0] and "Traceback" not in ai_lines[0]
+    assert "AI could not run" in window.findings.image_row(victim.path).text(0)
     assert len(window.viewer.ai) == 1  # the other side still has its result
 
 

@@ -442,3 +442,12 @@ def test_dropping_several_files_opens_them_together(qtbot, window, tmp_path):
     assert window.skipped.count == 1 and window.skipped.entries[0].path == str(bad)
     assert "3 files" in window.windowTitle()
     assert window.settings.recent() == []  # loose files are not a folder to reopen
+    assert window.skipped.table.item(0, 0).text() == "bad.dcm"
+
+
+def test_a_bad_file_opened_on_its_own_is_listed_by_its_name(qtbot, window, tmp_path):
+    bad = tmp_path / "scan 0001.dcm"
+    bad.write_bytes(b"not a mammogram")
+    open_root(qtbot, window, bad)
+    assert window.skipped.count == 1 and window.skipped.table.item(0, 0).text() == "scan 0001.dcm"
+    assert window.skipped.table.item(0, 0).toolTip() == str(bad)

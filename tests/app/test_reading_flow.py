@@ -135,3 +135,42 @@ def test_blinded_reading_walks_cases_and_each_reveal_shows_the_whole_result(qtbo
         verdicts = [r.verdict for r in window.reviews.history(patient_id)]
         assert verdicts == ["own", "agree"], verdicts
     assert not window.errors.messages
+
+
+def test_a_prefetched_case_that_fails_never_interrupts_and_says_why_when_opened(qtbot, window, demo_root, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from model.study_index import build_index
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    first, second = list(build_index(root).patients())[:2]
+    victim = next(i for i in build_index(root).patients()[second] if (i.laterality, i.view) == ("L", "CC"))
+    data = Path(victim.path).read_bytes()
+    Path(victim.path).write_bytes(data[: len(data) - 5000])  # header intact, pixels cut short
+    open_root(qtbot, window, root)
+    show_with_ai(qtbot, window, first)
+    # the next case is prefetched while the reader reads this one: its bad view fails in the background
+    qtbot.waitUntil(lambda: victim.path in window.loader._failed and window.ai.failure(victim.path) is not None,
+                    timeout=TIMEOUT_MS)
+    assert window.errors.messages == [], "a background case's error reached the reader"
+    assert window.errors._box is None or not window.errors._box.isVisible()
+    assert panel_problems(window, first) == []
+    assert second not in window.statusBar().currentMessage()
+
+    with qtbot.waitSignal(window.aiFinished, timeout=TIMEOUT_MS, check_params_cb=lambda pid: pid == second):
+        key(qtbot, window, Qt.Key.Key_N)
+    pane = window.viewer.pane_of(victim.path)
+    reason = window.ai.failure(victim.path).message
+    assert window.viewer.is_complete(), "the case is shown, the bad view with its reason"
+    assert pane.loaded is None and window.loader._failed[victim.path].message in pane.note
+    row = window.findings.image_row(victim.path)
+    assert row.text(0).endswith(f"AI could not run: {reason}") and "pending" not in row.text(0)
+    other = next(p for p in cc_paths(window, second) if p != victim.path)
+    assert other in window.findings.whole_scores and window.review.ai_complete
+    assert window.review.agree_button.isEnabled()
+    lines = window.errors.messages
+    assert lines and all(second in line and "\n" not in line and "Traceback" not in line for line in lines)
+    assert any("AI could not run on L CC" in line for line in lines)
+    assert window.errors._box is None or not window.errors._box.isVisible(), "no box: the panels say it"

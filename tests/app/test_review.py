@@ -279,6 +279,30 @@ def test_recent_folders_are_remembered_and_open(qtbot, viewer_window, demo_root)
         again.close()
 
 
+def test_a_folder_opened_by_a_relative_path_is_remembered_absolute_and_once(qtbot, viewer_window, demo_root,
+                                                                             tmp_path, monkeypatch):
+    link = tmp_path / "studies"
+    link.symlink_to(demo_root)
+    monkeypatch.chdir(demo_root.parent)
+    open_root(qtbot, viewer_window, demo_root.name)  # typed relative, as `python main.py .demo/CBIS-DDSM` does
+    open_root(qtbot, viewer_window, str(link))  # the same folder by another name
+    open_root(qtbot, viewer_window, f"./{demo_root.name}/")
+    recent = viewer_window.settings.recent()
+    assert recent == [str(demo_root.resolve())]
+    assert str(demo_root.resolve()) in viewer_window.windowTitle()
+    viewer_window.close()
+    monkeypatch.chdir(tmp_path)  # the app starts elsewhere: the entry still opens
+    again = make_window(qtbot)
+    try:
+        actions = [a for a in again.actions.recent_menu.actions() if str(demo_root.resolve()) in a.text()]
+        assert len(actions) == 1
+        with qtbot.waitSignal(again.indexReady, timeout=TIMEOUT_MS):
+            actions[0].trigger()
+        assert again.worklist.patients and not again.errors.messages
+    finally:
+        again.close()
+
+
 def test_a_broken_review_database_is_one_line_and_the_viewer_still_works(qtbot, monkeypatch, tmp_path, demo_root):
     data = tmp_path / "broken-data"
     data.mkdir()

@@ -76,6 +76,24 @@ def test_equalization_flattens_the_breast_histogram():
     assert np.all(np.diff(out[mask][np.argsort(pixels[mask], kind="stable")]) >= -1e-6)  # monotone
 
 
+@pytest.mark.parametrize("value", [0, 1, 77, 246, 255])
+@pytest.mark.parametrize("shape", [(1000, 700), (777, 555)])
+def test_a_constant_image_is_flat_after_resampling_not_an_error(value, shape):
+    """A blank PNG (one grey level) resampled to a coarse working grid leaves float noise a few ULPs wide:
+    equalization keeps it flat instead of failing in np.histogram or stretching the noise."""
+    working, geometry, _ = prepare(np.full(shape, value, np.uint8), None, PreprocessConfig(working_spacing_mm=0.4))
+    assert geometry.scale < 1
+    assert np.unique(working).size <= 2 and working.max() <= 0.5
+
+
+def test_equalization_maps_two_levels_to_the_ends_and_keeps_real_contrast_however_small():
+    pixels = np.full((40, 40), 1000.0, np.float32)
+    pixels[:, 20:] = 1001.0  # one grey level apart in a 16-bit image: real contrast, not noise
+    mask = np.ones(pixels.shape, bool)
+    out = equalize(pixels, mask)
+    assert out[:, :20].max() == 0 and out[:, 20:].min() == 1
+
+
 def test_demo_views_both_lateralities(demo_root):
     index = build_index(demo_root, workers=1)
     sides = set()
