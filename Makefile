@@ -1,12 +1,12 @@
 # Two entry points, both from a fresh clone:
-#   make run   set up the virtualenv and open the app on the built-in demo studies
+#   make run   set up the virtualenv, check the system libraries Qt needs, open the app on the demo studies
 #   make test  set up the virtualenv and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := .demo/CBIS-DDSM
 
-.PHONY: run test setup demo demo-weights clean
+.PHONY: run test setup demo demo-weights clean platform-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ $(DEMO)/.complete: | $(VENV)/.installed
 
 demo: $(DEMO)/.complete
 
-run: setup demo
+# Before anything is written: can Qt open a window here? Stops with the one apt-get line that
+# installs the system libraries Qt's xcb plugin lacks (README: System packages).
+platform-check: setup
+	@$(BIN)/python -m app.platform_check
+
+run: setup platform-check demo
 	$(BIN)/python main.py $(DEMO)
 
 test: setup
