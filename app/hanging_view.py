@@ -6,9 +6,9 @@ import math
 from dataclasses import replace
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QPainter
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
 from model.dicom_io import WindowPreset
 from model.study_index import IndexedImage
@@ -30,6 +30,27 @@ FIT_MARGIN = 0.01
 # Centring on a lesion zooms so that it spans about 1 / LESION_ZOOM_SPAN of the pane, but never
 # closer than 1:1 pixels nor further out than the current view.
 LESION_ZOOM_SPAN = 5.0
+
+
+def chest_wall_shift(x_min: float, x_max: float, image_width: float, allowance: float | None = None) -> float:
+    """How far to move a pane's x range so that the chest walls stay at the divider, as a reading station keeps them.
+
+    The panes' x is the distance from the chest wall (x = 0) toward the nipple
+    (x = -image_width), mirrored on the left breast's panes (app/image_pane.py),
+    so one rule holds both sides: while the whole width fits, the chest wall
+    stays on the divider (x_max = 0); zoomed in further, a pan moves it under
+    the divider only until the nipple edge reaches the outer edge
+    (x_min >= -image_width), and never pulls it away from the divider
+    (x_max <= 0, no black gap in the middle of the screen).
+
+    ``allowance``: an x_max outside these bounds that an explicit centring on a
+    lesion chose; the bounds stretch to it, so the next pan does not jump and can
+    only bring the chest wall back toward the divider.
+    """
+    low, high = min(0.0, (x_max - x_min) - image_width), 0.0
+    if allowance is not None:
+        low, high = min(low, allowance), max(high, allowance)
+    return min(max(x_max, low), high) - x_max
 
 
 class _Canvas(pg.GraphicsLayoutWidget):
@@ -69,10 +90,12 @@ class HangingView(QWidget):
             pane.view.windowDragged.connect(self._on_window_drag)
             pane.view.sigRangeChangedManually.connect(self._on_manual_range)
             pane.view.sigResized.connect(self._on_pane_resized)
+            pane.view.sigRangeChanged.connect(self._keep_chest_walls)
         first.sigRangeChanged.connect(self._on_range_changed)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.canvas.left.connect(self._on_mouse_left)
+        self.canvas.viewport().installEventFilter(self)  # no tooltips over the magnifier
 
         self.legend = QLabel(self)
         self.legend.setObjectName("truthLegend")
@@ -97,6 +120,8 @@ class HangingView(QWidget):
         self.hover_pane: ImagePane | None = None
         self._fitted = True
         self._refit_queued = False
+        self._pan_allowance: float | None = None  # see chest_wall_shift
+        self._clamping = False
         self._drag_start: dict[ImagePane, WindowPreset] = {}
         self._shown_emitted = False
         self._last_scene_pos: QPointF | None = None
@@ -158,6 +183,7 @@ class HangingView(QWidget):
         if blinded == self.blinded:
             return
         self.blinded = blinded
+        self._drop_tooltip()
         for pane in self.panes.values():
             pane.set_truth_visible(self.truth_shown)
             pane.set_problems_visible(not blinded)
@@ -173,6 +199,7 @@ class HangingView(QWidget):
     def show_message(self, text: str) -> None:
         """No case: every pane empty, the message in the first."""
         self.patient_id = None
+        self._drop_tooltip()
         self.assignment = {}
         self.load_order = []
         self.failed = {}
@@ -185,6 +212,8 @@ class HangingView(QWidget):
         """Clear the panes for a new patient; returns the images to load, those on screen first."""
         self.patient_id = patient_id
         self.lens.hide()  # until the mouse moves over the new images
+        self._drop_tooltip()
+        self._pan_allowance = None
         self.assignment = hang(images)
         self.failed = {}
         self.ai = {}
@@ -258,6 +287,7 @@ class HangingView(QWidget):
             return
         rows = max(s[0] for s in shapes)
         cols = max(s[1] for s in shapes)
+        self._pan_allowance = None
         for pane in self.visible_panes():
             width, height = pane.view.width(), pane.view.height()
             if width < 2 or height < 2:  # not laid out yet: the ViewBox keeps this as its target
@@ -281,7 +311,8 @@ class HangingView(QWidget):
             self.fit()
 
     def one_to_one(self) -> None:
-        """One image pixel per screen pixel, centred on the cursor when it is over an image."""
+        """One image pixel per screen pixel, centred on the cursor when it is over an image (as far as the chest
+        walls stay at the divider)."""
         panes = self.visible_panes()
         pane = self.hover_pane if self.hover_pane in panes else panes[0]
         view = pane.view
@@ -291,6 +322,7 @@ class HangingView(QWidget):
             center = view.mapSceneToView(self._last_scene_pos)
         else:
             center = view.viewRect().center()
+        self._pan_allowance = None  # near the chest wall, the view keeps it at the divider rather than centre on it
         view.setRange(
             xRange=(center.x() - width / 2, center.x() + width / 2),
             yRange=(center.y() - height / 2, center.y() + height / 2),
@@ -305,6 +337,37 @@ class HangingView(QWidget):
 
     def _on_manual_range(self, *_) -> None:
         self._fitted = False
+
+    def _image_width(self) -> float | None:
+        """Columns of the widest image on screen: the nipple edge every pane's x range may reach (-width)."""
+        widths = [p.loaded.shape[1] for p in self.visible_panes() if p.loaded is not None]
+        return float(max(widths)) if widths else None
+
+    def _keep_chest_walls(self, view, *_) -> None:
+        """After any change of a pane's range (drag, wheel, keys, links): chest walls back at the divider.
+
+        The panes share one x coordinate, mirrored on the left breast's side, so a
+        horizontal drag on either side already moves both breasts symmetrically, the
+        dragged one with the hand; here only how far is bounded (chest_wall_shift).
+        """
+        if self._clamping or not any(p.view is view for p in self.visible_panes()):
+            return
+        width = self._image_width()
+        if width is None:
+            return
+        x_min, x_max = view.viewRange()[0]
+        shift = chest_wall_shift(x_min, x_max, width, self._pan_allowance)
+        if abs(shift) > 1e-6 * max(1.0, x_max - x_min):
+            self._clamping = True
+            try:
+                view.translateBy(x=shift)
+            finally:
+                self._clamping = False
+            x_min, x_max = view.viewRange()[0]
+        if self._pan_allowance is not None and chest_wall_shift(x_min, x_max, width) == 0.0:
+            self._pan_allowance = None  # back within the ordinary bounds
+        elif self._pan_allowance is not None:
+            self._pan_allowance = x_max  # the gap left by a centring only ever shrinks
 
     def _on_range_changed(self, *_) -> None:
         # Smooth scaling when an image pixel is smaller than a screen pixel, sharp pixels when zoomed in.
@@ -339,7 +402,11 @@ class HangingView(QWidget):
         return max((len(p.loaded.windows) for p in self._loaded_panes()), default=0)
 
     def set_preset(self, index: int) -> str:
-        """Show preset ``index`` (each pane clamps it to its own list); returns the preset's name."""
+        """Show preset ``index`` (each pane clamps it to its own list); returns the preset's name.
+
+        Only the name: each image has its own centre and width for the same preset, and
+        the status bar shows those of the image under the cursor (windowChanged).
+        """
         count = self.preset_count()
         if count == 0:
             return ""
@@ -347,8 +414,7 @@ class HangingView(QWidget):
         for pane in self._loaded_panes():
             pane.set_window(self._voi(pane.loaded.windows[min(self.preset_index, len(pane.loaded.windows) - 1)]))
         self._emit_window()
-        first = self._loaded_panes()[0]
-        return first.window_text()
+        return self._window_pane().window_name()
 
     def next_preset(self) -> str:
         return self.set_preset(self.preset_index + 1)
@@ -381,6 +447,7 @@ class HangingView(QWidget):
         self.show_truth = visible
         for pane in self.panes.values():
             pane.set_truth_visible(self.truth_shown)
+        self._drop_tooltip()
         self._update_legend()
 
     # -- AI marks
@@ -401,6 +468,7 @@ class HangingView(QWidget):
         pane = self.pane_of(path)
         if pane is not None:
             pane.prediction.clear()
+        self._drop_tooltip()
         self._update_legend()
 
     def set_prediction_visible(self, visible: bool) -> None:
@@ -414,7 +482,26 @@ class HangingView(QWidget):
     def _apply_ai_visibility(self) -> None:
         for pane in self.panes.values():
             pane.prediction.set_visible(self.show_prediction and not self.blinded, self.show_heatmap and not self.blinded)
+        self._drop_tooltip()
         self._update_legend()
+
+    # -- tooltips (the outlines' and the image's): never about something no longer drawn, never over the lens
+
+    @staticmethod
+    def _drop_tooltip() -> None:
+        """Hide a tooltip that is up: it may name an outline just hidden (A, T, blinded) or a case just left.
+
+        A key that is a shortcut (A, T, N) reaches no widget as a key press, so Qt
+        does not hide the tooltip by itself; it would stay up to 10 s.
+        """
+        if QToolTip.isVisible():
+            QToolTip.hideText()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and watched is self.canvas.viewport() and self.lens.enabled:
+            self._drop_tooltip()
+            return True  # the lens sits under the cursor, where the tooltip would cover it
+        return super().eventFilter(watched, event)
 
     def set_fill_opacity(self, opacity: float) -> float:
         self.fill_opacity = round(min(1.0, max(0.0, opacity)), 2)
@@ -461,6 +548,9 @@ class HangingView(QWidget):
         one_to_one = view.width() * ratio / max(1.0, current.width())  # the scale that shows stored pixels 1:1
         scale = min(1.0, max(max(x1 - x0, y1 - y0) * LESION_ZOOM_SPAN / short, one_to_one))
         width, height = current.width() * scale, current.height() * scale
+        # The lesion is centred even near the chest wall (a black gap may open at the divider); the next pan
+        # can only close that gap (see chest_wall_shift).
+        self._pan_allowance = center.x() + width / 2
         view.setRange(
             xRange=(center.x() - width / 2, center.x() + width / 2),
             yRange=(center.y() - height / 2, center.y() + height / 2),
@@ -469,16 +559,24 @@ class HangingView(QWidget):
         self._fitted = False
         return True
 
+    def _window_pane(self) -> ImagePane | None:
+        """The pane whose window the status bar shows: the one under the cursor, else the first on screen."""
+        if self.hover_pane is not None and self.hover_pane.loaded is not None:
+            return self.hover_pane
+        return next((p for p in self.visible_panes() if p.loaded is not None), None) or next(iter(self._loaded_panes()), None)
+
     def _emit_window(self) -> None:
-        pane = self.hover_pane if self.hover_pane is not None and self.hover_pane.loaded else None
-        pane = pane or next(iter(self._loaded_panes()), None)
-        self.windowChanged.emit(pane.window_text() if pane else "")
+        pane = self._window_pane()
+        # Named, since the two breasts' images usually have different centres and widths.
+        self.windowChanged.emit(f"{image_label(pane.loaded.indexed)}: {pane.window_text()}" if pane else "")
         self._refresh_lens()
 
     # -- magnifier
 
     def set_lens(self, on: bool) -> None:
         self.lens.set_enabled(on)
+        if on:
+            self._drop_tooltip()
         self._refresh_lens()
 
     def _refresh_lens(self) -> None:

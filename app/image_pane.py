@@ -249,6 +249,10 @@ class ImagePane(QObject):
             text += f" {self.window.function}"
         return f"{text}  {self.window.name}" if self.window.name else text
 
+    def window_name(self) -> str:
+        """The preset's name alone ('Auto (tissue)', 'manual', a VOI table's name)."""
+        return "" if self.window is None else self.window.name
+
     def image_px_per_screen_px(self) -> float | None:
         """Stored pixels per device pixel at the current zoom; None while the pane is not on screen."""
         scene = self.view.scene()
@@ -308,6 +312,7 @@ class ImagePane(QObject):
         """
         if self.loaded is None:
             return
+        self.prediction.set_screen_scale(self.image_px_per_screen_px())
         level_index = min(self._wanted_level(), len(self.loaded.pyramid) - 1)
         level = self.loaded.pyramid[level_index]
         crop = self._wanted_crop(level)

@@ -4,10 +4,19 @@ The items are children of the pane's ``frame`` (stored-pixel coordinates, the
 same parent as the image and the red truth outlines), so they sit on the image
 pixels in mirrored and unmirrored panes alike and follow every zoom and pan.
 Stacking, bottom to top: image, heatmap, yellow fill, yellow outline, red truth.
+
+Zoomed out, a probability peak of a few working pixels would cover a few
+screen pixels and vanish; the heatmap is then drawn with each peak spread to at
+least HEAT_PEAK_RADIUS_PX screen pixels around it, by a grey-level maximum
+filter (a peak keeps its value and colour; nothing is averaged away). At 1:1
+and closer it is drawn as computed; the yellow outline always gives the extent.
 """
 
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
@@ -20,6 +29,7 @@ PREDICTION_COLOR = QColor(255, 255, 0)
 DEFAULT_FILL_OPACITY = 0.35
 OPACITY_STEP = 0.1
 HEATMAP_OPACITY = 0.6
+HEAT_PEAK_RADIUS_PX = 3  # zoomed out, each probability peak is drawn at least this many screen pixels in radius
 Z_HEATMAP, Z_FILL, Z_OUTLINE, Z_TRUTH, Z_ROI = 1, 2, 3, 4, 5
 
 
@@ -31,6 +41,21 @@ def heatmap_lut() -> np.ndarray:
     colors = pg.colormap.get("turbo").getLookupTable(0.0, 1.0, 256, alpha=False)
     alpha = np.clip((np.arange(256) / 255.0 - 0.05) / 0.45, 0.0, 1.0) * 255
     return np.column_stack([colors, alpha]).astype(np.uint8)
+
+
+def heat_spread_radius(stored_per_screen_px: float | None, stored_per_heat_px: float) -> int:
+    """Working (heatmap) pixels to spread each peak by, so that it covers HEAT_PEAK_RADIUS_PX screen pixels around it."""
+    if stored_per_screen_px is None or not math.isfinite(stored_per_screen_px) or stored_per_heat_px <= 0:
+        return 0
+    return max(0, int(round(HEAT_PEAK_RADIUS_PX * stored_per_screen_px / stored_per_heat_px)))
+
+
+def spread_peaks(heat: np.ndarray, radius: int) -> np.ndarray:
+    """``heat`` with each pixel the maximum of the disc of ``radius`` around it (``heat`` itself below radius 1)."""
+    if radius < 1 or heat.size == 0:
+        return heat
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(heat, disc)
 
 
 def outlines_path(outlines: list[np.ndarray]) -> QPainterPath:
@@ -70,6 +95,8 @@ class PredictionLayer:
         self.roi_box.setPen(box_pen)
         self.roi_box.setZValue(Z_ROI)
         self.ai: AiImage | None = None
+        self.stored_per_screen_px: float | None = None  # the pane's zoom, for the heatmap's peaks
+        self.heat_radius = 0  # working pixels the shown heatmap's peaks are spread by
         self.show_prediction = True
         self.show_heatmap = False
         self.set_fill_opacity(DEFAULT_FILL_OPACITY)
@@ -100,13 +127,31 @@ class PredictionLayer:
             self.fill.clear()
         self.outline.setPath(outlines_path(ai.outlines))
         self.outline.setToolTip(f"AI prediction ({len(ai.result.lesions)} lesion{'s' if len(ai.result.lesions) != 1 else ''})")
-        self.heatmap.setImage(ai.heat, autoLevels=False, levels=(0, 255), lut=self.lut())
-        self.heatmap.setRect(QRectF(*ai.heat_rect))
+        self._show_heat(force=True)
         if ai.roi_point is not None:
             self.roi_marker.setPos(ai.roi_point[0] + 0.5, ai.roi_point[1] + 0.5)
         if ai.roi_rect is not None:
             self.roi_box.setRect(QRectF(*ai.roi_rect))
         self._apply_visibility()
+
+    def set_screen_scale(self, stored_per_screen_px: float | None) -> None:
+        """The pane's zoom changed: spread the heatmap's peaks anew when it needs another radius."""
+        self.stored_per_screen_px = stored_per_screen_px
+        self._show_heat()
+
+    def _show_heat(self, force: bool = False) -> None:
+        ai = self.ai
+        if ai is None:
+            return
+        if ai.heat.size == 0:
+            self.heatmap.clear()
+            return
+        radius = heat_spread_radius(self.stored_per_screen_px, ai.heat_rect[2] / ai.heat.shape[1])
+        if radius == self.heat_radius and not force:
+            return
+        self.heat_radius = radius
+        self.heatmap.setImage(spread_peaks(ai.heat, radius), autoLevels=False, levels=(0, 255), lut=self.lut())
+        self.heatmap.setRect(QRectF(*ai.heat_rect))
 
     def set_visible(self, prediction: bool, heatmap: bool) -> None:
         self.show_prediction, self.show_heatmap = prediction, heatmap
