@@ -69,6 +69,12 @@ class TruthComparison:
     dice: float | None = None  # the whole predicted mask against the union of the compared truth masks
     iou: float | None = None
     problems: list[str] = field(default_factory=list)  # truth lesions that could not be compared, and why
+    lesion_truths: list[list[int]] = field(default_factory=list)  # per predicted lesion: indices into ``truth`` it hit
+    truth_areas_px: list[int] = field(default_factory=list)  # per compared truth lesion
+
+    def found_by(self, t: int) -> list[int]:
+        """The predicted lesions (0-based, result order) that hit truth lesion ``t``."""
+        return [n for n, truths in enumerate(self.lesion_truths) if t in truths]
 
     @property
     def missed(self) -> list[tuple[Abnormality, tuple[int, int, int, int]]]:
@@ -152,38 +158,35 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def lesion_verdicts(lesions: list[Lesion], mask: np.ndarray, truth_masks: list[np.ndarray],
-                    origin: tuple[int, int] = (0, 0)) -> tuple[list[bool], np.ndarray]:
-    """Per lesion of the result: does its component of ``mask`` overlap a truth mask?
+                    origin: tuple[int, int] = (0, 0)) -> tuple[list[list[int]], np.ndarray]:
+    """Per lesion of the result: which truth masks its component of ``mask`` overlaps (indices, [] when none).
 
     A lesion is found by its bounding box: its component is the one that covers
     most of the box (the lesion list is made from the same mask on the working
     grid, so box and component agree). Also returns the mask of the listed
-    lesions only (specks too small to be listed are left out). ``origin`` is
-    the (x, y) of the arrays' first pixel when they are a crop of the image.
+    lesions only. ``origin`` is the (x, y) of the arrays' first pixel when they
+    are a crop of the image.
     """
     ox, oy = origin
     labels, count = connected_components(mask)
-    truth_any = np.zeros(mask.shape, bool)
-    for truth in truth_masks:
-        truth_any |= truth
-    touched = np.zeros(count + 1, bool)
-    if count:
-        touched[np.unique(labels[truth_any])] = True
-    touched[0] = False
+    overlaps: list[set[int]] = [set() for _ in range(count + 1)]  # per component: the truth lesions it touches
+    for t, truth in enumerate(truth_masks):
+        for component in np.unique(labels[truth]):
+            overlaps[int(component)].add(t)
     chosen = np.zeros(count + 1, bool)
-    hits = []
+    found = []
     for lesion in lesions:
         x0, y0, x1, y1 = lesion.bbox
         box = labels[max(0, y0 - oy) : max(0, y1 - oy), max(0, x0 - ox) : max(0, x1 - ox)]
         ids, counts = np.unique(box, return_counts=True)
         keep = ids > 0
         if not keep.any():
-            hits.append(False)
+            found.append([])
             continue
         component = int(ids[keep][np.argmax(counts[keep])])
         chosen[component] = True
-        hits.append(bool(touched[component]))
-    return hits, chosen[labels]
+        found.append(sorted(overlaps[component]))
+    return found, chosen[labels]
 
 
 def compare_with_truth(image: IndexedImage, result: ImageResult, mask: np.ndarray) -> TruthComparison:
@@ -219,19 +222,19 @@ def compare_with_truth(image: IndexedImage, result: ImageResult, mask: np.ndarra
         x0, y0, x1, y1 = box
         crop = (slice(y0, y1), slice(x0, x1))
         mask, union, masks = mask[crop], union[crop], [m[crop] for m in masks]
-    hits, listed = lesion_verdicts(result.lesions, mask, masks, origin=(box[0], box[1]) if box else (0, 0))
+    found, listed = lesion_verdicts(result.lesions, mask, masks, origin=(box[0], box[1]) if box else (0, 0))
     truth_hit = list(match_lesions(masks, listed).hits) if masks else []
     return TruthComparison(
-        known=True, lesion_hits=hits, truth=truth, truth_hit=truth_hit, truth_boxes=boxes,
-        dice=dice(mask, union), iou=iou(mask, union), problems=problems,
+        known=True, lesion_hits=[bool(f) for f in found], truth=truth, truth_hit=truth_hit, truth_boxes=boxes,
+        dice=dice(mask, union), iou=iou(mask, union), problems=problems, lesion_truths=found,
+        truth_areas_px=[int(np.count_nonzero(m)) for m in masks],
     )
 
 
 def prepare_ai_image(image: IndexedImage, result: ImageResult, threshold: float,
                      roi_point: tuple[float, float] | None = None, roi_tile: tuple[int, int] | None = None) -> AiImage:
     """Everything the overlays and the findings panel need from one result."""
-    probability = result.probability_original()
-    mask = probability >= int(round(threshold * 255))
+    mask = result.lesion_mask(threshold)  # only what the findings list: no specks drawn that no row names
     box = _bbox(mask)
     if box is None:
         fill, origin, outlines = np.zeros((0, 0, 4), np.uint8), (0, 0), []

@@ -13,10 +13,21 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QDockWidget, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from model.study_index import IndexedImage
+from model.study_index import Abnormality, IndexedImage
 
 from app.ai_results import AiFailure, AiImage
-from app.case_text import FLAG_SCORE, abnormality_text, image_label, image_truth, lesion_size_texts, patient_truth, percent
+from app.case_text import (
+    ASSUMED_MARK,
+    FLAG_SCORE,
+    abnormality_text,
+    area_text,
+    image_label,
+    image_truth,
+    lesion_size_texts,
+    patient_truth,
+    percent,
+    short_truth,
+)
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BOX_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -28,17 +39,19 @@ MISS_COLOR = QColor(230, 70, 70)
 MALIGNANT_COLOR = QColor(230, 70, 70)
 
 
+def _truth_detail_of(a: Abnormality) -> str:
+    """One truth lesion with its descriptors ('MALIGNANT mass (IRREGULAR, SPICULATED; BI-RADS 5)')."""
+    extra = [v for v in (a.mass_shape, a.mass_margins, a.calc_type, a.calc_distribution) if v]
+    if a.assessment is not None:
+        extra.append(f"BI-RADS {a.assessment}")
+    return abnormality_text(a) + (f" ({', '.join(extra)})" if extra else "")
+
+
 def _truth_detail(image: IndexedImage) -> str:
-    """The ground truth with its descriptors ('MALIGNANT mass (IRREGULAR, SPICULATED; BI-RADS 5)')."""
+    """The image's ground truth with its descriptors."""
     if not image.abnormalities:
         return image_truth(image)
-    parts = []
-    for a in image.abnormalities:
-        extra = [v for v in (a.mass_shape, a.mass_margins, a.calc_type, a.calc_distribution) if v]
-        if a.assessment is not None:
-            extra.append(f"BI-RADS {a.assessment}")
-        parts.append(abnormality_text(a) + (f" ({', '.join(extra)})" if extra else ""))
-    return "; ".join(parts)
+    return "; ".join(_truth_detail_of(a) for a in image.abnormalities)
 
 
 class FindingsDock(QDockWidget):
@@ -145,6 +158,10 @@ class FindingsDock(QDockWidget):
             style = f' style="color:{MALIGNANT_COLOR.name()}"' if score >= FLAG_SCORE else ""  # else the palette's text colour
             lines.append(f"Case score <b{style}>{percent(score)}</b> (highest lesion p(malignant)){partial}")
         lines.append(f"Ground truth: {patient_truth(self.images) if self.images else 'no images'}")
+        assumed = {r.result.spacing_mm for r in self.results.values() if not r.result.spacing_known and r.result.spacing_mm}
+        if assumed:
+            lines.append(f'<span style="color:#aaaaaa">{ASSUMED_MARK} mm at an assumed '
+                         f'{", ".join(f"{s:.3f}" for s in sorted(assumed))} mm pixel spacing: the file gives none</span>')
         if self.status:
             lines.append(f'<span style="color:#aaaaaa">{self.status}</span>')
         self.summary.setText("<br>".join(lines))
@@ -176,11 +193,18 @@ class FindingsDock(QDockWidget):
         font = QFont(item.font(0))
         font.setBold(True)
         item.setFont(0, font)
-        truth = QTreeWidgetItem([f"truth: {_truth_detail(image)}"])
-        truth.setToolTip(0, _truth_detail(image))
-        truth.setData(0, SPAN_ROLE, True)
-        item.addChild(truth)
         if ai is None:
+            for abnormality in image.abnormalities:
+                row = QTreeWidgetItem([f"Truth {abnormality.id}", short_truth(abnormality), "", "", ""])
+                for column in range(len(COLUMNS)):
+                    row.setToolTip(column, f"ground truth: {_truth_detail_of(abnormality)}")
+                if abnormality.malignant:
+                    row.setForeground(P_COLUMN, QBrush(MALIGNANT_COLOR))
+                item.addChild(row)
+            if not image.abnormalities:
+                truth = QTreeWidgetItem([f"truth: {image_truth(image)}"])
+                truth.setData(0, SPAN_ROLE, True)
+                item.addChild(truth)
             return item
         result, comparison = ai.result, ai.comparison
         mode = f" ROI at ({ai.roi_point[0]:.0f}, {ai.roi_point[1]:.0f})" if ai.is_roi else ""
@@ -191,31 +215,57 @@ class FindingsDock(QDockWidget):
         if comparison.known:
             text += f" · Dice {comparison.dice:.2f}, IoU {comparison.iou:.2f}"
         item.setText(0, text)
+        spacing = result.spacing_mm if result.spacing_mm else None
+        spacing_note = ("" if result.spacing_known or not spacing else
+                        f"; {ASSUMED_MARK} sizes at an assumed {spacing:.3f} mm pixel spacing (the file gives none)")
         item.setToolTip(0, f"{'one ROI tile' if ai.is_roi else 'whole view'}; model {result.model_version}; {result.device}; "
                            f"{'from the cache' if result.from_cache else f'{result.seconds:.1f} s'}"
-                           + ("; Dice and IoU of the yellow mask against the red truth" if comparison.known else ""))
+                           + ("; Dice and IoU of the yellow mask against the red truth" if comparison.known else "")
+                           + spacing_note)
+        truth_names = {t: f"T{a.id}" for t, a in enumerate(comparison.truth)}
         for n, (lesion, hit) in enumerate(zip(result.lesions, comparison.lesion_hits), 1):
-            area, diameter = lesion_size_texts(lesion)
-            verdict = {True: "hit", False: "false positive", None: "—"}[hit]
+            area, diameter = lesion_size_texts(lesion, spacing)
+            truths = comparison.lesion_truths[n - 1] if n - 1 < len(comparison.lesion_truths) else []
+            verdict = {True: "hit " + ", ".join(truth_names[t] for t in truths) if truths else "hit",
+                       False: "false positive", None: "—"}[hit]
             row = QTreeWidgetItem([f"Lesion {n}", f"{percent(lesion.p_malignant)} {lesion.label}", verdict, area, diameter])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(lesion.bbox))
             row.setToolTip(0, f"peak probability {percent(lesion.peak_probability)}; box {lesion.bbox}; click to centre")
+            if truths:
+                row.setToolTip(VERDICT_COLUMN, "overlaps " + "; ".join(
+                    f"{truth_names[t]}: {abnormality_text(comparison.truth[t])}" for t in truths))
             row.setTextAlignment(P_COLUMN, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if lesion.label == "malignant":
                 row.setForeground(P_COLUMN, QBrush(MALIGNANT_COLOR))
             if hit is not None:
                 row.setForeground(VERDICT_COLUMN, QBrush(HIT_COLOR if hit else MISS_COLOR))
+            if spacing_note and lesion.area_mm2 is None:
+                for column in (AREA_COLUMN, DIAMETER_COLUMN):
+                    row.setToolTip(column, spacing_note[2:])
             item.addChild(row)
-        for abnormality, box in comparison.missed:
-            row = QTreeWidgetItem([f"Truth {abnormality.id}", abnormality_text(abnormality), "missed"])
+        # every truth lesion in its own row: what it is, and which lesion found it (or missed)
+        for t, (abnormality, found, box) in enumerate(zip(comparison.truth, comparison.truth_hit, comparison.truth_boxes)):
+            by = [f"L{n + 1}" for n in comparison.found_by(t)]
+            verdict = ("found by " + ", ".join(by)) if by else ("found" if found else "missed")
+            area = area_text(comparison.truth_areas_px[t], spacing, result.spacing_known) if comparison.truth_areas_px else ""
+            row = QTreeWidgetItem([f"Truth {abnormality.id}", short_truth(abnormality), verdict, area, ""])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(box))
-            row.setToolTip(0, "a ground-truth lesion that no predicted lesion overlaps; click to centre")
-            row.setForeground(VERDICT_COLUMN, QBrush(MISS_COLOR))
+            detail = _truth_detail_of(abnormality)
+            for column in range(len(COLUMNS)):
+                row.setToolTip(column, f"ground truth: {detail}; click to centre")
+            if abnormality.malignant:
+                row.setForeground(P_COLUMN, QBrush(MALIGNANT_COLOR))
+            row.setForeground(VERDICT_COLUMN, QBrush(HIT_COLOR if found else MISS_COLOR))
             item.addChild(row)
+        if not comparison.truth and not comparison.problems:
+            truth = QTreeWidgetItem([f"truth: {image_truth(image)}"])
+            truth.setData(0, SPAN_ROLE, True)
+            item.addChild(truth)
         for problem in comparison.problems:
             row = QTreeWidgetItem([f"not compared: {problem}"])
+            row.setToolTip(0, problem)
             row.setData(0, SPAN_ROLE, True)
             item.addChild(row)
         return item

@@ -348,7 +348,7 @@ def evaluate(
             skipped["image unreadable"] += 1
             continue
         result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
-        pred = result.mask(threshold)
+        pred = result.lesion_mask(threshold)  # the listed lesions, as the reader sees them in yellow
         if pred.shape != shape:
             skipped["image size differs from its index entry"] += 1
             continue
@@ -357,8 +357,7 @@ def evaluate(
             union |= truth
 
         # segmentation, per image and per lesion
-        min_px = int(np.ceil(predictor.config.min_lesion_mm2 / (result.spacing_mm ** 2)))
-        match = metrics.match_lesions([t for _, t in usable], pred, min_component_px=min_px)
+        match = metrics.match_lesions([t for _, t in usable], pred)  # specks are already out of the lesion mask
         record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
                   "lesions": len(usable), "detected": int(sum(match.hits)), "false_positives": match.false_positives,
                   "dice": None, "iou": None, "case_score": float(result.case_score),

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from model.dicom_io import Mammogram, read_image
 from model.preprocess import Geometry, prepare
@@ -77,9 +78,22 @@ class ImageResult:
     geometry: Geometry | None = field(default=None, repr=False)
     from_cache: bool = False
 
+    min_lesion_mm2: float = InferenceConfig.min_lesion_mm2  # the lesion rule this result was listed with
+    max_lesions: int = InferenceConfig.max_lesions
+
     def mask(self, threshold: float) -> np.ndarray:
-        """The predicted lesion mask on the original pixel grid."""
+        """The thresholded probability on the original pixel grid, specks included."""
         return self.probability_original() >= int(round(threshold * 255))
+
+    def lesion_mask(self, threshold: float) -> np.ndarray:
+        """The predicted lesion mask on the original pixel grid: the components listed in ``lesions`` only
+        (specks under ``min_lesion_mm2`` and components past the ``max_lesions`` most confident are left out).
+        What the reader sees in yellow and what ``bcir eval`` scores."""
+        labels, chosen, _ = lesion_components(self.probability, int(round(threshold * 255)),
+                                              self.geometry.working_spacing_mm ** 2, self.min_lesion_mm2, self.max_lesions)
+        keep = np.zeros(int(labels.max()) + 1, bool)
+        keep[[k for _, k in chosen]] = True
+        return self.geometry.to_original(keep[labels])
 
     def probability_original(self) -> np.ndarray:
         """uint8 probability (0-255) on the original pixel grid."""
@@ -266,21 +280,13 @@ class Predictor:
             lesions=lesions, case_score=max((l.p_malignant for l in lesions), default=0.0),
             model_version=self.model.version, device=self.runner.description, seconds=time.perf_counter() - start,
             spacing_mm=geometry.spacing_mm, spacing_known=geometry.spacing_known, mode=mode, probability=prob8, geometry=geometry,
+            min_lesion_mm2=self.config.min_lesion_mm2, max_lesions=self.config.max_lesions,
         )
 
     def _lesions(self, working: np.ndarray, geometry: Geometry, prob8: np.ndarray) -> list[Lesion]:
-        threshold = int(round(self.model.threshold * 255))
-        binary = (prob8 >= threshold).astype(np.uint8)
-        count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        working_mm2 = geometry.working_spacing_mm**2
-        candidates = []
-        for k in range(1, count):
-            if stats[k, cv2.CC_STAT_AREA] * working_mm2 < self.config.min_lesion_mm2:
-                continue
-            peak = float(prob8[labels == k].max()) / 255
-            candidates.append((peak, k))
-        candidates.sort(reverse=True)
-        candidates = candidates[: self.config.max_lesions]
+        labels, candidates, centroids = lesion_components(
+            prob8, int(round(self.model.threshold * 255)), geometry.working_spacing_mm**2,
+            self.config.min_lesion_mm2, self.config.max_lesions)
         p_malignant = self.malignancy(working, [tuple(centroids[k]) for _, k in candidates])
         lesions = []
         spacing = geometry.spacing_mm if geometry.spacing_known else None
@@ -302,6 +308,21 @@ class Predictor:
             ))
         lesions.sort(key=lambda l: l.p_malignant, reverse=True)
         return lesions
+
+
+def lesion_components(prob8: np.ndarray, threshold8: int, working_mm2: float, min_mm2: float, max_lesions: int
+                      ) -> tuple[np.ndarray, list[tuple[float, int]], np.ndarray]:
+    """The lesion rule, in one place: the connected components of ``prob8 >= threshold8`` (working grid) of at
+    least ``min_mm2``, the ``max_lesions`` with the highest peak probability.
+
+    Returns (component labels, [(peak probability, label)] most confident first, component centroids (x, y)).
+    """
+    binary = (prob8 >= threshold8).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    big = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] * working_mm2 >= min_mm2]
+    peaks = ndimage.maximum(prob8, labels, big) if big else []
+    candidates = sorted(((float(p) / 255, k) for p, k in zip(np.atleast_1d(peaks), big)), reverse=True)
+    return labels, candidates[:max_lesions], centroids
 
 
 class ResultCache:

@@ -74,28 +74,40 @@ def test_results_fill_overlays_findings_worklist_and_status(shown):
         ai = viewer.ai[image.path]
         pane = viewer.pane_of(image.path)
         assert pane.prediction.ai is ai
-        mask = ai.result.mask(window.ai.predictor.model.threshold)
+        threshold = window.ai.predictor.model.threshold
+        mask = ai.result.lesion_mask(threshold)  # the listed lesions: specks are neither listed nor drawn
         assert mask.any(), "the disc model marks something on the demo"
         assert pane.prediction.fill.isVisible() and pane.prediction.outline.isVisible()
         assert not pane.prediction.heatmap.isVisible()  # the heatmap waits for H
-        assert ai.mask_pixels == int(mask.sum())
+        assert ai.mask_pixels == int(mask.sum()) <= int(ai.result.mask(threshold).sum())
         # The image row's Dice/IoU are those of the shown mask against the truth masks.
         union = truth_union(image, mask.shape)
         row = findings.image_row(image.path)
         assert f"Dice {dice(mask, union):.2f}" in row.text(0) and f"IoU {iou(mask, union):.2f}" in row.text(0)
-        assert "truth: " in row.child(0).text(0) and image.abnormalities[0].type in row.child(0).text(0)
         rows = [r for r in findings.lesion_rows(image.path) if r.text(0).startswith("Lesion")]
         assert len(rows) == len(ai.result.lesions)
         lesions_total += len(rows)
-        for row, lesion in zip(rows, ai.result.lesions):
+        truth_rows = {r.text(0): r for r in findings.lesion_rows(image.path) if r.text(0).startswith("Truth")}
+        assert set(truth_rows) == {f"Truth {a.id}" for a in image.abnormalities}  # each truth lesion, in full view
+        for a in image.abnormalities:
+            assert a.type.startswith(truth_rows[f"Truth {a.id}"].text(1).split()[-1].rstrip("."))
+        for n, (row, lesion) in enumerate(zip(rows, ai.result.lesions), 1):
             assert row.text(1) == f"{percent(lesion.p_malignant)} {lesion.label}"
-            assert row.text(2) in ("hit", "false positive")
-            # hit: the lesion's box holds predicted pixels that are truth pixels
+            assert row.text(2) == "false positive" or row.text(2).startswith("hit T")
+            # hit: the lesion's box holds predicted pixels that are truth pixels, and the truth row names it back
             x0, y0, x1, y1 = lesion.bbox
             overlaps = bool((mask[y0:y1, x0:x1] & union[y0:y1, x0:x1]).any())
-            if row.text(2) == "hit":
+            if row.text(2).startswith("hit"):
                 assert overlaps
-            assert row.text(3).endswith(("mm²", "px")) and row.text(4).endswith(("mm", "px"))
+                for name in row.text(2)[4:].split(", "):
+                    assert f"L{n}" in truth_rows[f"Truth {name[1:]}"].text(2)
+            # the demo has no pixel spacing: mm at the model's assumed spacing, marked
+            assert row.text(3).endswith("mm²*") and row.text(4).endswith("mm*")
+            assert ai.result.lesions[n - 1].area_px * ai.result.spacing_mm ** 2 == pytest.approx(
+                float(row.text(3).split()[0]), abs=0.05)
+        for truth_row in truth_rows.values():
+            assert truth_row.text(2) == "missed" or truth_row.text(2).startswith("found by L")
+    assert "assumed 0.050 mm pixel spacing" in findings.summary.text()
     assert lesions_total > 0
     score = max(viewer.ai[i.path].result.case_score for i in cc)
     assert findings.score() == pytest.approx(score)
@@ -155,7 +167,7 @@ def test_overlays_sit_on_the_image_pixels_in_mirrored_and_unmirrored_panes(qtbot
         pane = window.viewer.panes[slot]
         ai = pane.prediction.ai
         assert pane.level == 0 and pane.crop is None  # image item pixel (c, r) is stored pixel (c, r)
-        mask = ai.result.mask(ai.threshold)
+        mask = ai.result.lesion_mask(ai.threshold)  # what is drawn
         rows, cols = np.nonzero(mask)
         r, c = int(rows[len(rows) // 2]), int(cols[len(cols) // 2])
         x0, y0 = ai.fill_origin

@@ -91,7 +91,7 @@ def test_lesion_verdicts_pick_the_component_under_the_box_and_work_on_crops():
     truth = disc(60, 92, 3)
     lesions = [lesion_of(a, 0.9), lesion_of(b, 0.2)]
     hits, listed = lesion_verdicts(lesions, a | b, [truth])
-    assert hits == [False, True] and np.array_equal(listed, a | b)
+    assert hits == [[], [0]] and np.array_equal(listed, a | b)
     crop = (slice(10, 100), slice(10, 80))
     hits_crop, listed_crop = lesion_verdicts(lesions, (a | b)[crop], [truth[crop]], origin=(10, 10))
     assert hits_crop == hits and np.array_equal(listed_crop, listed[crop])
@@ -106,14 +106,14 @@ def test_fill_heatmap_and_outlines_sit_on_the_original_grid_of_a_flipped_scaled_
     crop = (10, 110, 20, 90)  # y0, y1, x0, x1
     geometry = Geometry((ROWS, COLS), crop, True, 0.5, (50, 35), 0.1, False)
     working = np.zeros((50, 35), np.uint8)
-    working[20:30, 5:12] = 230  # near the chest wall = near x1 on the original grid
+    working[15:35, 5:19] = 230  # 11 mm² near the chest wall = near x1 on the original grid
     result = result_of(working, [], geometry)
     ai = prepare_ai_image(image_with([], tmp_path, gt_known=False), result, threshold=0.5)
     mask = result.mask(0.5)
     assert mask.any() and ai.mask_pixels == int(mask.sum())
     x0, y0 = ai.fill_origin
     ys, xs = np.nonzero(mask)
-    assert (x0, y0) == (xs.min(), ys.min()) and xs.min() > 60  # flipped: the mark lands on the right of the crop
+    assert (x0, y0) == (xs.min(), ys.min()) and xs.min() > 50  # flipped: the mark lands on the right half of the crop
     h, w = ai.fill.shape[:2]
     assert np.array_equal(ai.fill[..., 3] > 0, mask[y0 : y0 + h, x0 : x0 + w])
     assert (ai.fill[ai.fill[..., 3] > 0][:, :3] == (255, 255, 0)).all()
@@ -136,3 +136,23 @@ def test_model_path_from_argument_then_environment_then_bundle(monkeypatch, tmp_
     monkeypatch.setattr(model.weights, "BUNDLED_DIR", tmp_path / "empty")
     with pytest.raises(ModelFileError):
         resolve_model_path(None)
+
+
+def test_specks_under_the_minimum_area_are_neither_listed_nor_drawn_and_each_hit_names_its_truth(tmp_path):
+    """What the yellow shows is what Findings lists: a 0.8 mm² speck above the threshold is not drawn."""
+    lesion_a, lesion_b, speck = disc(25, 30, 13), disc(60, 90, 12), disc(75, 20, 5)  # 5.3, 4.5 and 0.8 mm² at 0.1 mm
+    probability = ((lesion_a | lesion_b | speck) * 230).astype(np.uint8)
+    truth_1, truth_2 = disc(62, 92, 6), disc(20, 28, 5)
+    image = image_with([("MALIGNANT", truth_1, None), ("BENIGN", truth_2, None)], tmp_path)
+    result = result_of(probability, [lesion_of(lesion_b, 0.7), lesion_of(lesion_a, 0.4)])
+    assert result.mask(0.5)[speck].all() and not result.lesion_mask(0.5)[speck].any()
+    ai = prepare_ai_image(image, result, 0.5)
+    drawn = np.zeros((ROWS, COLS), bool)
+    x0, y0 = ai.fill_origin
+    drawn[y0 : y0 + ai.fill.shape[0], x0 : x0 + ai.fill.shape[1]] = ai.fill[..., 3] > 0
+    assert np.array_equal(drawn, lesion_a | lesion_b)
+    assert ai.comparison.lesion_truths == [[0], [1]]  # lesion 1 (b) hit truth 1, lesion 2 (a) hit truth 2
+    assert ai.comparison.found_by(0) == [0] and ai.comparison.found_by(1) == [1]
+    assert ai.comparison.truth_areas_px == [int(truth_1.sum()), int(truth_2.sum())]
+    union = truth_1 | truth_2
+    assert ai.comparison.dice == pytest.approx(dice(lesion_a | lesion_b, union))  # the Dice of what is drawn
