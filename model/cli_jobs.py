@@ -8,8 +8,9 @@ folder as the GUI's (``user_data_dir()/jobs``), so either can follow, resume
 or decide a job the other started.
 
 Exit codes: 0 done (or detached), 1 cancelled, failed or a broken model file,
-2 a refusal (not trainable, unknown or ambiguous job, a conflicting option),
-130 Ctrl+C.
+2 a refusal (not trainable, unknown or ambiguous job, a conflicting option, a new model worse on some gate
+figure accepted without ``--force``), 130 Ctrl+C. ``bcir jobs pause`` stops a job after its current batch,
+resumable; ``bcir retrain --estimate`` prints the held-out set and a time estimate and starts nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _epoch_line(epoch: int, epochs: int, metrics: dict) -> str:
 
 
 def _decide_hint(job_id: str) -> str:
-    return (f"  bcir jobs accept {job_id}    add the new model to the registry and make it active\n"
+    return (f"  bcir jobs accept {job_id}    add the new model to the registry and make it active "
+            "(--force when the gate found it worse on any figure)\n"
             f"  bcir jobs reject {job_id}    keep the current model")
 
 
@@ -136,7 +138,7 @@ class _EventPrinter:
             self.say(_epoch_line(event.get("epoch", 0), event.get("epochs", 0), event.get("metrics") or {}))
         elif kind == "early_stop":
             self.say(f"early stop: {event.get('message', '')}")
-        elif kind in ("cancelled", "interrupted"):
+        elif kind in ("cancelled", "interrupted", "paused"):
             self.say(f"{kind}: {event.get('message', '')}")
         elif kind == "done":
             self.say("training finished; safety gate: the current and the new model on the same held-out patients")
@@ -189,6 +191,10 @@ def _report_end(job, state: dict) -> int:
         else:
             print("the active model is unchanged; to choose:\n" + _decide_hint(job.id))
         return 0
+    if kind == "paused":
+        print(f"retrain job {job.id} paused: {_one_line(state.get('message', ''))}; `bcir jobs resume {job.id}` "
+              f"continues it, `bcir jobs abandon {job.id}` closes it", file=sys.stderr)
+        return 1
     if kind in LIVE_STATES:
         hint = (f"`bcir jobs resume {job.id}` continues it, `bcir jobs abandon {job.id}` closes it" if job.resumable()
                 else f"nothing to resume from: `bcir jobs abandon {job.id}` closes it")
@@ -296,9 +302,30 @@ def _held_out_words(holdout_root: str | None) -> str:
     return f"every patient of {holdout_root}" if holdout_root else "the run's patient-level validation split"
 
 
+def _plan_lines(plan: dict) -> list[str]:
+    """The held-out set the gate will use, and why it may be too small to decide (as the GUI says before Start)."""
+    lines = [f"held out for the safety gate: {plan['patients']} patients, {plan['images']} {'/'.join(plan['views'])} "
+             f"images, {plan['lesions']} lesions ({plan['malignant']} malignant, {plan['benign']} benign)"]
+    lines += [f"warning: too small to decide between two models: {w}" for w in plan["warnings"]]
+    return lines
+
+
+def _print_estimate(index, config, plan: dict, index_s: float) -> int:
+    """``bcir retrain --estimate``: time a few training steps in a child, as the GUI does, print the estimate."""
+    from model.retrain_estimate import count_run, estimate, pick_timing_image, time_units_in_child
+
+    print("timing a few training steps on this machine...", flush=True)
+    units = time_units_in_child(config, pick_timing_image(index, config))
+    result = estimate(count_run(index, config, gate_images=plan["images"], index_s=index_s), units)
+    print(f"estimate: {result.text()} (the timing took {units.seconds:.0f} s)")
+    print("nothing was started (leave out --estimate to train)")
+    return 0
+
+
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from model.dataset_summary import summarize_folder
-    from model.retrain_job import JobSpec, start_job
+    from model.dataset_summary import summarize_index
+    from model.retrain_job import JobSpec, plan_held_out, start_job
+    from model.study_index import build_index
 
     root = Path(args.root).expanduser()
     if not root.is_dir():
@@ -321,15 +348,25 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
                            disable=None)
             bar.update(max(0, event.done - bar.n))
 
+    started = time.perf_counter()
     try:
-        summary = summarize_folder(root, views=config.views, progress=progress)
+        index = build_index(root, progress=progress, workers=4)
     finally:
         if bar is not None:
             bar.close()
+    summary = summarize_index(index, views=config.views)
+    summary.seconds = time.perf_counter() - started
     print(summary.text())
     if not summary.trainable:
         print(f"bcir retrain: cannot train on {root}: {'; '.join(summary.reasons)}; nothing was started", file=sys.stderr)
         return 2
+    holdout_index = build_index(Path(args.holdout).expanduser(), workers=4) if args.holdout else None
+    plan = plan_held_out(index, config, holdout_index=holdout_index)
+    for line in _plan_lines(plan):
+        print(line)
+    if args.estimate:
+        init = str(current) if args.fine_tune and current else None
+        return _print_estimate(index, dataclasses.replace(config, init_weights=init), plan, summary.seconds)
 
     spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
                    fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap,
@@ -365,7 +402,7 @@ def _job_row(job) -> dict:
         root = None
     interrupted = job.interrupted()
     return {"id": job.id, "dir": str(job.dir), "state": state.get("state"), "interrupted": interrupted,
-            "resumable": interrupted and job.resumable(), "root": root, "started": state.get("started"),
+            "resumable": job.resumable(), "root": root, "started": state.get("started"),
             "finished": state.get("finished"), "decision": state.get("decision"), "version": state.get("version"),
             "message": state.get("message")}
 
@@ -373,6 +410,8 @@ def _job_row(job) -> dict:
 def _state_label(row: dict) -> str:
     if row["interrupted"]:
         return "interrupted, resumable" if row["resumable"] else "interrupted"
+    if row["state"] == "paused":
+        return "paused, resumable" if row["resumable"] else "paused"
     return row["state"] or "unknown"
 
 
@@ -406,6 +445,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if any(row["interrupted"] for row in rows):
         print("interrupted: the job's process died; `bcir jobs resume JOB` continues a resumable one, "
               "`bcir jobs abandon JOB` closes it")
+    if any(row["state"] == "paused" for row in rows):
+        print("paused: stopped on purpose after a batch; `bcir jobs resume JOB` continues it, `bcir jobs abandon JOB` "
+              "closes it")
     return 0
 
 
@@ -418,7 +460,7 @@ def _history(job) -> list[dict]:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from model.retrain_job import format_comparison
+    from model.retrain_job import GATE_DICE_PROTOCOL, TRAINING_DICE_PROTOCOL, format_comparison, judge
 
     job = find_job(args.job)
     spec, row, history, comparison = job.spec(), _job_row(job), _history(job), job.comparison()
@@ -426,6 +468,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**row, "alive": job.is_alive(), "spec": spec.to_json(), "state_file": job.state(),
                      "history": history, "new_model": str(new_model) if new_model else None, "comparison": comparison,
+                     "judgement": judge(comparison).to_json() if comparison else None,
+                     "dice_protocols": {"history": TRAINING_DICE_PROTOCOL, "gate": GATE_DICE_PROTOCOL},
                      "log": str(job.log_path)})
         return 0
     config = spec.train_config()
@@ -445,13 +489,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if history:
         last = history[-1]
         print(f"  epochs done: {len(history)}; last " + _epoch_line(last.get("epoch", len(history)), config.max_epochs, last))
+        print(f"    (val Dice: {TRAINING_DICE_PROTOCOL}; the gate's Dice below is measured otherwise)")
     if new_model:
         print(f"  new model: {new_model}")
     if row["state"] == "done":
         print(f"  decision: {_decision_label(row)}")
         if not row["decision"]:
             print(_decide_hint(job.id))
-    elif row["interrupted"]:
+    elif row["interrupted"] or row["state"] == "paused":
         print(f"  `bcir jobs {'resume' if row['resumable'] else 'abandon'} {job.id}`"
               + (" continues it" if row["resumable"] else " closes it (nothing to resume from)"))
     print(f"  log: {job.log_path}")
@@ -497,17 +542,34 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return 0 if state.get("state") == "cancelled" else 1
 
 
+def _cmd_pause(args: argparse.Namespace) -> int:
+    job = find_job(args.job)
+    if not job.is_alive():
+        raise Refusal(f"retrain job {job.id} is {_state_label(_job_row(job))}: nothing to pause")
+    print(f"pausing retrain job {job.id} (it stops after its current batch; waiting up to {CANCEL_WAIT_S:g} s)...",
+          flush=True)
+    try:
+        job.pause("asked from the command line", timeout=CANCEL_WAIT_S)
+    except TimeoutError:
+        print(f"retrain job {job.id} has not stopped yet; it will after its current batch", file=sys.stderr)
+        return 1
+    state = job.state()
+    print(f"retrain job {job.id} {state.get('state')}: {_one_line(state.get('message', ''))}")
+    return 0 if state.get("state") == "paused" else 1
+
+
 def _cmd_abandon(args: argparse.Namespace) -> int:
     job = find_job(args.job)
     job.abandon()
-    print(f"abandoned retrain job {job.id}: it is now cancelled; its folder stays for the log ({job.dir})")
+    print(f"closed retrain job {job.id} without resuming it: {job.state().get('message')}; its folder stays for the "
+          f"log ({job.dir})")
     return 0
 
 
 def _cmd_accept(args: argparse.Namespace) -> int:
     from model.errors import ModelFileError
     from model.registry import ModelRegistry
-    from model.retrain_job import accept
+    from model.retrain_job import WorseModel, accept, judge
 
     job = find_job(args.job)
     registry = ModelRegistry()
@@ -515,7 +577,22 @@ def _cmd_accept(args: argparse.Namespace) -> int:
         before = registry.active().version
     except ModelFileError:
         before = None
-    entry = accept(job, registry)
+    try:
+        entry = accept(job, registry, force=args.force)
+    except WorseModel as exc:
+        verdict = exc.verdict
+        print(f"bcir jobs accept: the new model of retrain job {job.id} is worse than the current one on "
+              f"{len(verdict.worse)} of {len(verdict.figures)} gate figures (current -> new):", file=sys.stderr)
+        for line in verdict.worse_lines():
+            print(f"  {line}", file=sys.stderr)
+        for warning in verdict.warnings:
+            print(f"  warning: {warning}", file=sys.stderr)
+        print(f"nothing was changed; `bcir jobs accept {job.id} --force` uses it anyway", file=sys.stderr)
+        return 2
+    if args.force:
+        worse = judge(job.comparison()).worse if job.comparison() else []
+        if worse:
+            print(f"used although worse on {len(worse)} gate figures: {', '.join(f.label for f in worse)}")
     print(f"active model: {entry.version} (from retrain job {job.id})")
     if before and before != entry.version:
         print(f"the previous one was {before}: `bcir models use {before}` goes back")
@@ -589,9 +666,12 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="bootstrap resamples for the gate's AUC CI (default 2000)")
     p.add_argument("--detach", action="store_true", help="start the job, print its id and return")
+    p.add_argument("--estimate", action="store_true", help="print the held-out set and how long the run would take "
+                                                           "(from a few timed training steps), start nothing")
     p.set_defaults(func=_guarded("retrain", _cmd_retrain))
 
-    p = subparsers.add_parser("jobs", help="retrain jobs: list, show, follow, resume, cancel, abandon, accept, reject")
+    p = subparsers.add_parser("jobs", help="retrain jobs: list, show, follow, resume, pause, cancel, abandon, accept, "
+                                           "reject")
     sub = p.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     job_help = "job id or a unique prefix of it"
 
@@ -617,12 +697,18 @@ def register(subparsers) -> None:
     q.add_argument("job", help=job_help)
     q.set_defaults(func=_guarded("jobs", _cmd_cancel))
 
-    q = sub.add_parser("abandon", help="close an interrupted job instead of resuming it")
+    q = sub.add_parser("pause", help="stop a running job after its current batch, resumable (`jobs resume`)")
+    q.add_argument("job", help=job_help)
+    q.set_defaults(func=_guarded("jobs", _cmd_pause))
+
+    q = sub.add_parser("abandon", help="close an interrupted or paused job instead of resuming it")
     q.add_argument("job", help=job_help)
     q.set_defaults(func=_guarded("jobs", _cmd_abandon))
 
-    q = sub.add_parser("accept", help="add a finished job's model to the registry and make it active")
+    q = sub.add_parser("accept", help="add a finished job's model to the registry and make it active (refused when "
+                                      "the gate found it worse on any figure, unless --force)")
     q.add_argument("job", help=job_help)
+    q.add_argument("--force", action="store_true", help="use the new model even when it is worse on some gate figure")
     q.set_defaults(func=_guarded("jobs", _cmd_accept))
 
     q = sub.add_parser("reject", help="keep the current model; the job's model is not added")

@@ -26,6 +26,8 @@ def _num(value) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from model.registry import held_out_figures
+
     registry = _registry()
     entries, skipped = registry.scan()
     if args.json:
@@ -35,8 +37,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for e in entries:
         marks = ("*" if e.active else " ") + ("B" if e.bundled else " ")
         date = (e.added or e.created or "")[:19]
-        dice = e.metrics.get("dice_mean")
-        figures = f"Dice {_num(dice)}" if dice is not None else ""
+        held = held_out_figures(e)
+        figures = f"Dice {_num(held['dice'])} ({held['text']})" if held["dice"] is not None else ""
         print(f"{marks} {e.version:<28} {date:<19}  {figures}")
     for s in skipped:
         print(f"  skipped {s.path.name}: {s.reason}")
@@ -45,6 +47,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from model.registry import card_facts, held_out_figures
+
     registry = _registry()
     entry = registry.get(args.version) if args.version else registry.active()
     if args.json:
@@ -56,7 +60,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"  weights: {entry.weights}")
     print(f"  parent: {entry.parent or 'none'}")
     print(f"  created: {entry.created or 'unknown'}; added: {entry.added or 'bundled'}; source: {entry.info.get('source')}")
-    print(f"  training data: {data.get('data') or data.get('root')}")
+    described = dict(card_facts(entry))
+    print(f"  training data: {described.get('Trained on') or described.get('Training folder') or 'unknown'}")
     print(f"    fingerprint {data.get('data_fingerprint') or 'n/a'}; {data.get('train_patients')} training and "
           f"{data.get('val_patients')} validation patients; {data.get('images_used')} images, "
           f"{data.get('abnormalities_used')} abnormalities used")
@@ -66,7 +71,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print("  settings: " + ", ".join(f"{k} {settings[k]}" for k in keys if k in settings))
     metrics = entry.metrics
     if metrics:
-        print("  metrics:")
+        held = held_out_figures(entry)
+        print(f"  metrics (held out: {held['text']}):")
+        for warning in held["warnings"]:
+            print(f"    warning: {warning}")
         for key, value in metrics.items():
             if isinstance(value, list):
                 print(f"    {key}: {' - '.join(_num(v) for v in value)}")

@@ -128,6 +128,81 @@ def metrics_from_card(card: dict) -> dict:
     return dict(training.get("held_out_evaluation") or training.get("metrics") or {})
 
 
+_PATH_IN_PARENS = re.compile(r"\s*\((?:/|~/|[A-Za-z]:[\\/])[^)]*\)")
+
+
+def _without_paths(text: str) -> str:
+    """A description without the absolute paths of the machine the model was trained on ("(/tmp/run80)")."""
+    return _PATH_IN_PARENS.sub("", str(text)).strip()
+
+
+def _looks_like_path(text) -> bool:
+    return isinstance(text, str) and (text.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", text) is not None)
+
+
+def held_out_figures(entry: "RegistryEntry") -> dict:
+    """The Dice and AUC listed for a model with what stands behind them: how many held-out patients and images,
+    which protocol ("evaluation": whole views, as ``bcir eval`` and the safety gate measure; "training": the
+    training loop's ROI tiles), whether the AUC could be measured, and whether the set is too small to compare
+    models (model.retrain_job.held_out_warnings). The Models window and ``bcir models list`` show these together."""
+    from model.retrain_job import held_out_warnings
+
+    m = entry.metrics
+    not_measurable = m.get("not_measurable") or {}
+    if "dice_mean" in m:
+        gate = m.get("held_out") == "gate"
+        patients = m.get("patients")
+        if patients is None and gate and entry.gate:
+            patients = len(entry.gate.get("patients") or [])
+        out = {"dice": m.get("dice_mean"), "auc": None if "auc" in not_measurable else m.get("auc"),
+               "auc_note": not_measurable.get("auc"), "patients": patients, "images": m.get("images"),
+               "protocol": "evaluation", "source": "safety gate" if gate else "bcir eval"}
+        lesions, malignant, benign = m.get("lesions"), m.get("malignant"), m.get("benign")
+    else:
+        out = {"dice": m.get("val_dice"), "auc": m.get("val_auc"), "auc_note": None,
+               "patients": entry.training_data.get("val_patients") or None, "images": None,
+               "protocol": "training", "source": "training validation tiles"}
+        lesions = malignant = benign = None
+    out["warnings"] = held_out_warnings(out["patients"], lesions, malignant, benign) if out["patients"] is not None else []
+    out["too_few"] = bool(out["warnings"])
+    size = (f"{out['patients']} patients" if out["patients"] is not None else "? patients") + (
+        f", {out['images']} images" if out["images"] is not None else "")
+    out["text"] = f"{size} · {out['source']}" + (" · too few to compare" if out["too_few"] else "")
+    return out
+
+
+def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
+    """The card as a reader or a site engineer needs it, without the internal paths of the machine or the run
+    folder it was trained in: what it is, where it comes from, what it was trained on, the weights' SHA-256."""
+    source = entry.info.get("source") or ""
+    if _looks_like_path(source):
+        source = f"added from the file {Path(source).name}"
+    data = entry.training_data
+    described = data.get("data")
+    folder = data.get("root") or (described if _looks_like_path(described) else None)
+    facts = [("Version", entry.version), ("Name", entry.name),
+             ("Parent", entry.parent or "none (trained from scratch)"), ("Created", entry.created or "?"),
+             ("Added", entry.added or "bundled with the app"), ("Source", source or "?")]
+    if described and not _looks_like_path(described):
+        facts.append(("Trained on", _without_paths(described)))
+    if folder:
+        facts.append(("Training folder", str(folder)))
+    counts = [f"{data[k]} {word}" for k, word in (("train_patients", "training patients"),
+                                                  ("val_patients", "validation patients"),
+                                                  ("images_used", "images"), ("abnormalities_used", "abnormalities"))
+              if isinstance(data.get(k), int)]
+    if counts:
+        facts.append(("Training data", ", ".join(counts)))
+    if data.get("data_fingerprint"):
+        facts.append(("Data fingerprint", str(data["data_fingerprint"])))
+    if data.get("date"):
+        facts.append(("Trained", str(data["date"])))
+    sha = entry.card.get("weights_sha256")
+    if sha:
+        facts.append(("Weights SHA-256", f"{sha[:16]}…"))
+    return facts
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -325,4 +400,5 @@ class ModelRegistry:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-__all__ = ["ModelRegistry", "RegistryEntry", "SkippedEntry", "check_version", "metrics_from_card", "training_data_from_card"]
+__all__ = ["ModelRegistry", "RegistryEntry", "SkippedEntry", "card_facts", "check_version", "held_out_figures",
+           "metrics_from_card", "training_data_from_card"]

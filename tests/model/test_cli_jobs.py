@@ -13,7 +13,7 @@ from model import retrain_job
 from model.cli import main
 from model.fileio import user_data_dir
 from model.registry import ModelRegistry
-from model.retrain_job import Job, JobSpec, format_comparison, list_jobs
+from model.retrain_job import Job, JobSpec, format_comparison, judge, list_jobs
 from model.weights import active_model_path, bundled_model_path, read_card
 
 # as in test_retrain_job: 0.2 mm working spacing gives ~144 x 90 px views of the small demo studies
@@ -125,7 +125,11 @@ def test_a_tiny_retrain_reaches_the_gate_and_only_accept_switches(demo_root, tin
     assert shown["new_model"] == str(job.new_model_path()) and shown["spec"]["config"]["max_epochs"] == 2
 
     new_version = job.comparison()["rows"][1]["version"]
-    code, out, _ = _bcir(capsys, "jobs", "accept", job.id)
+    worse = judge(job.comparison()).worse
+    if worse:  # a model worse on some figure needs --force, as the GUI asks before switching
+        code, out, err = _bcir(capsys, "jobs", "accept", job.id)
+        assert code == 2 and f"bcir jobs accept {job.id} --force" in err and _registry_state() == [(bundled, True)]
+    code, out, _ = _bcir(capsys, "jobs", "accept", job.id, *(["--force"] if worse else []))
     assert code == 0 and f"active model: {new_version}" in out and f"bcir models use {bundled}" in out
     assert _registry_state() == [(bundled, False), (new_version, True)]
     assert read_card(active_model_path())["model_version"] == new_version and job.decision() == "accepted"
@@ -255,7 +259,72 @@ def test_jobs_by_id_or_prefix_and_interrupted_ones(tmp_path, capsys):
     code, _, err = _bcir(capsys, "jobs", "resume", dead.id)
     assert code == 2 and "no checkpoint to resume from" in err
     code, out, _ = _bcir(capsys, "jobs", "abandon", dead.id)
-    assert code == 0 and dead.state()["state"] == "cancelled" and "abandoned" in dead.state()["message"]
+    assert code == 0 and dead.state()["state"] == "cancelled" and "nothing to resume from" in dead.state()["message"]
+    assert "reader" not in dead.state()["message"] and dead.state()["message"] in out
     code, _, err = _bcir(capsys, "jobs", "abandon", dead.id)
     assert code == 2 and "nothing to abandon" in err
     assert resumable.state()["state"] == "running"
+
+
+def test_accept_of_a_worse_model_lists_the_worse_figures_and_needs_force(tmp_path, capsys):
+    from model.weights import load_model, save_model
+
+    bundled = load_model(bundled_model_path())
+    job = _hand_made_job("20250101-100000-cccccc", tmp_path, {"state": "done", "pid": None, "message": "done"})
+    new = save_model(bundled.net, {**bundled.card, "model_version": "worse-one"}, job.run_dir / "best.safetensors")
+    retrain_job._update_state(job.dir, model=str(new))
+    row = {"available": True, "patients": ["A", "B"], "images": 4, "images_with_lesions": 3, "lesions": 3,
+           "abnormalities_scored": 3, "malignant": 1, "benign": 2, "iou_mean": 0.3, "lesion_sensitivity": 0.5,
+           "fp_per_image": 1.0, "auc": 1.0, "auc_ci": [1.0, 1.0], "sensitivity": 0.0, "specificity": 1.0}
+    comparison = {"description": "test", "patients": ["A", "B"], "notes": [],
+                  "rows": [{**row, "model": "current", "dice_mean": 0.467}, {**row, "model": "new", "dice_mean": 0.187}]}
+    (job.dir / "comparison.json").write_text(json.dumps(comparison))
+    before = _registry_state()
+
+    code, out, err = _bcir(capsys, "jobs", "accept", job.id)
+    assert code == 2 and out == "" and _registry_state() == before and job.decision() is None
+    assert "worse than the current one on 1 of 7 gate figures" in err
+    assert "Dice: 0.467 -> 0.187 (3 images with a lesion, 2 patients)" in err
+    assert "warning: only 2 held-out patients" in err and f"bcir jobs accept {job.id} --force" in err
+
+    code, out, _ = _bcir(capsys, "jobs", "show", job.id)
+    assert "Malignancy AUC" in out and "not measurable" in out and "too few (1 malignant, 2 benign" in out
+    assert "the new model is worse on 1 of 7 figures: Dice" in out
+    code, out, _ = _bcir(capsys, "jobs", "show", job.id, "--json")
+    assert json.loads(out)["judgement"]["worse"] == ["dice_mean"]
+
+    code, out, err = _bcir(capsys, "jobs", "accept", job.id, "--force")
+    assert code == 0, err
+    assert "used although worse on 1 gate figures: Dice" in out and "active model: worse-one" in out
+    assert job.decision() == "accepted" and ModelRegistry().active().version == "worse-one"
+    code, out, _ = _bcir(capsys, "models", "list")
+    (line,) = [line for line in out.splitlines() if "worse-one" in line]
+    assert "Dice 0.187 (2 patients, 4 images · safety gate · too few to compare)" in line
+
+
+def test_retrain_estimate_prints_the_held_out_set_and_a_timed_estimate_and_starts_nothing(demo_root, tiny, capsys):
+    code, out, err = _bcir(capsys, "retrain", demo_root, "--config", tiny, "--epochs", "3", "--estimate")
+    assert code == 0, err
+    assert list_jobs() == [] and not (user_data_dir() / "jobs").exists()
+    assert "held out for the safety gate: 2 patients" in out and "warning: too small to decide" in out
+    (line,) = [line for line in out.splitlines() if line.startswith("estimate: about ")]
+    assert "training: 3 epochs of" in line and "Estimated from 3 timed steps of" in line and "tiles of 64 px on cpu" in line
+    assert "nothing was started" in out
+
+
+def test_jobs_pause_stops_a_running_job_resumably(demo_root, tmp_path, capsys):
+    code, out, err = _bcir(capsys, "retrain", demo_root, "--config", _config(tmp_path, "long", {**LONG, "tile": 64,
+                                                                                                "working_spacing_mm": 0.2}),
+                           "--detach")
+    (job,) = list_jobs()
+    assert code == 0, err
+    _wait_for_training(job)
+    code, out, err = _bcir(capsys, "jobs", "pause", job.id)
+    assert code == 0, err + _log_tail(job)
+    assert f"retrain job {job.id} paused: paused (asked from the command line) during epoch 1 of 3" in out
+    code, out, _ = _bcir(capsys, "jobs", "list")
+    assert "paused, resumable" in out and "`bcir jobs resume JOB` continues it" in out
+    code, _, err = _bcir(capsys, "jobs", "pause", job.id)
+    assert code == 2 and "nothing to pause" in err and _one_line_error(err)
+    code, out, _ = _bcir(capsys, "jobs", "abandon", job.id)
+    assert code == 0 and "closed without resuming, as asked" in out and job.state()["state"] == "cancelled"

@@ -13,8 +13,9 @@ import pytest
 from model import retrain_job
 from model.evaluate import dataset_fingerprint
 from model.registry import ModelRegistry
-from model.retrain_job import (GATE_METRICS, Job, JobSpec, accept, find_resumable, format_comparison, reject, run_gate,
-                               start_job)
+from model.retrain_job import (AUC_MIN_PER_CLASS, GATE_METRICS, MIN_HELD_OUT_PATIENTS, Job, JobSpec, WorseModel, accept,
+                               find_resumable, find_undecided_background, format_comparison, judge, plan_held_out, reject,
+                               run_gate, start_job)
 from model.study_index import build_index
 from model.train import TrainConfig
 from model.weights import active_model_path, bundled_model_path, load_model, read_card, save_model
@@ -95,6 +96,11 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
         assert comparison["better"][key] in ("new", "current", "tie", None)
     assert len(new["auc_ci"]) == 2 and comparison["notes"]
     assert "Dice" in format_comparison(comparison)
+    # the plan made before the start counts the same held-out set the gate then evaluated
+    plan = plan_held_out(build_index(demo_root, workers=1), TrainConfig(**TINY))
+    assert (plan["patients"], plan["images"], plan["lesions"]) == (len(split["val"]), new["images"], new["lesions"])
+    assert (plan["malignant"], plan["benign"]) == (new["malignant"], new["benign"])
+    assert plan["warnings"] == judge(comparison).warnings != []  # 6 demo patients: 2 held out, too few to decide
 
     # no patient ID in the log or the event stream
     log_text, events_text = job.log_path.read_text(), job.events_path.read_text()
@@ -105,10 +111,16 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
     # nothing switched by itself
     assert [e.version for e in registry.list()] == [bundled.version] and registry.active().bundled
 
-    entry = accept(job, registry)
+    worse = judge(comparison).worse
+    if worse:  # the reader must confirm a model worse on some figure
+        with pytest.raises(WorseModel, match=worse[0].label):
+            accept(job, registry)
+        assert registry.active().bundled
+    entry = accept(job, registry, force=bool(worse))
     assert entry.version == new["version"] and entry.active and registry.active().version == entry.version
     assert active_model_path() == entry.weights and entry.weights.is_file()
-    assert entry.log_path.read_text() == job.log_path.read_text()
+    kept = entry.log_path.read_text()  # the training log as it was when the model was accepted
+    assert "safety gate" in kept and job.log_path.read_text().startswith(kept)
     assert entry.gate == comparison and entry.metrics["dice_mean"] == new["dice_mean"]
     assert entry.training_data["data_fingerprint"] == dataset_fingerprint(build_index(demo_root, workers=1))
     assert entry.training_data["data_report"]["images_used"] > 0 and entry.settings["tile"] == 64
@@ -280,7 +292,179 @@ def test_an_interrupted_job_can_be_abandoned_and_a_live_or_finished_one_cannot(d
     job.kill()
     assert job.resumable() and job in find_resumable(folders)
     job.abandon()
-    assert job.state()["state"] == "cancelled" and "abandoned" in job.state()["message"]
+    message = job.state()["message"]
+    assert job.state()["state"] == "cancelled" and "closed without resuming, as asked" in message
+    assert "reader" not in message and message in job.log_path.read_text()
     assert job not in find_resumable(folders) and not job.resumable()
     with pytest.raises(ValueError, match="nothing to abandon"):
         job.abandon()
+
+
+# ---------------------------------------------------------------------------
+# quitting the app: pause, background; what the log says
+
+
+def test_a_pause_stops_after_a_batch_says_why_and_resumes(demo_root, folders):
+    """Quitting the app pauses the run: stopped cleanly, "paused" with the reason, resumable, never "abandoned"."""
+    job = start_job(_spec(demo_root, augment_factor=40, max_epochs=2, max_batches_per_epoch=None), folders)
+    _wait_for_event(job, lambda e: e["kind"] == "batch")
+    job.pause("the app was quit")
+    state = job.wait(60)
+    assert state["state"] == "paused", _log_tail(job)
+    assert state["message"].startswith("paused (the app was quit) during epoch 1 of 2")
+    assert "starts the training again from epoch 1" in state["message"]  # no epoch was complete
+    assert job.events()[0][-1] == {**job.events()[0][-1], "kind": "paused", "message": state["message"]}
+    log = job.log_path.read_text()
+    assert "pause asked (the app was quit)" in log and state["message"] in log and "abandon" not in log
+    assert not list(job.run_dir.glob("*.safetensors"))  # no half epoch became a model
+    assert job.paused() and job.resumable() and not job.interrupted() and find_resumable(folders) == [job]
+
+    retrain_job._CHILDREN.clear()  # the next start of the app: only the files
+    Job(job.dir).resume()
+    assert not job.pause_path.exists() and job.state()["state"] == "running"
+    _wait_for_event(job, lambda e: e["kind"] == "epoch_start")
+    job.cancel(timeout=60)
+    assert job.state()["state"] == "cancelled" and find_resumable(folders) == []
+
+
+def test_pause_during_preparation_stops_before_training(demo_root, folders):
+    job = start_job(_spec(demo_root), folders)
+    _wait_for_event(job, lambda e: e["kind"] == "prepare")
+    job.pause("the app was quit")  # the cache is empty (a fresh BCIR_CACHE_DIR): every image is still to prepare
+    state = job.wait(60)
+    assert state["state"] == "paused" and job.resumable(), _log_tail(job)
+    assert "during the preparation" in state["message"] and "epoch_start" not in [e["kind"] for e in job.events()[0]]
+
+
+def test_abandon_says_what_happened_and_never_blames_the_reader(tmp_path):
+    def hand_made(name: str, state: dict, *, epochs: int = 0) -> Job:
+        job_dir = tmp_path / name
+        (job_dir / "run").mkdir(parents=True)
+        (job_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path)).to_json()))
+        (job_dir / "state.json").write_text(json.dumps(state))
+        if epochs:
+            (job_dir / "run" / "history.json").write_text(json.dumps([{"epoch": e + 1} for e in range(epochs)]))
+            (job_dir / "run" / "checkpoint.safetensors").write_bytes(b"x")
+        return Job(job_dir)
+
+    died = hand_made("died", {"state": "running", "pid": None, "message": "starting"})
+    died.abandon()  # what the app does at start with a run that died before its first epoch
+    message = died.state()["message"]
+    assert message == ("the training process stopped without a word before its first epoch was complete (the app, "
+                       "the machine or the process went down); nothing to resume from, so it was closed")
+    assert message in died.log_path.read_text()
+
+    killed = hand_made("killed", {"state": "running", "pid": None, "message": "starting"}, epochs=2)
+    killed.abandon()  # the reader's "Discard it"
+    assert killed.state()["message"].startswith("the training process stopped without a word after 2 complete epochs")
+    assert killed.state()["message"].endswith("closed without resuming, as asked")
+
+    paused = hand_made("paused", {"state": "paused", "pid": None,
+                                  "message": "paused (the app was quit) during epoch 3 of 9; resuming continues after "
+                                             "epoch 2 (the epoch under way is lost)"}, epochs=2)
+    assert paused.resumable() and not paused.interrupted()
+    paused.abandon()
+    assert paused.state()["message"] == ("paused (the app was quit) during epoch 3 of 9; closed without resuming, "
+                                         "as asked")
+    for job in (died, killed, paused):
+        assert job.state()["state"] == "cancelled" and "reader" not in job.state()["message"]
+
+
+def test_keep_in_background_is_logged_and_a_finished_one_is_found_undecided(tmp_path):
+    job_dir = tmp_path / "20260101-000000-aaaaaa"
+    (job_dir / "run").mkdir(parents=True)
+    (job_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path)).to_json()))
+    (job_dir / "state.json").write_text(json.dumps({"state": "running", "pid": None}))
+    job = Job(job_dir)
+    job.keep_in_background("the app was quit")
+    assert job.state()["background"] and "the app was quit; the training goes on in the background" in (
+        job.log_path.read_text())
+    assert find_undecided_background(tmp_path) == []  # still running
+    retrain_job._update_state(job.dir, state="done")
+    assert find_undecided_background(tmp_path) == [job]
+    retrain_job._update_state(job.dir, decision="kept-current")
+    assert find_undecided_background(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# the gate, judged: worse figures, what cannot be measured, how much stands behind each figure
+
+
+def _gate_row(name: str, **values) -> dict:
+    row = {"model": name, "available": True, "version": f"{name}-v", "patients": ["A", "B"], "images": 4,
+           "images_with_lesions": 3, "lesions": 3, "abnormalities_scored": 3, "malignant": 1, "benign": 2,
+           "dice_mean": 0.4, "iou_mean": 0.3, "lesion_sensitivity": 0.5, "fp_per_image": 1.0, "auc": 0.0,
+           "auc_ci": [0.0, 0.0], "sensitivity": 0.0, "specificity": 1.0}
+    return {**row, **values}
+
+
+def _comparison(current: dict, new: dict) -> dict:
+    return {"description": "a test", "patients": current["patients"], "rows": [current, new], "notes": []}
+
+
+def test_judge_marks_worse_figures_unmeasurable_ones_and_the_held_out_size():
+    comparison = _comparison(_gate_row("current", dice_mean=0.467),
+                             _gate_row("new", dice_mean=0.187, iou_mean=0.2, fp_per_image=0.5, auc=1.0, auc_ci=[1.0, 1.0]))
+    verdict = judge(comparison)
+    figures = {f.key: f for f in verdict.figures}
+    assert [f.key for f in verdict.worse] == ["dice_mean", "iou_mean"]
+    assert [f.key for f in verdict.better] == ["fp_per_image"]
+    assert figures["dice_mean"].held_out == "3 images with a lesion, 2 patients"
+    assert figures["fp_per_image"].held_out == "4 images, 2 patients"
+    assert figures["lesion_sensitivity"].held_out == "3 lesions, 2 patients"
+    # 1 malignant and 2 benign: the AUC of 0.0 or 1.0 says nothing, and is not a verdict either way
+    auc = figures["auc"]
+    assert auc.verdict is None and auc.current_text == auc.new_text == auc.not_measurable
+    assert auc.not_measurable == (f"not measurable: too few (1 malignant, 2 benign; at least {AUC_MIN_PER_CLASS} of "
+                                  "each needed)")
+    assert verdict.worse_lines()[0] == "Dice: 0.467 -> 0.187 (3 images with a lesion, 2 patients)"
+    assert verdict.warnings[0].startswith(f"only 2 held-out patients: at least {MIN_HELD_OUT_PATIENTS}")
+    assert verdict.summary() == ("new model better on 1, current better on 2 of 7 gate figures (1 not measurable); "
+                                 "2 held-out patients: too few to decide")
+    table = format_comparison(comparison)
+    assert "held out" in table and "3 images with a lesion, 2 patients" in table
+    assert "the new model is worse on 2 of 7 figures: Dice, IoU" in table and "warning: only 2 held-out" in table
+
+    # one class only: "not measurable", never 0.000
+    one_class = judge(_comparison(_gate_row("current", malignant=0, benign=3, auc=None, auc_ci=[None, None],
+                                            sensitivity=None),
+                                  _gate_row("new", malignant=0, benign=3, auc=None, auc_ci=[None, None], sensitivity=None)))
+    figures = {f.key: f for f in one_class.figures}
+    assert figures["auc"].new_text == "not measurable: one class only (3 benign)" and figures["auc"].verdict is None
+    assert figures["sensitivity"].new_text == "not measurable: no malignant abnormality"
+    assert "0.000" not in figures["auc"].new_text
+
+    # enough of everything: figures, verdicts, no warning
+    big = dict(patients=[f"P{i}" for i in range(12)], images=24, images_with_lesions=20, lesions=20,
+               abnormalities_scored=20, malignant=8, benign=12)
+    verdict = judge(_comparison(_gate_row("current", **big, auc=0.6, auc_ci=[0.4, 0.8]),
+                                _gate_row("new", **big, auc=0.7, auc_ci=[0.5, 0.9])))
+    assert not verdict.warnings and {f.key: f.verdict for f in verdict.figures}["auc"] == "new"
+    assert {f.key: f.new_text for f in verdict.figures}["auc"] == "0.700 (95% CI 0.50-0.90)"
+
+
+def _done_job_with_gate(tmp_path, comparison: dict) -> Job:
+    """A finished job folder whose new model is the bundled weights under another version, with ``comparison``."""
+    bundled = load_model(bundled_model_path())
+    job_dir = tmp_path / "jobs" / "20260101-000000-bbbbbb"
+    new = save_model(bundled.net, {**bundled.card, "model_version": "worse-one"}, job_dir / "run" / "best.safetensors")
+    (job_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path), base_model=str(bundled_model_path())).to_json()))
+    (job_dir / "state.json").write_text(json.dumps({"state": "done", "pid": None, "model": str(new), "message": "done"}))
+    (job_dir / "comparison.json").write_text(json.dumps(comparison))
+    return Job(job_dir)
+
+
+def test_accept_refuses_a_model_worse_on_any_figure_unless_confirmed(tmp_path, folders):
+    comparison = _comparison(_gate_row("current", dice_mean=0.467), _gate_row("new", dice_mean=0.187))
+    job = _done_job_with_gate(tmp_path, comparison)
+    registry = ModelRegistry()
+    with pytest.raises(WorseModel, match=r"worse on 1 of 7 gate figures \(Dice: 0.467 -> 0.187"):
+        accept(job, registry)
+    assert registry.active().bundled and job.decision() is None and len(registry.list()) == 1
+    entry = accept(job, registry, force=True)
+    assert registry.active().version == entry.version == "worse-one" and job.decision() == "accepted"
+    # the registry keeps the held-out size and what could not be measured with the figures
+    assert (entry.metrics["patients"], entry.metrics["images"], entry.metrics["lesions"]) == (2, 4, 3)
+    assert entry.metrics["not_measurable"]["auc"].startswith("not measurable: too few")
+    assert entry.metrics["too_few_to_decide"] is True
+    assert "although worse on 1 gate figures (confirmed)" in job.log_path.read_text()
