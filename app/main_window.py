@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.resume_prompt: QMessageBox | None = None
         self.ai_control.start()
         QTimer.singleShot(0, self.offer_resume)
+        QTimer.singleShot(0, self._follow_background_retrain)
 
     def _open_review_store(self) -> tuple[ReviewStore | None, str]:
         try:
@@ -365,7 +366,8 @@ class MainWindow(QMainWindow):
         if self.reviews is None:
             self.errors.show(self.review.store_problem, context="Reviews cannot be stored")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export reviews to CSV", "bcir-reviews.csv", "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export reviews to CSV", str(export_folder() / default_export_name()),
+                                              "CSV (*.csv)")
         if path:
             self.export_reviews(path)
 
@@ -388,14 +390,86 @@ class MainWindow(QMainWindow):
 
     def show_retrain(self):
         """Tools → Retrain on folder (one dialog per session: it keeps following its run when closed)."""
+        dialog = self._retrain()
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def _retrain(self):
+        """The session's retrain dialog, made on first use and not shown; its run status goes to the status bar."""
         from app.retrain_dialog import RetrainDialog
 
         if self.retrain_dialog is None:
-            self.retrain_dialog = RetrainDialog(self.workers, lambda: self.ai.model_path, parent=self)
+            self.retrain_dialog = RetrainDialog(self.workers, lambda: self.ai.model_path, settings=self.settings,
+                                                demo_root=default_path(), parent=self)
             self.retrain_dialog.modelAccepted.connect(self._use_model_entry)
-        self.retrain_dialog.show()
-        self.retrain_dialog.raise_()
+            self.retrain_dialog.runStatus.connect(self._show_retrain_status)
         return self.retrain_dialog
+
+    def _show_retrain_status(self, text: str) -> None:
+        """A status-bar button says that a retrain runs, or waits for the reader's choice, also while its window is
+        closed; a click opens the window. Hidden when there is nothing to say."""
+        button = getattr(self, "retrain_status", None)
+        if button is None:
+            button = self.retrain_status = QToolButton()
+            button.setAutoRaise(True)
+            button.setToolTip("Open the Retrain window (Tools → Retrain on folder)")
+            button.clicked.connect(self.show_retrain)
+            self.statusBar().addPermanentWidget(button)
+        button.setText(text)
+        button.setVisible(bool(text))
+
+    def _follow_background_retrain(self) -> None:
+        """At start: a retrain left training in the background when the app was quit, and finished since, has a
+        safety gate waiting for the reader: the status bar says so (a run still going is followed by offer_resume)."""
+        from model.retrain_job import find_undecided_background
+
+        if self.retrain_dialog is not None and self.retrain_dialog.job is not None:
+            return
+        try:
+            jobs = find_undecided_background()
+        except OSError as exc:
+            log.warning("retrain jobs not readable: %s", describe(exc))
+            return
+        if jobs:
+            self._retrain().attach(jobs[-1])
+
+    def _ask_quit_during_retrain(self, job) -> None:
+        """Quit while a retrain runs: pause it (resumable at the next start), leave it training in the background,
+        or stay. Asked in a window-modal box that does not block (``quit_prompt``)."""
+        status = self.retrain_dialog.status_text if self.retrain_dialog is not None else ""
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Training is running",
+            f"A retrain is running{f' ({status})' if status else ''}.\n\n"
+            "Pause and quit: the training stops after its current batch; every complete epoch is kept, and the next "
+            "start offers to resume it.\n"
+            "Keep training and quit: the training goes on in the background at low priority; the next start follows "
+            "it again, or shows its safety gate when it has finished.\n"
+            "Cancel: do not quit.", QMessageBox.StandardButton.NoButton, self)
+        pause = box.addButton("Pause and quit", QMessageBox.ButtonRole.AcceptRole)
+        background = box.addButton("Keep training and quit", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(pause)
+        box.setEscapeButton(cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def chosen(button) -> None:
+            self.quit_prompt = None
+            try:
+                if button is pause:
+                    job.pause("the app was quit")
+                elif button is background:
+                    job.keep_in_background("the app was quit")
+                else:
+                    return
+            except ValueError as exc:  # it ended meanwhile: nothing to pause, quit all the same
+                log.info("retrain at quit: %s", describe(exc))
+            self._quit_after_retrain = True
+            self.close()
+
+        box.buttonClicked.connect(chosen)
+        box.show()
+        self.quit_prompt = box
 
     def show_models(self):
         from app.models_dialog import ModelsDialog
@@ -518,13 +592,18 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
+        live = self.retrain_dialog.live_job() if self.retrain_dialog is not None else None
+        if live is not None and not getattr(self, "_quit_after_retrain", False):
+            event.ignore()  # asked first: pause, keep training in the background, or stay
+            if getattr(self, "quit_prompt", None) is None:
+                self._ask_quit_during_retrain(live)
+            return
         if self._index_worker is not None:
             self._index_worker.cancel()
         self.review.save_drafts()
         QApplication.instance().removeEventFilter(self.typing_guard)
-        job = self.retrain_dialog.job if self.retrain_dialog is not None else None
-        if job is not None and job.is_alive():
-            job.kill()  # paused: its checkpoints are whole, and the next start offers to resume it
+        if self.retrain_dialog is not None:  # a live run was paused or left running, as the reader chose
+            self.retrain_dialog.stop_following()
         for dialog in (self.retrain_dialog, self.models_dialog):
             if dialog is not None:
                 dialog.close()
@@ -534,6 +613,18 @@ class MainWindow(QMainWindow):
             self.reviews = None
             self.review.store = None
         super().closeEvent(event)
+
+
+def export_folder() -> Path:
+    """Where exports are offered: the reader's documents folder (never the folder the app was started from)."""
+    from PySide6.QtCore import QStandardPaths
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(documents) if documents and Path(documents).is_dir() else Path.home()
+
+
+def default_export_name() -> str:
+    return f"bcir-reviews-{time.strftime('%Y-%m-%d')}.csv"
 
 
 def first_case_with_truth(index: StudyIndex) -> str | None:

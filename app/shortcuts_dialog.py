@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QMenuBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -54,12 +55,52 @@ class ShortcutsDialog(QDialog):
         for r, row in enumerate(self.rows):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setWordWrap(True)  # on a narrow screen a long description wraps instead of being cut
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(620, 560)
+        # wide enough for every column as its contents need, so no key is cut off (within the screen)
+        self._wanted = [max(self.table.sizeHintForColumn(c), self.table.horizontalHeader().sectionSizeHint(c))
+                        for c in range(self.table.columnCount())]
+        frame = self.table.verticalScrollBar().sizeHint().width() + 2 * self.table.frameWidth()
+        margins = layout.contentsMargins()
+        width = sum(self._wanted) + frame + margins.left() + margins.right() + 4
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None:
+            width = min(width, screen.width() - 40)
+        self.resize(max(620, width), 560)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Each column as wide as its contents; when the dialog is narrower, the two text columns share what is
+        left and their rows wrap."""
+        room = self.table.viewport().width()
+        menu, action, keys = self._wanted
+        if menu + action + keys > room:
+            rest = max(room - menu, 2 * 60)
+            action = max(60, int(rest * action / (action + keys)))
+            keys = max(60, rest - action)
+        self.table.setColumnWidth(0, menu)
+        self.table.setColumnWidth(1, action)
+        self.table.setColumnWidth(2, keys)
+        self.table.resizeRowsToContents()
+
+    def keys_fit(self) -> bool:
+        """Every cell's text is shown whole, wrapped if need be, and nothing lies past the right edge."""
+        metrics = self.table.fontMetrics()
+        flags = int(Qt.TextFlag.TextWordWrap)
+        for c in range(self.table.columnCount()):
+            for r in range(self.table.rowCount()):
+                text = self.table.item(r, c).text()
+                room = QRect(0, 0, self.table.columnWidth(c) - 6, 10_000)
+                if metrics.boundingRect(room, flags, text).height() > self.table.rowHeight(r):
+                    return False
+        return self.table.horizontalScrollBar().maximum() == 0

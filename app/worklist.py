@@ -43,7 +43,8 @@ class WorklistDock(QDockWidget):
         super().__init__("Worklist", parent)
         self.setObjectName("worklistDock")
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search patient ID  (Ctrl+F)")
+        self.search.setPlaceholderText("Patient ID (Ctrl+F)")
+        self.search.setToolTip("Type part of a patient ID; Enter opens the match (an exact ID, or the only one listed)")
         self.search.setClearButtonEnabled(True)
         self.filter = QComboBox()
         self.filter.addItems(list(FILTERS))
@@ -69,6 +70,7 @@ class WorklistDock(QDockWidget):
         self._status: dict[str, str] = {}  # patient -> "reviewed" / "disagreement" (absent: unread)
         self.blinded = False
         self.search.textChanged.connect(self.apply_filter)
+        self.search.returnPressed.connect(self.open_search_match)
         self.filter.currentTextChanged.connect(lambda _text: self.apply_filter())
         self.tree.currentItemChanged.connect(self._on_current_changed)
 
@@ -263,6 +265,18 @@ class WorklistDock(QDockWidget):
         self.tree.setCurrentItem(item)
         self.tree.scrollToItem(item)
         return True
+
+    def open_search_match(self) -> str | None:
+        """Enter in the search field: open the patient whose ID is typed whole, or the only one listed; the focus
+        goes to the list so the reader's keys move on from there. None (focus in the list) when several match."""
+        needle = self.search.text().strip().lower()
+        visible = self.visible_patients()
+        exact = [p for p in visible if p.lower() == needle]
+        target = exact[0] if exact else (visible[0] if len(visible) == 1 else None)
+        if target is not None:
+            self.select_patient(target)
+        self.tree.setFocus()  # several: the reader picks one with the arrow keys
+        return target
 
     def step(self, delta: int) -> bool:
         """Move to the next (+1) or previous (-1) listed patient; False at either end."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,6 +254,60 @@ def test_f1_lists_every_shortcut(qtbot, window):
     rows = {action: keys for _, action, keys in dialog.rows}
     assert rows["Next patient"].startswith("N") and rows["Invert"] == "I" and rows["Ground-truth outlines"] == "T"
     assert rows["4-up (CC and MLO)"] == "M" and rows["Keyboard shortcuts"] == "F1"
+    assert dialog.keys_fit(), "every key and action is shown whole, no column cut off"
+
+
+def test_enter_in_the_worklist_search_opens_the_match_and_leaves_the_keys_to_the_reader(qtbot, opened):
+    window, index = opened
+    patients = list(index.patients())
+    target = patients[2]
+    search = window.worklist.search
+    key(qtbot, window, Qt.Key.Key_F)  # no-op key; then Ctrl+F as the reader does
+    qtbot.keyClick(window.viewer.canvas, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert search.hasFocus()
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        qtbot.keyClicks(search, target[-3:])  # a part that only this patient has
+        assert window.worklist.visible_patients() == [target]
+        qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert window.viewer.patient_id == target and not search.hasFocus()
+    # an exact ID among several partial matches opens that one
+    search.setFocus()
+    search.setText(patients[0])
+    with qtbot.waitSignal(window.viewer.caseShown, timeout=TIMEOUT_MS):
+        qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert window.viewer.patient_id == patients[0]
+    # several matches and none exact: nothing opens, the focus goes to the list for the arrow keys
+    search.setFocus()
+    search.setText("P_")
+    qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert window.viewer.patient_id == patients[0] and window.worklist.tree.hasFocus()
+
+
+def test_the_review_export_is_offered_in_the_documents_folder(qtbot, window, monkeypatch, tmp_path):
+    from PySide6.QtCore import QStandardPaths
+    from PySide6.QtWidgets import QFileDialog
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    offered = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args, **kw: (offered.append(args[2]), ("", ""))[1]))
+    monkeypatch.chdir(tmp_path)  # the folder the app was started from is not where exports go
+    window.ask_export_reviews()
+    (path,) = offered
+    assert str(tmp_path) not in path and path.endswith(".csv")
+    assert path.startswith(documents if documents and Path(documents).is_dir() else str(Path.home()))
+
+
+def test_blinded_findings_have_their_text_at_the_top_not_a_gap(qtbot, window):
+    findings = window.findings
+    findings.set_case("P_1", [])
+    findings.set_blinded(True)
+    findings.resize(440, 600)
+    qtbot.wait(50)
+    image = findings.widget().grab().toImage()
+    background = image.pixelColor(image.width() - 2, image.height() - 2)
+    first_text_row = next(y for y in range(image.height())
+                          if any(image.pixelColor(x, y) != background for x in range(0, image.width(), 2)))
+    assert first_text_row < 30, f"the blinded notice starts {first_text_row} px down"
 
 
 def test_an_unreadable_folder_gives_one_line_not_a_traceback(qtbot, window, tmp_path):
