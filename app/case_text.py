@@ -70,24 +70,29 @@ def lesion_size_texts(lesion, spacing_mm: float | None = None) -> tuple[str, str
     """(area, longest diameter) of a predicted lesion in mm: from the file's pixel spacing, else at
     ``spacing_mm``, the spacing the model assumed, marked with ASSUMED_MARK; in pixels only when neither is known."""
     if lesion.area_mm2 is not None and lesion.longest_diameter_mm is not None:
-        return f"{lesion.area_mm2:.1f} mm²", f"{lesion.longest_diameter_mm:.1f} mm"
+        return _mm2(lesion.area_mm2), f"{lesion.longest_diameter_mm:.1f} mm"
     if spacing_mm:
-        return (f"{lesion.area_px * spacing_mm ** 2:.1f} mm²{ASSUMED_MARK}",
+        return (f"{_mm2(lesion.area_px * spacing_mm ** 2)}{ASSUMED_MARK}",
                 f"{lesion.longest_diameter_px * spacing_mm:.1f} mm{ASSUMED_MARK}")
     return f"{lesion.area_px} px", f"{lesion.longest_diameter_px:.0f} px"
+
+
+def _mm2(area: float) -> str:
+    """'7.5 mm²', '84 mm²': a tenth only where it matters."""
+    return f"{area:.1f} mm²" if area < 10 else f"{area:.0f} mm²"
 
 
 def area_text(area_px: int, spacing_mm: float | None, known: bool) -> str:
     """An area in mm² (marked when the spacing is assumed), else in pixels."""
     if not spacing_mm:
         return f"{area_px} px"
-    return f"{area_px * spacing_mm ** 2:.1f} mm²{'' if known else ASSUMED_MARK}"
+    return f"{_mm2(area_px * spacing_mm ** 2)}{'' if known else ASSUMED_MARK}"
 
 
 def short_truth(abnormality: Abnormality) -> str:
     """'malignant mass', 'benign calc.': short enough for a findings column (the full text is the tooltip)."""
     pathology = (abnormality.pathology or ("MALIGNANT" if abnormality.malignant else "BENIGN")).upper()
-    word = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign (no callback)",
+    word = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign",
             "NORMAL": "normal"}.get(pathology, pathology.lower())
     kind = {"calcification": "calc."}.get(abnormality.type, abnormality.type)
     return f"{word} {kind}"

@@ -33,6 +33,13 @@ PATH_ROLE = Qt.ItemDataRole.UserRole
 BOX_ROLE = Qt.ItemDataRole.UserRole + 1
 SPAN_ROLE = Qt.ItemDataRole.UserRole + 2  # rows whose text spans all columns (image and truth rows)
 COLUMNS = ["Finding", "p(malignant)", "vs truth", "Area", "Longest Ø"]  # narrow enough for a 440 px dock
+COLUMN_TIPS = [
+    "L1, L2…: lesions the AI found (yellow), most suspicious first; T1, T2…: ground-truth lesions (red)",
+    "the AI's probability that the lesion is malignant, and its call at 50%",
+    "a lesion: which truth lesion it overlaps (hit T1) or none (false positive); a truth lesion: found or missed",
+    "area; * at the pixel spacing the model assumed, when the file gives none",
+    "longest diameter; * at the pixel spacing the model assumed, when the file gives none",
+]
 P_COLUMN, VERDICT_COLUMN, AREA_COLUMN, DIAMETER_COLUMN = 1, 2, 3, 4
 HIT_COLOR = QColor(80, 190, 90)
 MISS_COLOR = QColor(230, 70, 70)
@@ -67,10 +74,12 @@ class FindingsDock(QDockWidget):
         self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)  # blinded: no gap above it
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
+        for column, tip in enumerate(COLUMN_TIPS):
+            self.tree.headerItem().setToolTip(column, tip)
         self.tree.setRootIsDecorated(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setColumnWidth(0, self.fontMetrics().horizontalAdvance("Lesion 10") + 2 * self.tree.indentation() + 8)
+        self.tree.setColumnWidth(0, self.fontMetrics().horizontalAdvance("L10") + 2 * self.tree.indentation() + 8)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -195,8 +204,8 @@ class FindingsDock(QDockWidget):
         font.setBold(True)
         item.setFont(0, font)
         if ai is None:
-            for abnormality in image.abnormalities:
-                row = QTreeWidgetItem([f"Truth {abnormality.id}", short_truth(abnormality), "", "", ""])
+            for abnormality in sorted(image.abnormalities, key=lambda a: a.id):
+                row = QTreeWidgetItem([f"T{abnormality.id}", short_truth(abnormality), "", "", ""])
                 for column in range(len(COLUMNS)):
                     row.setToolTip(column, f"ground truth: {_truth_detail_of(abnormality)}")
                 if abnormality.malignant:
@@ -229,7 +238,7 @@ class FindingsDock(QDockWidget):
             truths = comparison.lesion_truths[n - 1] if n - 1 < len(comparison.lesion_truths) else []
             verdict = {True: "hit " + ", ".join(truth_names[t] for t in truths) if truths else "hit",
                        False: "false positive", None: "—"}[hit]
-            row = QTreeWidgetItem([f"Lesion {n}", f"{percent(lesion.p_malignant)} {lesion.label}", verdict, area, diameter])
+            row = QTreeWidgetItem([f"L{n}", f"{percent(lesion.p_malignant)} {lesion.label}", verdict, area, diameter])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(lesion.bbox))
             row.setToolTip(0, f"peak probability {percent(lesion.peak_probability)}; box {lesion.bbox}; click to centre")
@@ -246,11 +255,13 @@ class FindingsDock(QDockWidget):
                     row.setToolTip(column, spacing_note[2:])
             item.addChild(row)
         # every truth lesion in its own row: what it is, and which lesion found it (or missed)
-        for t, (abnormality, found, box) in enumerate(zip(comparison.truth, comparison.truth_hit, comparison.truth_boxes)):
+        order = sorted(range(len(comparison.truth)), key=lambda t: comparison.truth[t].id)
+        for t in order:
+            abnormality, found, box = comparison.truth[t], comparison.truth_hit[t], comparison.truth_boxes[t]
             by = [f"L{n + 1}" for n in comparison.found_by(t)]
             verdict = ("found by " + ", ".join(by)) if by else ("found" if found else "missed")
             area = area_text(comparison.truth_areas_px[t], spacing, result.spacing_known) if comparison.truth_areas_px else ""
-            row = QTreeWidgetItem([f"Truth {abnormality.id}", short_truth(abnormality), verdict, area, ""])
+            row = QTreeWidgetItem([f"T{abnormality.id}", short_truth(abnormality), verdict, area, ""])
             row.setData(0, PATH_ROLE, image.path)
             row.setData(0, BOX_ROLE, tuple(box))
             detail = _truth_detail_of(abnormality)
