@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from model.errors import BcirError
+from model.failures import failure_reason
 
 log = logging.getLogger("bcir")
 
@@ -76,12 +78,17 @@ def _infer_targets(paths: list[str], views: set[str]) -> tuple[list, list[dict]]
     targets, errors = [], []
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            errors.append({"path": str(path), "reason": "not found"})
+        try:  # a path that cannot even be looked at (a folder above it unreadable) is one error, not the end
+            if not path.exists():
+                errors.append({"path": str(path), "reason": "not found"})
+                continue
+            index = build_index(path)
+            chosen = index.images if path.is_file() else [i for i in index.images if (i.view or "").upper() in views]
+        except Exception as exc:  # noqa: BLE001 - any failure of one path goes to errors; the others go on
+            log.debug("infer: %s while listing a path", type(exc).__name__, exc_info=True)
+            errors.append({"path": str(path), "reason": failure_reason(exc)})
             continue
-        index = build_index(path)
         errors += [{"path": s.path, "reason": s.reason} for s in index.skipped]
-        chosen = index.images if path.is_file() else [i for i in index.images if (i.view or "").upper() in views]
         targets += chosen
     return targets, errors
 
@@ -89,7 +96,6 @@ def _infer_targets(paths: list[str], views: set[str]) -> tuple[list, list[dict]]
 def _cmd_infer(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from model.errors import ImageReadError
     from model.fileio import user_cache_dir
     from model.inference import InferenceConfig, Predictor
     from model.masks import load_mask
@@ -109,10 +115,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             print("bcir infer: --roi takes X,Y in pixels of the original image", file=sys.stderr)
             return 2
     results = []
+    from model.dicom_io import read_image
+
     for image in tqdm(targets, desc="images", unit="image", file=sys.stderr, disable=None if len(targets) > 1 else True):
         try:
-            from model.dicom_io import read_image
-
             mammogram = read_image(image.path)
             result = predictor.predict_roi(mammogram, *roi) if roi else predictor.predict(mammogram)
             stem = _output_stem(image)
@@ -124,24 +130,25 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                 if a.mask_path and not a.problem:
                     try:
                         truth.append(load_mask(a.mask_path, (image.rows, image.columns)))
-                    except (ImageReadError, ValueError):
-                        pass
+                    except Exception:  # noqa: BLE001 - a truth mask that cannot be drawn leaves the overlay without it
+                        log.debug("infer: a truth mask could not be read", exc_info=True)
             write_png(out_dir / f"{stem}_overlay.png", render_overlay(mammogram, mask, truth))
             item = result.to_json()
             item["mask_path"] = str(mask_path)
             item["overlay_path"] = str(out_dir / f"{stem}_overlay.png")
             results.append(item)
-        except ImageReadError as exc:
-            errors.append({"path": image.path, "reason": exc.reason})
+        except Exception as exc:  # noqa: BLE001 - one image that fails for any reason (out of memory too) never stops the rest
+            log.debug("infer: image failed with %s", type(exc).__name__, exc_info=True)
+            errors.append({"path": image.path, "reason": failure_reason(exc)})
     if args.json:
         json.dump({"results": results, "errors": errors}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         for item in results:
             lesions = ", ".join(f"{l['label']} {l['p_malignant']:.2f}" for l in item["lesions"]) or "no lesion"
-            print(f"{item['path']}: case score {item['case_score']:.2f}; {lesions} ({item['seconds']:.1f} s, {item['device']})")
+            print(f"{_shown(item['path'])}: case score {item['case_score']:.2f}; {lesions} ({item['seconds']:.1f} s, {item['device']})")
         for e in errors:
-            print(f"error: {e['path']}: {e['reason']}")
+            print(f"error: {_shown(e['path'])}: {e['reason']}")
         print(f"{len(results)} images, {len(errors)} errors; masks and overlays in {out_dir}")
     return 0
 
@@ -152,7 +159,12 @@ def _output_stem(image) -> str:
 
     base = image.subject or Path(image.path).stem
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
-    return f"{base}_{hashlib.sha1(image.path.encode()).hexdigest()[:6]}"
+    return f"{base}_{hashlib.sha1(os.fsencode(image.path)).hexdigest()[:6]}"  # the name's bytes, UTF-8 or not
+
+
+def _shown(path: str) -> str:
+    """A path for a terminal line: a name that is not valid UTF-8 keeps its readable part, the rest as U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def _cmd_model_info(args: argparse.Namespace) -> int:
@@ -333,18 +345,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except BcirError as exc:
-        print(f"bcir {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"bcir {args.command}: {exc}", file=sys.stderr)
-        return 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE (128 + 13)
 
+
+class _ReaderGone(BaseException):
+    """stdout's reader closed the pipe (``bcir jobs list | head``). A BaseException, like KeyboardInterrupt, so
+    that no command's own ``except OSError`` turns it into an error line; :func:`main` ends the command quietly."""
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: a write or flush into a closed pipe raises :class:`_ReaderGone`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise _ReaderGone() from None
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except BrokenPipeError:
+            raise _ReaderGone() from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every ``bcir`` command goes through here: one line on stderr for an error, never a traceback for one we
+    expect, and a reader that stops reading (``bcir jobs list | head``) ends the command quietly."""
+    stdout = sys.stdout
+    sys.stdout = _GuardedStdout(stdout)
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen by the handler below
+            return code
+        except BrokenPipeError:
+            raise _ReaderGone() from None
+        except BcirError as exc:
+            print(f"bcir {args.command}: {exc}", file=sys.stderr)
+            return 1
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"bcir {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print(f"bcir {args.command}: out of memory", file=sys.stderr)
+            return 1
+        except OSError as exc:  # a folder without permission, a full disk: the OS's reason with the path
+            where = f": {os.fsdecode(exc.filename)}" if exc.filename else ""
+            print(f"bcir {args.command}: {' '.join((exc.strerror or str(exc)).split())}{where}", file=sys.stderr)
+            return 2
+    except _ReaderGone:
+        _quiet_stdout(stdout)
+        return EXIT_BROKEN_PIPE
+    finally:
+        sys.stdout = stdout
+
+
+def _quiet_stdout(stream) -> None:
+    """After the reader closed the pipe: point stdout at /dev/null so that Python's final flush of what is still
+    buffered does not print 'Exception ignored ... Broken pipe' on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests): nothing to flush there
+        pass
 
 if __name__ == "__main__":
     sys.exit(main())

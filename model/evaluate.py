@@ -37,6 +37,7 @@ import numpy as np
 
 from model import metrics
 from model.errors import ImageReadError
+from model.failures import failure_reason
 from model.study_index import IndexedImage, StudyIndex, build_index
 
 MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5
@@ -172,6 +173,7 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     per_image: list[dict] = field(default_factory=list)
     per_abnormality: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # {path, reason} of each image that failed; counted in images_skipped
     model_card: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -209,6 +211,7 @@ class EvalReport:
         if not details:
             ordered.pop("per_image")
             ordered.pop("per_abnormality")
+            ordered.pop("errors")  # paths name patients; the counts by reason are in images_skipped
         return ordered
 
     def summary(self) -> str:
@@ -317,6 +320,7 @@ def evaluate(
     image_dice, image_iou = [], []
     lesion_records: list[dict] = []
     image_records: list[dict] = []
+    image_errors: list[dict] = []
     n_lesions = n_detected = n_fp = 0
     correct_pixels = total_pixels = lesion_pixels = 0
     patients_done: set[str] = set()
@@ -332,7 +336,9 @@ def evaluate(
                 continue
             try:
                 truth = load_mask(a.mask_path, shape)
-            except (ImageReadError, ValueError):
+            except InterruptedError:
+                raise
+            except Exception:  # noqa: BLE001 - a mask that cannot be read for any reason is an unusable abnormality
                 problems += 1
                 continue
             if not truth.any():
@@ -342,12 +348,22 @@ def evaluate(
         if image.abnormalities and not usable:
             skipped["every abnormality's mask unusable"] += 1
             continue
-        try:
+        try:  # everything that reads or runs on this one image; its failure, of any kind, never stops the others
             mammogram = read_image(image.path)
-        except ImageReadError:
-            skipped["image unreadable"] += 1
+            result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
+            # malignancy on the paper's protocol: the head on a ROI centred on each ground-truth abnormality
+            p_malignant: list[float] = []
+            if usable:
+                working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+                centres = [geometry.point_to_working(*_centroid(t)) for _, t in usable]
+                p_malignant = predictor.malignancy(working, centres)
+        except InterruptedError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - out of memory, a header pydicom cannot interpret, ...
+            reason = failure_reason(exc)
+            skipped["image unreadable" if isinstance(exc, ImageReadError) else f"failed: {reason}"] += 1
+            image_errors.append({"path": image.path, "reason": reason})
             continue
-        result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
         pred = result.lesion_mask(threshold)  # the listed lesions, as the reader sees them in yellow
         if pred.shape != shape:
             skipped["image size differs from its index entry"] += 1
@@ -374,12 +390,6 @@ def evaluate(
         total_pixels += union.size
         lesion_pixels += int(np.count_nonzero(union))
 
-        # malignancy on the paper's protocol: the head on a ROI centred on each ground-truth abnormality
-        p_malignant: list[float] = []
-        if usable:
-            working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
-            centres = [geometry.point_to_working(*_centroid(t)) for _, t in usable]
-            p_malignant = predictor.malignancy(working, centres)
         for (a, truth), hit, d, p in zip(usable, match.hits, match.dice, p_malignant):
             x, y = _centroid(truth)
             lesion_records.append({"path": image.path, "patient_id": image.patient_id, "abnormality_id": a.id,
@@ -448,7 +458,7 @@ def evaluate(
         per_type=per_type, abnormalities_with_problems=problems, images_skipped=dict(skipped),
         segmentation_threshold=threshold, min_lesion_mm2=predictor.config.min_lesion_mm2,
         data_fingerprint=dataset_fingerprint(index), seconds=time.perf_counter() - start, notes=notes,
-        per_image=image_records, per_abnormality=lesion_records, model_card=dict(model.card),
+        per_image=image_records, per_abnormality=lesion_records, errors=image_errors, model_card=dict(model.card),
     )
 
 

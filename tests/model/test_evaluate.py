@@ -247,3 +247,47 @@ def test_eval_command_json_and_report(tmp_path, demo_root, disc_model, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "malignancy AUC" in out and "n/a" in out and "all background" in out
+
+
+def test_an_image_that_fails_for_any_reason_is_counted_and_the_evaluation_goes_on(index, disc_model, report, monkeypatch):
+    """Out of memory in one image, an exception the reader does not type in another: both are listed with their
+    one-line reason and counted as skipped; every other image is evaluated as before."""
+    import model.dicom_io
+    from model.inference import Predictor
+
+    odd, huge = report.per_image[0]["path"], report.per_image[-1]["path"]
+    real_read, real_predict = model.dicom_io.read_image, Predictor.predict
+
+    def read_image(path, *args, **kwargs):
+        if str(path) == odd:
+            raise ValueError("UID is not a transfer syntax.")  # what pydicom's is_compressed raised
+        return real_read(path, *args, **kwargs)
+
+    def predict(self, image, *args, **kwargs):
+        if str(image.header.path) == huge:
+            raise MemoryError()
+        return real_predict(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(model.dicom_io, "read_image", read_image)
+    monkeypatch.setattr(Predictor, "predict", predict)
+    rep = evaluate(index, disc_model, device="cpu", bootstrap=100)
+    assert rep.images == report.images - 2
+    assert {e["path"]: e["reason"] for e in rep.errors} == {odd: "UID is not a transfer syntax. (ValueError)",
+                                                            huge: "out of memory"}
+    assert rep.images_skipped == {"failed: UID is not a transfer syntax. (ValueError)": 1, "failed: out of memory": 1}
+    kept = [r for r in report.per_image if r["path"] not in (odd, huge)]
+    assert [r["path"] for r in rep.per_image] == [r["path"] for r in kept]
+    assert [r["dice"] for r in rep.per_image] == pytest.approx([r["dice"] for r in kept])
+    assert "errors" in rep.to_json() and "errors" not in rep.to_json(details=False)  # paths only with the details
+
+
+def test_a_cancel_inside_the_network_still_stops_the_evaluation(index, disc_model, monkeypatch):
+    """InterruptedError is an OSError: the per-image error handling must not swallow a cancel."""
+    from model.inference import Predictor
+
+    def predict(self, image, *args, **kwargs):
+        raise InterruptedError("evaluation cancelled")
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    with pytest.raises(InterruptedError):
+        evaluate(index, disc_model, device="cpu", bootstrap=100)
