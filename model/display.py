@@ -96,5 +96,25 @@ def render(image: Mammogram, window: WindowPreset | None = None) -> np.ndarray:
     window = window or presets(image)[0]
     lo, hi = value_domain(image)
     lut = window_lut((lo, hi), window, invert=image.inverted)
-    index = (image.pixels - lo).astype(np.intp) if image.pixels.dtype.kind == "f" else image.pixels.astype(np.int64) - lo
-    return lut[np.clip(index, 0, hi - lo)]
+    return lut[lut_index(image.pixels, lo, hi)]
+
+
+def lut_index(pixels: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """pixels - lo as indexes into a table of hi - lo + 1 entries, where lo and hi bound the pixels (as
+    :func:`value_domain` gives them). In the narrowest type: a 16-bit image gives a uint16 array, never a
+    full-size int64 copy."""
+    span = hi - lo
+    if pixels.dtype.kind in "ui" and pixels.dtype.itemsize <= 4:
+        bits = 8 * pixels.dtype.itemsize
+        unsigned = np.dtype(f"u{pixels.dtype.itemsize}")
+        # modulo 2**bits; exact, because every pixel - lo lies in [0, span] and span < 2**bits
+        index = np.subtract(pixels.view(unsigned), unsigned.type(lo % 2**bits))
+    elif pixels.dtype.kind == "f":
+        index = np.subtract(pixels, np.float32(lo), dtype=np.float32)
+        np.clip(index, 0, span, out=index)
+        index = index.astype(np.uint32 if span < 2**32 else np.int64)
+    else:
+        index = np.clip(pixels.astype(np.int64) - lo, 0, span)
+    if span < 2**16 and index.dtype.itemsize > 2:
+        index = index.astype(np.uint16)
+    return index

@@ -97,7 +97,7 @@ class ImageResult:
 
     def probability_original(self) -> np.ndarray:
         """uint8 probability (0-255) on the original pixel grid."""
-        return self.geometry.to_original(self.probability).astype(np.uint8)
+        return self.geometry.to_original(self.probability).astype(np.uint8, copy=False)
 
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k not in ("probability", "geometry", "lesions")}

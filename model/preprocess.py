@@ -77,7 +77,12 @@ class Geometry:
         return cv2.resize(np.ascontiguousarray(part, dtype=np.float32), (w, h), interpolation=interpolation)
 
     def to_original(self, array: np.ndarray, *, fill: float = 0, nearest: bool = False) -> np.ndarray:
-        """An array on the working grid (a mask or a probability map) back onto the original grid."""
+        """An array on the working grid (a mask or a probability map) back onto the original grid.
+
+        A bool mask comes back bool and a uint8 map (a probability in 0-255) uint8, interpolated in float32 over
+        the crop and truncated as ``astype`` would; anything else comes back float32. The full-size result is
+        the only full-size array made, in the smallest of these types.
+        """
         y0, y1, x0, x1 = self.crop
         h, w = y1 - y0, x1 - x0
         is_bool = array.dtype == bool
@@ -86,9 +91,10 @@ class Geometry:
         part = cv2.resize(src, (w, h), interpolation=interpolation)
         if self.flipped:
             part = part[:, ::-1]
-        out = np.full(self.original_shape, fill, dtype=src.dtype)
-        out[y0:y1, x0:x1] = part
-        return out.astype(bool) if is_bool else out
+        keep_uint8 = array.dtype == np.uint8 and 0 <= fill <= 255
+        out = np.full(self.original_shape, fill, dtype=np.uint8 if keep_uint8 else src.dtype)
+        out[y0:y1, x0:x1] = part  # float32 to uint8 truncates, as astype(np.uint8) did
+        return out.view(bool) if is_bool else out
 
     def point_to_working(self, x: float, y: float) -> tuple[float, float]:
         y0, _, x0, x1 = self.crop
@@ -109,7 +115,12 @@ class Geometry:
 def _normalised_small(pixels: np.ndarray, target_rows: int = 512) -> tuple[np.ndarray, float]:
     rows = pixels.shape[0]
     factor = min(1.0, target_rows / rows)
-    small = cv2.resize(pixels.astype(np.float32), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else pixels.astype(np.float32)
+    if factor < 1:
+        # 8- and 16-bit images are shrunk as they are (no float32 copy of the whole image, 4 bytes a pixel)
+        source = pixels if pixels.dtype in (np.uint8, np.uint16) else np.asarray(pixels, np.float32)
+        small = cv2.resize(source, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA).astype(np.float32)
+    else:
+        small = pixels.astype(np.float32)
     lo, hi = np.percentile(small, [0.5, 99.9])
     return np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1), factor
 
@@ -142,12 +153,13 @@ def find_breast_region(pixels: np.ndarray) -> BreastRegion:
         # restore the skin edge the opening shaved off, without re-attaching strips
         mask_small = cv2.dilate(mask_small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) & binary
         mask_small = _fill_holes(mask_small)
-    mask = cv2.resize(mask_small, (pixels.shape[1], pixels.shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
-    ys, xs = np.nonzero(mask)
+    mask = cv2.resize(mask_small, (pixels.shape[1], pixels.shape[0]), interpolation=cv2.INTER_NEAREST).view(bool)
+    # the bounding box from the rows and columns that hold breast (no index arrays of every breast pixel)
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if ys.size == 0:
         bbox = (0, pixels.shape[0], 0, pixels.shape[1])
     else:
-        bbox = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+        bbox = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
     side = _chest_wall_from_mask(mask_small, frame)
     return BreastRegion(mask=mask, bbox=bbox, chest_wall_side=side)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +32,10 @@ import numpy as np
 from model import cbis_ddsm
 from model.cbis_ddsm import DescriptionRow, SeriesLocation
 from model.cbis_ddsm import is_malignant
-from model.dicom_io import ImageHeader, is_itk_image, name_side_view, patient_from_name, read_header, read_image
+from model.dicom_io import (
+    ImageHeader, is_itk_image, name_side_view, os_error_reason, patient_from_name, read_header, read_image,
+    special_file_reason,
+)
 from model.errors import ImageReadError
 from model.labelled_folder import LabelRow, read_labels_csv
 
@@ -204,20 +208,78 @@ def detect_layout(csv_kinds: Iterable[str], images: int) -> str:
 # scanning
 
 
-def list_files(root: Path) -> tuple[list[Path], list[Path]]:
-    """(image candidates, CSVs) under root, sorted; hidden files and folders are passed over."""
-    candidates, csvs = [], []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
+def list_files(root: Path, skipped: list[Skipped] | None = None) -> tuple[list[Path], list[Path]]:
+    """(image candidates, CSVs) under root, sorted; hidden files and folders are passed over.
+
+    Only regular files (or links to them) are listed: a named pipe would block its reader for ever. What
+    cannot be listed or read goes to ``skipped`` with the reason: a folder without permission (its files
+    left out), a named pipe, socket or device, a broken or looping link, a link to a folder (not followed).
+    """
+    candidates: list[Path] = []
+    csvs: list[Path] = []
+    note = skipped.append if skipped is not None else (lambda item: None)
+    stack = [Path(root)]
+    while stack:  # depth first, files of a folder before its subfolders, all sorted (as os.walk lists them)
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            note(Skipped(str(folder), f"folder cannot be read ({os_error_reason(exc)}); its files are left out"))
+            continue
+        subfolders = []
+        for entry in entries:
+            name = entry.name
             if name.startswith("."):
                 continue
-            path = Path(folder) / name
-            if name.lower().endswith(".csv"):
-                csvs.append(path)
-            elif not name.lower().endswith(_QUIET_SUFFIXES):
-                candidates.append(path)
+            path = folder / name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(path)
+                elif entry.is_file():  # follows a link to a regular file
+                    if name.lower().endswith(".csv"):
+                        csvs.append(path)
+                    elif not name.lower().endswith(_QUIET_SUFFIXES):
+                        candidates.append(path)
+                elif entry.is_symlink():
+                    mode = _stat_mode(path)
+                    if mode is None:
+                        note(Skipped(str(path), _link_reason(path)))
+                    elif stat.S_ISDIR(mode):
+                        note(Skipped(str(path), "link to a folder; not followed"))
+                    else:
+                        note(Skipped(str(path), special_file_reason(mode)))
+                else:
+                    note(Skipped(str(path), special_file_reason(entry.stat(follow_symlinks=False).st_mode)))
+            except OSError as exc:
+                note(Skipped(str(path), os_error_reason(exc)))
+        stack += reversed(subfolders)
     return candidates, csvs
+
+
+def _resolved(path: str | Path) -> Path:
+    """The absolute path, links resolved where they can be (a link loop is kept as it is, and reported later)."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def _stat_mode(path: Path) -> int | None:
+    """The file mode of path (links followed), or None when it cannot be had (gone, no permission, a loop)."""
+    try:
+        return os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+
+
+def _link_reason(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return "broken symbolic link (its target is missing)" if isinstance(exc, FileNotFoundError) else os_error_reason(exc)
+    return "symbolic link that cannot be followed"
 
 
 def scan_headers(paths: Iterable[Path], *, workers: int = 4) -> Iterator[ImageHeader | Skipped]:
@@ -337,22 +399,30 @@ def build_index(
     """
     start = time.perf_counter()
     report = progress or (lambda event: None)
-    paths = [Path(p).expanduser().resolve() for p in root] if isinstance(root, (list, tuple)) else [Path(root).expanduser().resolve()]
+    paths = [_resolved(p) for p in root] if isinstance(root, (list, tuple)) else [_resolved(root)]
     if not paths:
         raise FileNotFoundError("nothing to open")
     candidates, csvs = [], []
+    unlisted: list[Skipped] = []  # what the listing could not read (folders, pipes, links), with the reason
     for path in paths:
-        if path.is_file():
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist") from None
+        except (OSError, ValueError) as exc:  # no permission on its folder, a link loop, ...
+            unlisted.append(Skipped(str(path), os_error_reason(exc) if isinstance(exc, OSError) else "unusable name"))
+            continue
+        if stat.S_ISREG(mode):
             candidates.append(path)
-        elif path.is_dir():
-            found, found_csvs = list_files(path)
+        elif stat.S_ISDIR(mode):
+            found, found_csvs = list_files(path, unlisted)
             candidates += found
             csvs += found_csvs
         else:
-            raise FileNotFoundError(f"{path} does not exist")
+            unlisted.append(Skipped(str(path), special_file_reason(mode)))
     candidates, csvs = list(dict.fromkeys(candidates)), list(dict.fromkeys(csvs))
     root = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
-    if len(paths) > 1 and root.is_file():
+    if len(paths) > 1 and not stat.S_ISDIR(_stat_mode(root) or 0):
         root = root.parent
     report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
 
@@ -360,7 +430,7 @@ def build_index(
     descriptions: list[tuple[Path, list[DescriptionRow]]] = []
     label_rows: list[LabelRow] = []
     locations: list[tuple[Path, SeriesLocation]] = []
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = list(unlisted)
     kinds: set[str] = set()
     for path in csvs:
         kind = cbis_ddsm.csv_kind(path)
@@ -432,6 +502,7 @@ def build_index(
             pending.append((image, abnormality, roi))
 
     # A site's labelled folder: the CSV names image and mask files directly.
+    unknown_view: set[Path] = set()
     for row in label_rows:
         header = headers.get(row.image)
         if header is None:
@@ -439,10 +510,19 @@ def build_index(
             skipped.append(Skipped(str(row.image), f"listed in {row.csv_name} (row {row.row}) but {reason}"))
             continue
         image = images.get(row.image)
-        if image is None:
+        if image is None and row.image not in unknown_view:
             image = images[row.image] = _indexed(header, row.patient, None, True)
             image.laterality = image.laterality or row.laterality
             image.view = image.view or row.view
+            reason = _unknown_view_reason(header, image)
+            if reason:  # listed as skipped; its mask is not an image of its own either
+                del images[row.image]
+                unknown_view.add(row.image)
+                skipped.append(Skipped(str(row.image), reason))
+        if row.image in unknown_view:
+            if row.mask:
+                roi_files.add(row.mask)
+            continue
         if row.normal:
             continue
         roi_files.add(row.mask)
@@ -468,7 +548,12 @@ def build_index(
             continue
         subject = header.patient_id if header.patient_id and patient_from_name(header.patient_id) else None
         patient = patient_from_name(header.patient_id or "") or header.patient_id or patient_from_name(str(path)) or path.parent.name
-        images[path] = _indexed(header, patient, subject, patient in gt_patients)
+        image = _indexed(header, patient, subject, patient in gt_patients)
+        reason = _unknown_view_reason(header, image)
+        if reason:
+            skipped.append(Skipped(str(path), reason))
+        else:
+            images[path] = image
 
     # Masks by content (reads pixels; the slow part of indexing real CBIS-DDSM), patient by patient in the
     # index's order, so that each patient is reported ready as soon as its masks are decided.
@@ -517,6 +602,19 @@ def build_index(
         header_scan_s=scan_s,
         layout=detect_layout(kinds, len(ordered)),
     )
+
+
+def _unknown_view_reason(header: ImageHeader, image: IndexedImage) -> str | None:
+    """Why a PNG/JPEG (any non-DICOM image) is not a mammogram of a known view, or None when it is one.
+
+    Such a file has no header to say its side and view; a CSV or its name must. Without them it is not listed:
+    the AI would run on a picture that no worklist slot (R CC, L MLO, ...) can hold.
+    """
+    if header.is_dicom or (image.laterality and image.view):
+        return None
+    missing = " and ".join(w for w, v in (("laterality", image.laterality), ("view", image.view)) if not v)
+    kind = header.path.suffix.lstrip(".").upper() or "image"
+    return f"{kind} image with no {missing} from a CSV or its name: not a mammogram of a known view; left out"
 
 
 def _indexed(header: ImageHeader, patient: str, subject: str | None, gt_known: bool) -> IndexedImage:
