@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
@@ -76,7 +77,8 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, file_menu, "Export reviews to CSV…", window.ask_export_reviews, ["Ctrl+E"])
     cancel = _add(window, file_menu, "Cancel indexing / loading / AI; leave ROI mode", window.escape, ["Esc"])
     file_menu.addSeparator()
-    _add(window, file_menu, "Quit", window.close, ["Ctrl+Q"])
+    quit_action = _add(window, file_menu, "Quit", window.close, ["Ctrl+Q"])
+    quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)  # also from the Retrain and Models windows
 
     view = bar.addMenu("&View")
     four_up = _add(window, view, "4-up (CC and MLO)", viewer.set_four_up, ["M"], checkable=True)

@@ -1,9 +1,15 @@
-"""Tools → Models: every model version in the registry, its card, and a one-click switch (rollback included)."""
+"""Tools → Models: every model version in the registry, its card, and a one-click switch (rollback included).
+
+Each model's held-out Dice and AUC are listed with the number of held-out
+patients behind them and where they come from (``model.registry.held_out_figures``):
+a figure from 2 patients is marked too few to compare, never set beside one from
+24 as if alike. The card shows what a reader or a site engineer needs
+(``model.registry.card_facts``), not the training machine's paths.
+"""
 
 from __future__ import annotations
 
 import html
-import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -20,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from model.registry import ModelRegistry, RegistryEntry
-from model.retrain_job import GATE_METRICS
+from model.registry import ModelRegistry, RegistryEntry, card_facts, held_out_figures
+from model.retrain_job import judge
 
 from app.errors import describe
 
@@ -36,34 +42,58 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
+METRIC_WORDS = {"dice_mean": "Dice per image", "iou_mean": "IoU per image", "lesion_sensitivity": "lesion sensitivity",
+                "fp_per_image": "false positives per image", "auc": "malignancy AUC", "auc_ci": "AUC 95% CI",
+                "sensitivity": "sensitivity", "specificity": "specificity", "val_dice": "validation Dice (ROI tiles)",
+                "val_auc": "validation AUC (ROI tiles)", "val_loss": "validation loss", "patients": "held-out patients",
+                "images": "held-out images", "lesions": "held-out lesions", "malignant": "malignant abnormalities",
+                "benign": "benign abnormalities", "epoch": "epoch", "pixel_accuracy": "pixel accuracy",
+                "case_auc": "case-score AUC"}
+
+
+def _figure(value, figures: dict) -> str:
+    """'0.467 (24 patients)': a held-out figure never without the size behind it."""
+    if not isinstance(value, (int, float)):
+        return ""
+    patients = figures["patients"]
+    return f"{value:.3f} ({patients if patients is not None else '?'} patients)"
+
+
 def card_html(entry: RegistryEntry) -> str:
     """The entry's card as the reader reads it: where it comes from, what it was trained on, how it did."""
-    rows = [("Version", entry.version), ("Name", entry.name), ("Parent", entry.parent or "none (trained from scratch)"),
-            ("Created", entry.created or "?"), ("Added", entry.added or "bundled with the app"),
-            ("Source", entry.info.get("source", "")), ("Weights", str(entry.weights))]
     parts = [f"<h3>{html.escape(entry.version)}{' (active)' if entry.active else ''}"
              f"{' · bundled' if entry.bundled else ''}</h3>"]
     if entry.card.get("intended_use"):
         parts.append(f"<p><i>{html.escape(str(entry.card['intended_use']))}</i></p>")
-    parts.append("<table>" + "".join(f"<tr><td><b>{k}</b>&nbsp;</td><td>{_fmt(v)}</td></tr>" for k, v in rows) + "</table>")
-    data = {k: v for k, v in entry.training_data.items() if v not in (None, "", [], {}) and k != "summary"}
-    if data:
-        parts.append("<h4>Training data</h4><table>" + "".join(
-            f"<tr><td>{html.escape(k)}&nbsp;</td><td>{_fmt(v) if not isinstance(v, dict) else html.escape(json.dumps(v))}</td></tr>"
-            for k, v in data.items()) + "</table>")
-    metrics = {k: v for k, v in entry.metrics.items() if not isinstance(v, (dict,))}
+    parts.append("<table>" + "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;</td><td>{_fmt(v)}</td></tr>"
+                                     for k, v in card_facts(entry)) + "</table>")
+    figures = held_out_figures(entry)
+    held = html.escape(figures["text"])
+    if figures["warnings"]:
+        held += "<br><span style='color:#e0a030'>" + html.escape("; ".join(figures["warnings"])) + "</span>"
+    if figures["protocol"] == "training":
+        held += "<br>" + html.escape("measured by the training loop on ROI tiles, not on whole views: not comparable "
+                                     "with a model's `bcir eval` or safety-gate figures")
+    metrics = {k: v for k, v in entry.metrics.items()
+               if k in METRIC_WORDS and not isinstance(v, dict) and k not in ("patients", "images")}
+    if "auc" in metrics and figures["auc_note"]:
+        metrics["auc"] = figures["auc_note"]
+        metrics.pop("auc_ci", None)
     if metrics:
-        parts.append("<h4>Metrics</h4><table>" + "".join(
-            f"<tr><td>{html.escape(k)}&nbsp;</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items()) + "</table>")
+        parts.append(f"<h4>Held-out figures</h4><p>{held}</p><table>" + "".join(
+            f"<tr><td>{html.escape(METRIC_WORDS[k])}&nbsp;</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items())
+            + "</table>")
     gate = entry.gate
     if gate:
-        rows = {r["model"]: r for r in gate.get("rows", [])}
-        head = "<tr><th></th><th>current</th><th>new</th><th>better</th></tr>"
+        verdict = judge(gate)
+        head = "<tr><th></th><th>current</th><th>new</th><th>better</th><th>held out</th></tr>"
         body = "".join(
-            f"<tr><td>{label}&nbsp;</td><td>{_fmt(rows.get('current', {}).get(key, 'n/a'))}</td>"
-            f"<td>{_fmt(rows.get('new', {}).get(key, 'n/a'))}</td><td>{gate.get('better', {}).get(key) or '—'}</td></tr>"
-            for key, label, _ in GATE_METRICS)
-        parts.append(f"<h4>Safety gate</h4><p>{html.escape(str(gate.get('description', '')))}</p><table>{head}{body}</table>")
+            f"<tr><td>{html.escape(f.label)}&nbsp;</td><td>{html.escape(f.current_text)}</td>"
+            f"<td>{html.escape(f.new_text)}</td><td>{f.verdict or '—'}</td><td>{html.escape(f.held_out)}</td></tr>"
+            for f in verdict.figures)
+        warn = "".join(f"<br><span style='color:#e0a030'>{html.escape(w)}</span>" for w in verdict.warnings)
+        parts.append(f"<h4>Safety gate</h4><p>{html.escape(str(gate.get('description', '')))}{warn}</p>"
+                     f"<table>{head}{body}</table>")
     settings = entry.settings
     if settings:
         keys = ("max_epochs", "batch_size", "lr", "working_spacing_mm", "tile", "augment_factor", "views", "fine_tune",
@@ -84,7 +114,7 @@ class ModelsDialog(QDialog):
         self.setWindowTitle("Models")
         self.registry = registry or ModelRegistry()
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Version", "Active", "Parent", "Added", "Held-out Dice", "AUC"])
+        self.tree.setHeaderLabels(["Version", "Active", "Parent", "Added", "Held-out Dice", "AUC", "Measured on"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.card = QTextBrowser()
@@ -120,20 +150,26 @@ class ModelsDialog(QDialog):
         selected = self.selected_version()
         self.tree.clear()
         for entry in entries:
-            metrics = entry.metrics
-            dice = metrics.get("dice_mean", metrics.get("val_dice"))
-            auc = metrics.get("auc", metrics.get("val_auc"))
+            figures = held_out_figures(entry)
             item = QTreeWidgetItem([entry.version + ("  (bundled)" if entry.bundled else ""), "●" if entry.active else "",
                                     entry.parent or "", (entry.added or "")[:16].replace("T", " "),
-                                    f"{dice:.3f}" if isinstance(dice, (int, float)) else "",
-                                    f"{auc:.3f}" if isinstance(auc, (int, float)) else ""])
+                                    _figure(figures["dice"], figures),
+                                    _figure(figures["auc"], figures) or ("not measurable" if figures["auc_note"] else ""),
+                                    ("⚠ " if figures["too_few"] or figures["protocol"] == "training" else "")
+                                    + figures["text"]])
+            tip = "; ".join(figures["warnings"] + ([figures["auc_note"]] if figures["auc_note"] else []))
+            if figures["protocol"] == "training":
+                tip = "measured on the training loop's ROI tiles: not comparable with whole-view figures" + (
+                    f"; {tip}" if tip else "")
+            for column in (4, 5, 6):
+                item.setToolTip(column, tip or figures["text"])
             item.setData(0, VERSION_ROLE, entry.version)
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignCenter)
             self.tree.addTopLevelItem(item)
             if entry.version == selected or (selected is None and entry.active):
                 self.tree.setCurrentItem(item)
         for broken in skipped:
-            item = QTreeWidgetItem([broken.path.name, "", "", "", "", ""])
+            item = QTreeWidgetItem([broken.path.name, "", "", "", "", "", ""])
             item.setToolTip(0, broken.reason)
             item.setDisabled(True)
             self.tree.addTopLevelItem(item)
