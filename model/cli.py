@@ -329,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_jobs(sub)
 
+    from model.cli_reviews import register as register_reviews
+
+    register_reviews(sub)
+
     p = sub.add_parser("model-info", help="parameter counts, device and model card")
     p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
     p.add_argument("--device", default="auto")

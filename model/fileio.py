@@ -49,6 +49,29 @@ def atomic_copy(source: str | Path, path: str | Path) -> None:
         shutil.copyfileobj(src, f, 1 << 20)
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder for a writer that needs a file name (SQLite's backup); when the block
+    ends without error the file is fsynced and becomes ``path`` (``os.replace``, then the folder is fsynced).
+    On error it is removed, with any file whose name starts with its name (a journal the writer left)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.part"
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in path.parent.glob(f"{tmp.name}*"):
+            leftover.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
 def fsync_dir(folder: str | Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -2,8 +2,31 @@
 
 One file, ``user_data_dir()/reviews.sqlite`` unless a path is given, in WAL
 mode with ``synchronous=FULL``; every write is one transaction. Rows are never
-updated or deleted: triggers in the database itself refuse UPDATE and DELETE
-on ``reviews``, so a correction is a new record and the history stays whole.
+updated or deleted: triggers in the database itself refuse UPDATE, DELETE and
+an INSERT on an existing id (``INSERT OR REPLACE`` / ``REPLACE INTO``, which
+SQLite would otherwise carry out as a delete that fires no DELETE trigger), so
+a correction is a new record and the history stays whole.
+
+Tamper evidence (what someone with the file can do is said in the README):
+
+* every review has an entry in ``review_chain``: its position and the SHA-256
+  of the previous entry's hash with the review's every column. The whole
+  chain is checked when the store opens; an edited, inserted, reordered or
+  removed review raises :class:`ReviewLogTampered`. A log written before the
+  chain existed is chained once, in one transaction, and ``log_meta`` says
+  when and how many reviews were chained then (``chain_migrated``).
+* the anchor, ``reviews.sqlite.anchor.json`` next to the log, holds the log's
+  id, its count and its head hash after each record. A log with fewer reviews
+  than its anchor, another head at the anchor's count, another id, or missing
+  altogether raises :class:`ReviewLogTampered`.
+* a database that was a review log (``PRAGMA user_version``, its other tables)
+  but has lost its ``reviews`` table, and an empty (zero-byte) file, are refused
+  instead of being started again as an empty log. A new log is written whole
+  under a temporary name and linked into place, so an empty file at the path
+  is never one this module left behind.
+
+Everything that stops the store from opening is a :class:`ReviewLogError`
+(a :class:`~model.errors.BcirError`) with one line that names the file.
 
 Verdicts:
 
@@ -23,21 +46,28 @@ No patient identifiers are logged; log lines carry record ids only.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import math
+import os
+import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model.fileio import atomic_write_bytes, user_data_dir
+from model.errors import BcirError
+from model.failures import failure_reason
+from model.fileio import atomic_path, atomic_write_bytes, atomic_write_json, fsync_dir, user_data_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: reviews only; 2: + review_chain, log_meta, the REPLACE triggers and user_version
 DB_NAME = "reviews.sqlite"
+ANCHOR_SUFFIX = ".anchor.json"
 
 BIRADS = ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6")
 VERDICTS = ("agree", "disagree", "own")
@@ -48,8 +78,9 @@ CSV_COLUMNS = (
     "id", "created", "reader", "patient_id", "image_path", "model_version",
     "ai_score_shown", "ai_shown", "verdict", "birads", "comment", "blinded", "phase",
 )
+_CHAINED_COLUMNS = CSV_COLUMNS  # every column of a review goes into its hash, in this order
 
-_SCHEMA = f"""
+_TABLES = f"""
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
 );
@@ -69,15 +100,80 @@ CREATE TABLE IF NOT EXISTS reviews (
     phase          TEXT    NOT NULL CHECK (phase IN ({", ".join(repr(p) for p in PHASES)}))
 );
 CREATE INDEX IF NOT EXISTS reviews_patient ON reviews (patient_id, id);
-CREATE TRIGGER IF NOT EXISTS reviews_no_update BEFORE UPDATE ON reviews
+CREATE TABLE IF NOT EXISTS review_chain (
+    review_id INTEGER PRIMARY KEY,  -- reviews.id
+    n         INTEGER NOT NULL,     -- 1-based position in the log
+    hash      TEXT    NOT NULL      -- sha256 hex of the previous hash, n and the review's columns
+);
+CREATE TABLE IF NOT EXISTS log_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _append_only(table: str, key: str) -> str:
+    return f"""
+CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
 BEGIN
     SELECT RAISE(ABORT, 'reviews are append-only: UPDATE refused');
 END;
-CREATE TRIGGER IF NOT EXISTS reviews_no_delete BEFORE DELETE ON reviews
+CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
 BEGIN
     SELECT RAISE(ABORT, 'reviews are append-only: DELETE refused');
 END;
+CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table}
+WHEN EXISTS (SELECT 1 FROM {table} WHERE {key} = NEW.{key})
+BEGIN
+    SELECT RAISE(ABORT, 'reviews are append-only: REPLACE of an existing entry refused');
+END;
 """
+
+
+_TRIGGERS = _append_only("reviews", "id") + _append_only("review_chain", "review_id") + _append_only("log_meta", "key")
+_TRIGGER_NAMES = {f"{t}_no_{op}" for t in ("reviews", "review_chain", "log_meta") for op in ("update", "delete", "replace")}
+
+
+class ReviewLogError(BcirError):
+    """The review log cannot be opened or used; ``str()`` is one line that names the file."""
+
+
+class ReviewLogTampered(ReviewLogError):
+    """The review log was changed outside B-Cir Review: an edited, inserted or removed review, a dropped table,
+    or a log that no longer matches its anchor."""
+
+
+@dataclass(frozen=True)
+class LogState:
+    """What the check at open found: the log's id, its review count, the last review's id and the head hash."""
+
+    log_id: str
+    reviews: int
+    last_id: int | None
+    head: str
+    chain_migrated: dict | None = None  # {"at", "reviews", "from_schema"} when a log without the chain was chained
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    reviews: int
+    head: str
+
+
+def _genesis(log_id: str) -> str:
+    return hashlib.sha256(b"bcir-review-log\0" + log_id.encode("utf-8")).hexdigest()
+
+
+def _entry_hash(prev: str, n: int, row) -> str:
+    """The chain hash of the n-th review ``row`` (a Row of ``reviews``) after the entry whose hash is ``prev``."""
+    body = json.dumps([n, *(row[c] for c in _CHAINED_COLUMNS)], ensure_ascii=True, separators=(",", ":"),
+                      default=lambda v: {"blob": v.hex()} if isinstance(v, bytes) else repr(v))  # only a forger stores those
+    return hashlib.sha256(f"{prev}\n{body}".encode("ascii")).hexdigest()
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
 
 
 def _utc_now() -> str:
@@ -182,39 +278,304 @@ def _row_to_review(row: sqlite3.Row) -> Review:
     )
 
 
-class ReviewStore:
-    """The review log. One connection per store, shared between threads under a lock."""
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode: every transaction is an explicit BEGIN IMMEDIATE ... COMMIT."""
+    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
 
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else user_data_dir() / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run the statements of ``script`` one by one (``executescript`` would commit the transaction around them)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError("incomplete SQL statement at the end of a script")
+
+
+def _initialise(conn: sqlite3.Connection, *, from_schema: int | None) -> None:
+    """Make ``conn``'s database the current schema in one transaction: tables, triggers, the log id, and a chain
+    entry for every review there already is (all of them when a log of schema ``from_schema`` is migrated; the
+    migration is recorded in ``log_meta`` as ``chain_migrated``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _run_script(conn, _TABLES + _TRIGGERS)
+        meta = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM log_meta")}
+        log_id = meta.get("log_id")
+        if log_id is None:
+            log_id = secrets.token_hex(16)
+            conn.execute("INSERT INTO log_meta (key, value) VALUES ('log_id', ?)", (log_id,))
+            conn.execute("INSERT INTO log_meta (key, value) VALUES ('created', ?)", (_utc_now(),))
+        rows = conn.execute("SELECT * FROM reviews ORDER BY id").fetchall()
+        prev = _genesis(log_id)
+        for n, row in enumerate(rows, 1):
+            prev = _entry_hash(prev, n, row)
+            conn.execute("INSERT INTO review_chain (review_id, n, hash) VALUES (?, ?, ?)", (row["id"], n, prev))
+        if from_schema is not None:
+            conn.execute("INSERT INTO log_meta (key, value) VALUES ('chain_migrated', ?)", (json.dumps(
+                {"at": _utc_now(), "reviews": len(rows), "from_schema": from_schema}),))
+        if (conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0) < SCHEMA_VERSION:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _create_log(path: Path) -> None:
+    """Write a new, empty log under a temporary name and link it into place: a crash leaves no file at ``path``,
+    never an empty one, and a log another process made meanwhile is kept."""
+    tmp = path.with_name(f".{path.name}.new-{secrets.token_hex(6)}")
+    try:
+        conn = _connect(tmp)
         try:
-            self._conn.row_factory = sqlite3.Row
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise ValueError(f"review database could not switch to WAL mode (got {mode})")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except BaseException:
-            self._conn.close()
+            conn.execute("PRAGMA journal_mode=WAL")
+            _initialise(conn, from_schema=None)
+        finally:
+            conn.close()  # the last connection checkpoints and removes the -wal: the file is whole on its own
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _verify(conn: sqlite3.Connection, path: Path, *, want: int | None = None) -> tuple[LogState, tuple[int, str] | None]:
+    """Check every review against the chain, oldest first. Returns the log's state and, when ``want`` is given,
+    (review id, hash) of the want-th review (None when the log is shorter). Raises :class:`ReviewLogTampered`."""
+    meta = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM log_meta")}
+    log_id = meta.get("log_id")
+    if not log_id:
+        raise ReviewLogTampered(f"the review log {path} has no log id: it was changed outside B-Cir Review; "
+                                "restore it from a backup")
+    try:
+        migrated = json.loads(meta["chain_migrated"]) if "chain_migrated" in meta else None
+    except ValueError:
+        migrated = {"note": "unreadable"}
+    head, n, last_id, at_want = _genesis(log_id), 0, None, None
+    rows = conn.execute("SELECT r.*, c.n AS chain_n, c.hash AS chain_hash FROM reviews r"
+                        " LEFT JOIN review_chain c ON c.review_id = r.id ORDER BY r.id")
+    for row in rows:
+        n += 1
+        if row["chain_hash"] is None:
+            raise ReviewLogTampered(f"review {row['id']} in the review log {path} has no entry in its hash chain: "
+                                    "it was added outside B-Cir Review; restore the log from a backup")
+        if row["chain_n"] != n or _entry_hash(head, n, row) != row["chain_hash"]:
+            raise ReviewLogTampered(
+                f"review {row['id']} in the review log {path} does not match its hash chain: the log was changed "
+                "outside B-Cir Review (this review edited, or one before it removed); restore it from a backup")
+        head, last_id = row["chain_hash"], row["id"]
+        if n == want:
+            at_want = (last_id, head)
+    chained = conn.execute("SELECT count(*) FROM review_chain").fetchone()[0]
+    if chained != n:
+        raise ReviewLogTampered(
+            f"{chained - n} entries of the hash chain of the review log {path} have no review: reviews were deleted "
+            "outside B-Cir Review; restore the log from a backup")
+    return LogState(log_id, n, last_id, head, migrated), at_want
+
+
+class ReviewStore:
+    """The review log. One connection per store, shared between threads under a lock.
+
+    Opening checks the whole log (see the module's docstring) and raises :class:`ReviewLogError`, or
+    :class:`ReviewLogTampered`, with one line that names the file. ``create=False`` refuses to start a new log
+    where there is none (for commands that only check or copy one).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, create: bool = True):
+        self.path = Path(path) if path is not None else user_data_dir() / DB_NAME
+        self.anchor_path = self.path.with_name(self.path.name + ANCHOR_SUFFIX)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._prepare_file(create)
+            self._conn = _connect(self.path)
+            self.state = self._open()
+        except BaseException as exc:
+            if self._conn is not None:
+                self._conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise ReviewLogError(self._cannot_open(exc)) from exc
+            if isinstance(exc, OSError):
+                raise ReviewLogError(f"cannot open the review log {self.path}: {failure_reason(exc)}") from exc
             raise
+        self._write_anchor(self.state)
 
     # -- lifecycle -------------------------------------------------------
-    def _migrate(self) -> None:
+    def _cannot_open(self, exc: sqlite3.Error) -> str:
+        message = _one_line(exc)
+        hint = ""
+        if "readonly" in message or "unable to open" in message:
+            hint = (f" (B-Cir Review must be able to write to {self.path.name} and to create files next to it in "
+                    f"{self.path.parent})")
+        return f"cannot open the review log {self.path}: {message}{hint}"
+
+    def _prepare_file(self, create: bool) -> None:
+        """Refuse an empty file and a missing log that its anchor remembers; write a new log when there is none."""
+        try:
+            size = self.path.stat().st_size if self.path.exists() else None
+        except OSError as exc:
+            raise ReviewLogError(f"cannot open the review log {self.path}: {failure_reason(exc)}") from exc
+        if size == 0:
+            wal = self.path.with_name(self.path.name + "-wal")
+            keep = (f"; keep {wal.name} ({wal.stat().st_size} bytes) with it, it may hold the latest reviews"
+                    if wal.is_file() and wal.stat().st_size else "")
+            raise ReviewLogError(
+                f"the review log {self.path} is an empty file (0 bytes): the reviews it held were lost, for instance "
+                f"by a copy that failed; restore it from a backup, or move it away to start a new log{keep}")
+        if size is not None:
+            return
+        anchor = self._read_anchor()
+        if anchor and anchor["reviews"] > 0:
+            raise ReviewLogTampered(
+                f"the review log {self.path} is missing, but its anchor {self.anchor_path.name} records "
+                f"{anchor['reviews']} reviews: restore the log from a backup, or move the anchor away to start a new, "
+                "empty log")
+        if not create:
+            raise ReviewLogError(f"there is no review log at {self.path}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReviewLogError(f"cannot create the folder of the review log {self.path}: {failure_reason(exc)}") from exc
+        _create_log(self.path)
+
+    def _open(self) -> LogState:
+        """Settings, structure, migration of a log without the chain, then the whole chain and the anchor."""
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ReviewLogError(f"the review log {self.path} could not switch to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if "reviews" not in tables:
+            if user_version > 0 or tables & {"schema_version", "review_chain", "log_meta"}:
+                raise ReviewLogTampered(
+                    f"the reviews table is missing from the review log {self.path}: it was dropped or the file is "
+                    "damaged; restore the log from a backup")
+            if tables - {"sqlite_sequence"}:
+                raise ReviewLogError(f"{self.path} is an SQLite database but not a review log "
+                                     f"(tables: {', '.join(sorted(tables))[:200]})")
+            _initialise(conn, from_schema=None)  # an SQLite file that never held anything: made a log here
+        else:
+            if "schema_version" not in tables:
+                raise ReviewLogTampered(f"the schema_version table is missing from the review log {self.path}: "
+                                        "the file was changed outside B-Cir Review; restore the log from a backup")
+            version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            if version is None:
+                raise ReviewLogTampered(f"the review log {self.path} has no schema version: the file was changed "
+                                        "outside B-Cir Review; restore the log from a backup")
+            if version > SCHEMA_VERSION:
+                raise ReviewLogError(f"the review log {self.path} has schema {version}, newer than this app "
+                                     f"understands ({SCHEMA_VERSION})")
+            if version < SCHEMA_VERSION:
+                if "review_chain" in tables:
+                    raise ReviewLogTampered(f"the review log {self.path} says schema {version} but has a hash "
+                                            "chain: it was changed outside B-Cir Review; restore it from a backup")
+                _initialise(conn, from_schema=version)
+                log.info("review log migrated from schema %d: existing reviews chained once", version)
+            else:
+                missing = {"review_chain", "log_meta"} - tables
+                if missing:
+                    raise ReviewLogTampered(
+                        f"the {' and '.join(sorted(missing))} table{'s are' if len(missing) > 1 else ' is'} missing "
+                        f"from the review log {self.path}: it was changed outside B-Cir Review; restore it from a backup")
+                triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+                if _TRIGGER_NAMES - triggers:
+                    log.warning("review log: %d append-only triggers were missing and are made again",
+                                len(_TRIGGER_NAMES - triggers))
+                    _run_script(conn, _TRIGGERS)
+        anchor = self._read_anchor()
+        state, at_anchor = _verify(conn, self.path, want=anchor["reviews"] if anchor else None)
+        if anchor:
+            self._check_anchor(anchor, state, at_anchor)
+        try:  # can we write? (a log file without write permission reads fine and would fail at the first review)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return state
+
+    def _read_anchor(self) -> dict | None:
+        try:
+            data = json.loads(self.anchor_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ReviewLogTampered(f"the anchor {self.anchor_path} of the review log cannot be read "
+                                    f"({failure_reason(exc)}): move it away only if you know why it changed") from exc
+        ok = (isinstance(data, dict) and isinstance(data.get("log_id"), str) and isinstance(data.get("head"), str)
+              and isinstance(data.get("reviews"), int) and not isinstance(data.get("reviews"), bool)
+              and data["reviews"] >= 0)
+        if not ok:
+            raise ReviewLogTampered(f"the anchor {self.anchor_path} of the review log is not one B-Cir Review "
+                                    "wrote: move it away only if you know why it changed")
+        return data
+
+    def _check_anchor(self, anchor: dict, state: LogState, at_anchor: tuple[int, str] | None) -> None:
+        name = self.anchor_path.name
+        if anchor["log_id"] != state.log_id:
+            raise ReviewLogTampered(
+                f"the review log {self.path} is not the log its anchor {name} describes (another log id): restore "
+                "the right file, or move the anchor away if you replaced the log on purpose")
+        if state.reviews < anchor["reviews"]:
+            raise ReviewLogTampered(
+                f"the review log {self.path} holds {state.reviews} reviews, but its anchor {name} records "
+                f"{anchor['reviews']}: reviews were removed from its end, or this is an older copy; restore the newest "
+                "backup, or move the anchor away if you restored an older copy on purpose")
+        if anchor["reviews"] and (at_anchor is None or at_anchor[1] != anchor["head"]):
+            raise ReviewLogTampered(
+                f"the review log {self.path} does not match its anchor {name} at review {anchor['reviews']}: the log "
+                "was rewritten outside B-Cir Review; restore it from a backup")
+
+    def _write_anchor(self, state: LogState) -> None:
+        """Record the log's count and head next to it (never moving it back: another process may be ahead)."""
+        try:
+            try:
+                current = self._read_anchor()
+            except ReviewLogTampered:
+                current = None
+            if current and current["log_id"] == state.log_id and current["reviews"] >= state.reviews:
+                return
+            atomic_write_json(self.anchor_path, {
+                "about": "count and last hash of the review log next to it; B-Cir Review refuses a log that has "
+                         "fewer reviews or another hash here (see README, Reviews)",
+                "log_id": state.log_id, "reviews": state.reviews, "last_id": state.last_id, "head": state.head,
+                "updated": _utc_now(),
+            })
+        except OSError as exc:  # the review itself is stored; only the tail's protection waits for the next write
+            log.warning("review log anchor not written: %s", failure_reason(exc))
+
+    def check(self) -> LogState:
+        """Check the whole log again now (as at open), against its anchor too; raises :class:`ReviewLogTampered`."""
         with self._lock:
-            self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-            with self._conn:
-                row = self._conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                version = row[0]
-                if version is None:
-                    self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif version > SCHEMA_VERSION:
-                    raise ValueError(
-                        f"review database schema {version} is newer than this app understands ({SCHEMA_VERSION})"
-                    )
+            anchor = self._read_anchor()
+            state, at_anchor = _verify(self._conn, self.path, want=anchor["reviews"] if anchor else None)
+            if anchor:
+                self._check_anchor(anchor, state, at_anchor)
+            self.state = state
+        self._write_anchor(state)
+        return state
 
     @property
     def schema_version(self) -> int:
@@ -240,27 +601,44 @@ class ReviewStore:
 
     # -- writing ---------------------------------------------------------
     def record(self, review: Review) -> int:
-        """Validate and append one review in its own transaction; returns its id."""
+        """Validate and append one review, with its chain entry, in one transaction; returns its id."""
         review = review.validated()
         created = _utc_now()
         with self._lock:
-            with self._conn:
-                self._conn.execute("BEGIN IMMEDIATE")
-                if review.phase == "unblinded" and not self._own_read_pending(review):
-                    raise ValueError(
-                        "blinded protocol: record the reader's own read (verdict 'own') before the AI verdict"
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if review.phase == "unblinded" and not self._own_read_pending(review):
+                        raise ValueError(
+                            "blinded protocol: record the reader's own read (verdict 'own') before the AI verdict"
+                        )
+                    last = conn.execute("SELECT n, hash FROM review_chain ORDER BY review_id DESC LIMIT 1").fetchone()
+                    cur = conn.execute(
+                        "INSERT INTO reviews (created, reader, patient_id, image_path, model_version,"
+                        " ai_score_shown, ai_shown, verdict, birads, comment, blinded, phase)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            created, review.reader, review.patient_id, review.image_path, review.model_version,
+                            review.ai_score_shown, int(review.ai_shown), review.verdict, review.birads,
+                            review.comment, int(review.blinded), review.phase,
+                        ),
                     )
-                cur = self._conn.execute(
-                    "INSERT INTO reviews (created, reader, patient_id, image_path, model_version,"
-                    " ai_score_shown, ai_shown, verdict, birads, comment, blinded, phase)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        created, review.reader, review.patient_id, review.image_path, review.model_version,
-                        review.ai_score_shown, int(review.ai_shown), review.verdict, review.birads,
-                        review.comment, int(review.blinded), review.phase,
-                    ),
-                )
-                new_id = int(cur.lastrowid)
+                    new_id = int(cur.lastrowid)
+                    row = conn.execute("SELECT * FROM reviews WHERE id = ?", (new_id,)).fetchone()  # as stored
+                    n = (last["n"] if last else 0) + 1
+                    head = _entry_hash(last["hash"] if last else _genesis(self.state.log_id), n, row)
+                    conn.execute("INSERT INTO review_chain (review_id, n, hash) VALUES (?, ?, ?)", (new_id, n, head))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise ReviewLogError(f"the review was not recorded in {self.path}: {_one_line(exc)}") from exc
+            self.state = replace(self.state, reviews=n, last_id=new_id, head=head)
+            state = self.state
+        self._write_anchor(state)
         log.info("review %d recorded (%s, %s)", new_id, review.verdict, review.phase)
         return new_id
 
@@ -345,6 +723,30 @@ class ReviewStore:
         log.info("exported %d reviews to CSV", len(reviews))
         return len(reviews)
 
+    # -- backup ----------------------------------------------------------
+    def backup(self, dest: str | Path) -> BackupResult:
+        """A consistent copy of the whole log, WAL content included, by SQLite's online backup API, written
+        atomically to ``dest`` (a folder, or a name ending in a slash: ``reviews-backup-<UTC time>.sqlite`` in it)
+        and checked there. The copy
+        is one self-contained file (rollback journal mode); copying ``reviews.sqlite`` alone is not a backup,
+        since the latest reviews may still be in ``reviews.sqlite-wal``."""
+        folder = isinstance(dest, str) and dest.endswith(("/", os.sep))
+        dest = Path(dest)
+        if folder or dest.is_dir():
+            dest = dest / f"reviews-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.sqlite"
+        if dest.resolve() == self.path.resolve() or dest.resolve() == self.anchor_path.resolve():
+            raise ValueError(f"a backup must go to another file than the review log itself ({self.path})")
+        with self._lock, atomic_path(dest) as tmp:
+            target = _connect(tmp)
+            try:
+                self._conn.backup(target)  # one step: the snapshot of one read transaction
+                target.execute("PRAGMA journal_mode=DELETE")
+                state, _ = _verify(target, self.path)
+            finally:
+                target.close()
+        log.info("review log backed up: %d reviews", state.reviews)
+        return BackupResult(dest, state.reviews, state.head)
+
 
 class BlindedSession:
     """The blinded double-reading protocol for one reader and case (or image).
@@ -401,5 +803,6 @@ class BlindedSession:
 
 __all__ = [
     "BIRADS", "CSV_COLUMNS", "PHASES", "SCHEMA_VERSION", "STATUSES", "VERDICTS",
-    "BlindedSession", "Review", "ReviewStore", "normalize_birads",
+    "BackupResult", "BlindedSession", "LogState", "Review", "ReviewLogError", "ReviewLogTampered", "ReviewStore",
+    "normalize_birads",
 ]

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from model.reviews import BIRADS, CSV_COLUMNS, Review, ReviewStore
+from model.reviews import (BIRADS, CSV_COLUMNS, SCHEMA_VERSION, Review, ReviewLogError, ReviewLogTampered,
+                           ReviewStore)
 
 
 def open_review(patient="P_00001", reader="dr_a", verdict="agree", birads="2", **kw) -> Review:
@@ -36,12 +37,13 @@ def test_default_path_is_user_data_dir(tmp_path, monkeypatch):
 def test_wal_synchronous_full_and_schema_version(store):
     assert store.pragma("journal_mode").lower() == "wal"
     assert store.pragma("synchronous") == 2  # FULL
-    assert store.schema_version == 1
+    assert store.schema_version == SCHEMA_VERSION == 2
     # a separate connection sees the database file itself in WAL mode
     raw = sqlite3.connect(store.path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         raw.close()
 
@@ -255,3 +257,298 @@ def test_one_readers_view_of_the_log(store):
     assert store.statuses(reader="dr_c") == {}
     assert [r.reader for r in store.history("P_1", reader="dr_b")] == ["dr_b"]
     assert [r.patient_id for r in store.all(reader="dr_b")] == ["P_1", "P_2"] and len(store.all()) == 3
+
+
+# -- the log stays append-only, and what was changed behind its back is said at open -----------------------------
+
+def _raw(path) -> sqlite3.Connection:
+    """A plain SQLite connection, as someone with the file and the sqlite3 tool has."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _three(path) -> list[int]:
+    with ReviewStore(path) as s:
+        return [s.record(open_review(patient=f"P_{i}", birads=b)) for i, b in enumerate(("1", "2", "3"))]
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT OR REPLACE INTO reviews (id, created, reader, patient_id, model_version, ai_shown, verdict, birads,"
+    " comment, blinded, phase) VALUES (1, 'x', 'forger', 'P_1', '', 1, 'disagree', '5', '', 0, 'open')",
+    "REPLACE INTO reviews (id, created, reader, patient_id, model_version, ai_shown, verdict, birads, comment,"
+    " blinded, phase) VALUES (1, 'x', 'forger', 'P_1', '', 1, 'disagree', '5', '', 0, 'open')",
+    "INSERT OR REPLACE INTO review_chain (review_id, n, hash) VALUES (1, 1, 'forged')",
+    "INSERT OR REPLACE INTO log_meta (key, value) VALUES ('log_id', 'forged')",
+])
+def test_replace_of_a_stored_entry_is_refused_by_the_database(store, sql):
+    """SQLite carries out REPLACE as a delete that fires no DELETE trigger: a trigger on the insert refuses it."""
+    store.record(open_review(verdict="agree", birads="2"))
+    raw = _raw(store.path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute(sql)
+        assert raw.execute("SELECT reader, verdict, birads FROM reviews").fetchall() == [("dr_a", "agree", "2")]
+    finally:
+        raw.close()
+    assert store.check().reviews == 1  # the chain is whole
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("DROP TRIGGER reviews_no_update; UPDATE reviews SET birads = '5' WHERE id = 2", "review 2 .*does not match"),
+    ("DROP TRIGGER reviews_no_delete; DELETE FROM reviews WHERE id = 2", "review 3 .*does not match"),
+    ("DROP TRIGGER reviews_no_update; UPDATE reviews SET comment = X'00ff' WHERE id = 2", "review 2 .*does not match"),
+    ("INSERT INTO reviews (created, reader, patient_id, model_version, ai_shown, verdict, birads, comment, blinded,"
+     " phase) VALUES ('2020-01-01', 'forger', 'P_9', '', 1, 'agree', '1', '', 0, 'open')", "review 4 .*no entry"),
+    ("DROP TRIGGER review_chain_no_delete; DELETE FROM review_chain WHERE review_id = 1", "review 1 .*no entry"),
+    ("DROP TRIGGER log_meta_no_update; UPDATE log_meta SET value = 'other' WHERE key = 'log_id'",
+     "review 1 .*does not match"),
+])
+def test_an_edit_made_with_file_access_is_reported_at_open(tmp_path, tamper, message):
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    raw = _raw(path)
+    raw.executescript(tamper)
+    raw.close()
+    with pytest.raises(ReviewLogTampered, match=message) as info:
+        ReviewStore(path)
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and "P_" not in text  # one line, the file named, no patient
+
+
+def test_a_dropped_reviews_table_is_an_error_not_a_new_log(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    raw = _raw(path)
+    raw.execute("DROP TABLE reviews")
+    raw.close()
+    with pytest.raises(ReviewLogTampered, match="reviews table is missing"):
+        ReviewStore(path)
+    raw = _raw(path)  # nothing was made again in its place
+    try:
+        assert "reviews" not in {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        raw.close()
+
+
+def test_every_table_dropped_is_caught_by_user_version_and_then_by_the_anchor(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    raw = _raw(path)
+    raw.executescript("DROP TABLE reviews; DROP TABLE review_chain; DROP TABLE log_meta; DROP TABLE schema_version;")
+    with pytest.raises(ReviewLogTampered, match="reviews table is missing"):
+        ReviewStore(path)
+    raw.execute("PRAGMA user_version = 0")  # the header's mark wiped too: now only the anchor knows
+    raw.close()
+    with pytest.raises(ReviewLogTampered, match="another log id"):
+        ReviewStore(path)
+
+
+def test_reviews_removed_from_the_end_are_caught_by_the_anchor(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    raw = _raw(path)
+    raw.executescript("DROP TRIGGER reviews_no_delete; DROP TRIGGER review_chain_no_delete;"
+                      "DELETE FROM reviews WHERE id = 3; DELETE FROM review_chain WHERE review_id = 3;")
+    raw.close()
+    with pytest.raises(ReviewLogTampered, match="holds 2 reviews, but its anchor .* records 3"):
+        ReviewStore(path)
+    # what the README says: someone who also removes the anchor hides a removed tail (the chain alone cannot tell)
+    (tmp_path / "reviews.sqlite.anchor.json").unlink()
+    with ReviewStore(path) as s:
+        assert s.count() == 2
+
+
+def test_a_missing_log_that_its_anchor_remembers_is_not_started_again(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    for leftover in tmp_path.glob("reviews.sqlite*"):
+        if not leftover.name.endswith(".anchor.json"):
+            leftover.unlink()
+    with pytest.raises(ReviewLogTampered, match="is missing, but its anchor .* records 3 reviews"):
+        ReviewStore(path)
+    assert not path.exists()
+
+
+def test_a_rewritten_log_is_caught_by_the_anchor_head(tmp_path):
+    """A log rebuilt with the same id and count but other content (the chain recomputed) differs from the anchor."""
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    anchor = (tmp_path / "reviews.sqlite.anchor.json").read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    _three(other / "reviews.sqlite")
+    raw = _raw(other / "reviews.sqlite")
+    log_id = raw.execute("SELECT value FROM log_meta WHERE key = 'log_id'").fetchone()[0]
+    raw.close()
+    import json
+
+    data = json.loads(anchor)
+    data["log_id"] = log_id  # the forger gives the other log this one's anchor, id and all
+    (other / "reviews.sqlite.anchor.json").write_text(json.dumps(data))
+    with pytest.raises(ReviewLogTampered, match="does not match its anchor .* at review 3"):
+        ReviewStore(other / "reviews.sqlite")
+
+
+_V1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, reader TEXT NOT NULL, patient_id TEXT NOT NULL,
+    image_path TEXT, model_version TEXT NOT NULL DEFAULT '', ai_score_shown REAL, ai_shown INTEGER NOT NULL,
+    verdict TEXT NOT NULL, birads TEXT NOT NULL, comment TEXT NOT NULL DEFAULT '', blinded INTEGER NOT NULL,
+    phase TEXT NOT NULL);
+CREATE INDEX reviews_patient ON reviews (patient_id, id);
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews BEGIN SELECT RAISE(ABORT, 'append-only'); END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews BEGIN SELECT RAISE(ABORT, 'append-only'); END;
+INSERT INTO schema_version VALUES (1);
+"""
+
+
+def test_a_log_without_the_chain_is_chained_once_and_says_so(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    raw = _raw(path)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.executescript(_V1_SCHEMA)
+    for i in range(4):
+        raw.execute("INSERT INTO reviews (created, reader, patient_id, ai_score_shown, ai_shown, verdict, birads,"
+                    " comment, blinded, phase) VALUES (?, 'dr_a', ?, 0.25, 1, 'agree', '2', 'é, \"x\"', 0, 'open')",
+                    (f"2024-01-0{i + 1}T00:00:00+00:00", f"P_{i}"))
+    raw.close()
+    with ReviewStore(path) as s:
+        assert s.schema_version == 2 and s.count() == 4
+        migrated = s.state.chain_migrated
+        assert migrated["reviews"] == 4 and migrated["from_schema"] == 1 and migrated["at"]
+        s.record(open_review(patient="P_new"))
+    with ReviewStore(path) as s:  # opened again: checked, not migrated a second time
+        assert s.state.chain_migrated == migrated and s.state.reviews == 5
+    raw = _raw(path)
+    raw.executescript("DROP TRIGGER reviews_no_update; UPDATE reviews SET verdict = 'disagree' WHERE id = 2;")
+    raw.close()
+    with pytest.raises(ReviewLogTampered, match="review 2 "):
+        ReviewStore(path)
+
+
+def test_two_stores_on_one_log_keep_one_chain(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    with ReviewStore(path) as a, ReviewStore(path) as b:
+        for i in range(3):
+            a.record(open_review(patient=f"A_{i}"))
+            b.record(open_review(patient=f"B_{i}", reader="dr_b"))
+    with ReviewStore(path) as s:
+        assert s.state.reviews == 6 and s.state.last_id == 6
+
+
+# -- opening: a read-only folder and an empty file are said in one line, with the path ----------------------------
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_read_only_folder_is_one_line_with_the_path(tmp_path, monkeypatch, existing):
+    """The tests run as root, for whom no folder is read-only: SQLite is made to open the file read-only instead,
+    which fails the way a read-only folder does ('attempt to write a readonly database', 'unable to open')."""
+    path = tmp_path / "data" / "reviews.sqlite"
+    if existing:
+        _three(path)
+    real_connect = sqlite3.connect
+
+    def read_only(database, *args, **kwargs):
+        return real_connect(f"file:{database}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    with pytest.raises(ReviewLogError) as info:
+        ReviewStore(path)
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text
+    assert ("readonly" if existing else "unable to open") in text
+    assert str(path.parent) in text  # where the app needs to write
+
+
+def test_an_empty_file_is_refused_not_started_again(tmp_path):
+    path = tmp_path / "reviews.sqlite"
+    path.write_bytes(b"")
+    with pytest.raises(ReviewLogError, match="empty file \\(0 bytes\\)") as info:
+        ReviewStore(path)
+    assert str(path) in str(info.value)
+    assert path.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["reviews.sqlite"]
+
+
+def test_a_new_log_that_fails_half_way_leaves_no_file(tmp_path, monkeypatch):
+    """A new log is written under another name and linked into place, so a crash never leaves an empty file that
+    the next start would have to refuse."""
+    import model.reviews
+
+    path = tmp_path / "reviews.sqlite"
+
+    def crash(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(model.reviews, "_initialise", crash)
+    with pytest.raises(ReviewLogError, match="disk I/O error"):
+        ReviewStore(path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    with ReviewStore(path) as s:
+        assert s.count() == 0
+
+
+# -- backup --------------------------------------------------------------------------------------------------------
+
+def test_backup_is_a_whole_consistent_copy_while_the_log_is_open(tmp_path):
+    import shutil
+
+    path = tmp_path / "reviews.sqlite"
+    with ReviewStore(path) as s:
+        ids = [s.record(open_review(patient=f"P_{i}")) for i in range(20)]
+        # what lost 88 of 2,617 reviews: the newest reviews are still in reviews.sqlite-wal
+        shutil.copy(path, tmp_path / "main-file-only.sqlite")
+        raw = _raw(tmp_path / "main-file-only.sqlite")
+        try:
+            copied = raw.execute("SELECT count(*) FROM reviews").fetchone()[0]
+        finally:
+            raw.close()
+        assert copied < len(ids)
+        result = s.backup(f"{tmp_path / 'backups'}/")  # a folder, made for it
+        head = s.state.head
+    assert result.reviews == 20 and result.head == head
+    assert result.path.parent == tmp_path / "backups"
+    assert [p.name for p in (tmp_path / "backups").iterdir()] == [result.path.name]  # one file, no journal, no temp
+    raw = _raw(result.path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert [r[0] for r in raw.execute("SELECT id FROM reviews ORDER BY id")] == ids
+    finally:
+        raw.close()
+    restored = tmp_path / "restored" / "reviews.sqlite"
+    restored.parent.mkdir()
+    shutil.copy(result.path, restored)
+    with ReviewStore(restored) as s:  # a backup is a log whose chain checks
+        assert s.state.head == head and s.count() == 20
+
+
+def test_backup_refuses_the_log_itself(store):
+    with pytest.raises(ValueError, match="another file"):
+        store.backup(store.path)
+
+
+def test_reviews_commands(tmp_path, capsys):
+    import json
+
+    from model import cli
+
+    path = tmp_path / "reviews.sqlite"
+    _three(path)
+    assert cli.main(["reviews", "verify", "--db", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["reviews"] == 3 and data["last_id"] == 3 and len(data["head"]) == 64
+    assert cli.main(["reviews", "backup", str(tmp_path / "copy.sqlite"), "--db", str(path)]) == 0
+    assert "backed up 3 reviews" in capsys.readouterr().out
+    raw = _raw(tmp_path / "copy.sqlite")
+    try:
+        assert raw.execute("SELECT count(*) FROM reviews").fetchone()[0] == 3
+    finally:
+        raw.close()
+    raw = _raw(path)
+    raw.executescript("DROP TRIGGER reviews_no_update; UPDATE reviews SET comment = 'changed' WHERE id = 1")
+    raw.close()
+    assert cli.main(["reviews", "verify", "--db", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bcir reviews: review 1 in the review log") and err.count("\n") == 1
+    assert cli.main(["reviews", "verify", "--db", str(tmp_path / "none.sqlite")]) == 1
+    assert "there is no review log" in capsys.readouterr().err
+    assert not (tmp_path / "none.sqlite").exists()
