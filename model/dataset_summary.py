@@ -5,10 +5,13 @@ same index the training uses (:func:`model.study_index.build_index`), counted,
 and the same image selection (:func:`model.train_data.select_images`), so the
 summary never promises images the training would then leave out.
 
-Problems are of two kinds: ``mask`` (an abnormality whose ROI mask cannot be
-used: a mask of another size than its image, a missing or non-binary mask; the
-CSV row is named) and ``file`` (a file the index skipped: unreadable, truncated,
-not an image, listed in a CSV but not on disk).
+Problems are of two kinds: ``mask`` (an abnormality that cannot be used: a
+mask of another size than its image, a missing or non-binary mask, or a CSV
+row whose truth is not known, such as an unknown pathology; the CSV row is
+named) and ``file`` (a file the index skipped: unreadable, truncated, not an
+image, listed in a CSV but not on disk, an unreadable CSV or an unusable CSV
+row). ``benign`` counts BENIGN and BENIGN_WITHOUT_CALLBACK only: an
+abnormality of unknown pathology is neither malignant nor benign.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from model.cbis_ddsm import is_benign
 from model.study_index import ScanProgress, StudyIndex, build_index
 
 MIN_PATIENTS = 2  # a patient-level split needs one patient on each side
@@ -112,6 +116,7 @@ def summarize_index(index: StudyIndex, *, views: Iterable[str] = ("CC",)) -> Fol
     wanted = tuple(v.strip().upper() for v in views if v and v.strip())
     abnormalities = [a for i in index.images for a in i.abnormalities]
     malignant = sum(a.malignant for a in abnormalities)
+    benign = sum(is_benign(a.pathology) for a in abnormalities)  # an unknown pathology is neither (it is a problem)
     problems = [FolderProblem("mask", a.source or i.path, a.problem or "ROI mask missing")
                 for i in index.images for a in i.abnormalities if a.problem or not a.mask_path]
     problems += [FolderProblem("file", s.path, s.reason) for s in index.skipped]
@@ -142,7 +147,7 @@ def summarize_index(index: StudyIndex, *, views: Iterable[str] = ("CC",)) -> Fol
         images_with_ground_truth=sum(i.gt_known for i in index.images),
         usable_images=len(usable), usable_patients=len(usable_patients),
         lesion_free_images=sum(not i.abnormalities for i in usable),
-        lesions=len(abnormalities), malignant=malignant, benign=len(abnormalities) - malignant,
+        lesions=len(abnormalities), malignant=malignant, benign=benign,
         mass=sum(a.type == "mass" for a in abnormalities),
         calcification=sum(a.type == "calcification" for a in abnormalities),
         problems=problems, trainable=not reasons, reasons=reasons,

@@ -32,6 +32,7 @@ import numpy as np
 from model import cbis_ddsm
 from model.cbis_ddsm import DescriptionRow, SeriesLocation
 from model.cbis_ddsm import is_malignant
+from model.csv_input import CsvPathError, resolve_inside
 from model.dicom_io import (
     ImageHeader, is_itk_image, name_side_view, os_error_reason, patient_from_name, read_header, read_image,
     special_file_reason,
@@ -151,7 +152,8 @@ class StudyIndex:
             f"  {len(patients)} patients, {len(self.images)} images "
             f"({sum(i.view == 'CC' for i in self.images)} CC, {sum(i.view == 'MLO' for i in self.images)} MLO)",
             f"  {len(abn)} abnormalities: {sum(a.type == 'mass' for a in abn)} mass, "
-            f"{sum(a.type == 'calcification' for a in abn)} calcification; {malignant} malignant, {len(abn) - malignant} benign",
+            f"{sum(a.type == 'calcification' for a in abn)} calcification; {malignant} malignant, "
+            f"{sum(cbis_ddsm.is_benign(a.pathology) for a in abn)} benign",
             f"  {len(problems)} with problems, {len(self.skipped)} files skipped, "
             f"{self.files_scanned} files scanned in {self.header_scan_s:.1f} s",
         ]
@@ -370,20 +372,28 @@ class _Resolver:
         for uid, paths in self.by_series.items():
             paths.sort(key=lambda p: (headers[p].instance_number or 0, p.name))
 
-    def files(self, csv_path: str, bases: list[Path]) -> list[Path]:
+    def files(self, csv_path: str, bases: list[Path], what: str = "path") -> list[Path]:
+        """The files a CSV path names. Raises CsvPathError when it leads outside the root from every base."""
+        inside, refused = [], None
+        for base in bases:
+            try:
+                inside.append(resolve_inside(self.root, base, csv_path, what=what))
+            except CsvPathError as exc:
+                refused = refused or exc
+        if refused and not inside:
+            raise refused
         uid = cbis_ddsm.series_uid_of(csv_path)
         if uid and uid in self.by_series:
             return list(self.by_series[uid])
-        for base in bases:  # a layout that keeps the CSV's own UID paths
-            direct = base / csv_path
-            if direct.is_file():
+        for direct in inside:  # a layout that keeps the CSV's own UID paths; only files the scan listed
+            if direct in self.description:
                 return [direct]
         return []
 
 
 def _csv_bases(root: Path, csv_path: Path) -> list[Path]:
     bases = [root, root / "CBIS-DDSM", csv_path.parent, csv_path.parent.parent]
-    return list(dict.fromkeys(b for b in bases if b.is_dir()))
+    return list(dict.fromkeys(b for b in bases if b.is_dir() and b.is_relative_to(root)))
 
 
 def build_index(
@@ -426,29 +436,13 @@ def build_index(
         root = root.parent
     report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
 
-    # CSVs, by their columns.
-    descriptions: list[tuple[Path, list[DescriptionRow]]] = []
-    label_rows: list[LabelRow] = []
-    locations: list[tuple[Path, SeriesLocation]] = []
-    skipped: list[Skipped] = list(unlisted)
-    kinds: set[str] = set()
-    for path in csvs:
-        kind = cbis_ddsm.csv_kind(path)
-        if kind:
-            kinds.add(kind)
-        try:
-            if kind in ("mass", "calc"):
-                descriptions.append((path, cbis_ddsm.read_description_csv(path)))
-            elif kind == "labels":
-                label_rows += read_labels_csv(path)
-            elif kind == "metadata":
-                locations += [(path.parent, loc) for loc in cbis_ddsm.read_metadata_csv(path)]
-            elif kind == "dicom_info":
-                # Kaggle paths start with "CBIS-DDSM/jpeg/..."; resolve against the folder that holds them.
-                base = root.parent if (root / "jpeg").is_dir() else root
-                locations += [(base, loc) for loc in cbis_ddsm.read_dicom_info_csv(path)]
-        except (OSError, UnicodeError, ValueError) as exc:
-            skipped.append(Skipped(str(path), f"unreadable CSV ({exc})"))
+    # CSVs, by their columns: each is read or listed as unreadable with the reason; unusable rows are listed too.
+    found = cbis_ddsm.read_folder_csvs(csvs, root)
+    descriptions: list[tuple[Path, list[DescriptionRow]]] = found.descriptions
+    label_rows: list[LabelRow] = found.label_rows
+    locations: list[tuple[Path, SeriesLocation]] = found.locations
+    skipped: list[Skipped] = unlisted + [Skipped(path, reason) for path, reason in found.skipped]
+    kinds: set[str] = found.kinds
 
     # Headers.
     headers: dict[Path, ImageHeader] = {}
@@ -467,14 +461,24 @@ def build_index(
     resolver = _Resolver(root, headers, locations)
     images: dict[Path, IndexedImage] = {}
     roi_files: set[Path] = set()
-    gt_patients = {row.patient_id for _, rows in descriptions for row in rows}
+    gt_patients = {row.patient_id for _, rows in descriptions for row in rows if row.patient_id}
 
-    # Ground truth from the description CSVs.
+    # Ground truth from the description CSVs. A row with a problem still marks its image (never lesion-free);
+    # a row that names no usable image is listed, and its patient's other images are not called lesion-free.
     pending: list[tuple[IndexedImage, Abnormality, list[Path]]] = []
     for csv_path, rows in descriptions:
         bases = _csv_bases(root, csv_path)
         for row in rows:
-            image_files = resolver.files(row.image_path, bases)
+            try:
+                image_files = resolver.files(row.image_path, bases, "image file path") if row.image_path else []
+            except CsvPathError as exc:
+                image_files, row_problem = [], exc.reason
+            else:
+                row_problem = None if row.image_path else row.problem
+            if row_problem:
+                skipped.append(Skipped(str(csv_path), f"row {row.row}: {row_problem}"))
+                found.unsure_patients.add(row.patient_id)
+                continue
             image_file = next((p for p in image_files if p in headers), None)
             if image_file is None:
                 skipped.append(Skipped(row.image_path, f"listed in {row.csv_name} (row {row.row}) but not found on disk"))
@@ -482,19 +486,24 @@ def build_index(
             header = headers[image_file]
             image = images.get(image_file)
             if image is None:
-                image = images[image_file] = _indexed(header, row.patient_id, row.image_subject, True)
+                patient = row.patient_id or patient_from_name(row.image_subject) or header.patient_id or image_file.parent.name
+                image = images[image_file] = _indexed(header, patient, row.image_subject, True)
                 if image.laterality is None:
                     image.laterality = row.side
                 if image.view is None:
                     image.view = row.view
-            roi = []
-            for ref in row.crop_or_mask_paths:
+            roi, problems = [], [row.problem] if row.problem else []
+            for ref, column in zip(row.crop_or_mask_paths, ("cropped image file path", "ROI mask file path")):
                 if ref:
-                    roi += [p for p in resolver.files(ref, bases) if p != image_file and p not in roi]
+                    try:
+                        roi += [p for p in resolver.files(ref, bases, column) if p != image_file and p not in roi]
+                    except CsvPathError as exc:
+                        problems.append(exc.reason)
             roi_files.update(roi)
             abnormality = Abnormality(
-                id=row.abnormality_id, type=row.abnormality_type, pathology=row.pathology, malignant=row.malignant,
-                mask_path=None, assessment=row.assessment, subtlety=row.subtlety, breast_density=row.breast_density,
+                id=row.abnormality_id or len(image.abnormalities) + 1, type=row.abnormality_type, pathology=row.pathology,
+                malignant=row.malignant, mask_path=None, problem="; ".join(problems) or None, assessment=row.assessment,
+                subtlety=row.subtlety, breast_density=row.breast_density,
                 mass_shape=row.mass_shape, mass_margins=row.mass_margins, calc_type=row.calc_type,
                 calc_distribution=row.calc_distribution, source=f"{row.csv_name} row {row.row}",
             )
@@ -511,7 +520,8 @@ def build_index(
             continue
         image = images.get(row.image)
         if image is None and row.image not in unknown_view:
-            image = images[row.image] = _indexed(header, row.patient, None, True)
+            patient = row.patient or patient_from_name(header.patient_id or "") or header.patient_id or row.image.parent.name
+            image = images[row.image] = _indexed(header, patient, None, True)
             image.laterality = image.laterality or row.laterality
             image.view = image.view or row.view
             reason = _unknown_view_reason(header, image)
@@ -525,10 +535,13 @@ def build_index(
             continue
         if row.normal:
             continue
-        roi_files.add(row.mask)
-        mask_header = headers.get(row.mask)
-        problem = None
-        if mask_header is None:
+        if row.mask:
+            roi_files.add(row.mask)
+        mask_header = headers.get(row.mask) if row.mask else None
+        problem = row.problem  # a problem row (unknown pathology, lesion without mask, ...) keeps its image off "lesion-free"
+        if problem:
+            pass
+        elif mask_header is None:
             problem = "mask file missing or unreadable"
         elif mask_header.shape != header.shape:
             problem = (f"mask size {mask_header.rows}x{mask_header.columns} differs from image size "
@@ -537,7 +550,9 @@ def build_index(
             id=len(image.abnormalities) + 1, type=row.type, pathology=row.pathology, malignant=is_malignant(row.pathology),
             mask_path=str(row.mask) if mask_header else None, problem=problem, source=f"{row.csv_name} row {row.row}",
         ))
-    gt_patients |= {row.patient for row in label_rows}
+    gt_patients |= {row.patient for row in label_rows if row.patient}
+    # An unreadable truth CSV, or a row that names no usable image, may have listed any of these: not lesion-free.
+    gt_patients = set() if found.truth_incomplete else gt_patients - found.unsure_patients
 
     # Full mammograms that no CSV row lists: a site's own DICOMs, or the clean views of a CBIS patient.
     for path, header in headers.items():
@@ -562,7 +577,7 @@ def build_index(
         mask, crop, problem = classify_roi_files(roi, (image.rows, image.columns))
         abnormality.mask_path = str(mask) if mask else None
         abnormality.crop_path = str(crop) if crop else None
-        abnormality.problem = problem
+        abnormality.problem = "; ".join(p for p in (abnormality.problem, problem) if p) or None  # the row's own first
 
     ordered = sorted(images.values(), key=_image_order)
     by_patient: dict[str, list[IndexedImage]] = defaultdict(list)
