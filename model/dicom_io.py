@@ -333,7 +333,8 @@ def header_from_dataset(ds: Dataset, path: Path) -> ImageHeader:
             return _header_fields(ds, path)
     except ImageReadError:
         raise
-    except Exception as exc:  # a corrupt value of any element (pydicom converts them lazily)
+    except BaseException as exc:  # a corrupt value of any element (pydicom converts them lazily)
+        _reraise_interrupts(exc)
         raise ImageReadError(path, f"unreadable DICOM header ({_exception_text(exc)})") from None
 
 
@@ -393,10 +394,12 @@ def _header_fields(ds: Dataset, path: Path) -> ImageHeader:
 
 
 def _exception_text(exc: BaseException) -> str:
-    """'ValueError: ...' in one short line (pydicom puts whole tracebacks in some messages)."""
+    """The exception's message in one short line (pydicom puts whole tracebacks in some messages)."""
     text = str(exc).split("Traceback (most recent call last)")[0]
     text = re.sub(r"^\s*With tag \([0-9A-Fa-f, ]+\) got exception: ", "", " ".join(text.split()))
-    return f"{type(exc).__name__}: {text}"[:150] if text else type(exc).__name__
+    if len(text) < 16:  # a bare value ('Rows', 42) says little without its kind
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:150]
 
 
 def os_error_reason(exc: OSError) -> str:
@@ -472,10 +475,10 @@ def _check_inflated_size(path: Path) -> None:
         with open(path, "rb") as f:
             f.seek(start)
             while chunk := f.read(1 << 20):
-                data = inflate.decompress(chunk, limit + 1 - total)
+                data = inflate.decompress(chunk, min(1 << 24, limit + 1 - total))  # 16 MB at a time, counted
                 total += len(data)
                 while inflate.unconsumed_tail and total <= limit:
-                    data = inflate.decompress(inflate.unconsumed_tail, limit + 1 - total)
+                    data = inflate.decompress(inflate.unconsumed_tail, min(1 << 24, limit + 1 - total))
                     total += len(data)
                 if total > limit:
                     raise UnsupportedImageError(
@@ -507,7 +510,10 @@ def _dcmread(path: Path, *, stop_before_pixels: bool, fileobj=None) -> tuple[Dat
         raise TruncatedFileError(path, "file ends inside the DICOM header (truncated)") from None
     except OSError as exc:
         raise ImageReadError(path, os_error_reason(exc)) from None
-    except Exception as exc:  # pydicom raises many kinds on corrupt headers
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to read this file's header") from None
+    except BaseException as exc:  # pydicom raises many kinds on corrupt headers
+        _reraise_interrupts(exc)
         raise ImageReadError(path, f"unreadable DICOM header ({_exception_text(exc)})") from None
 
 
@@ -637,11 +643,23 @@ def _dicom_header(path: Path) -> ImageHeader:
             header = header_from_dataset(ds, path)
             if element is not None:
                 _check_pixel_data(path, f, ds, syntax, size, element)
+    except ImageReadError:
+        raise
     except OSError as exc:
         raise ImageReadError(path, os_error_reason(exc)) from None
-    except (struct.error, ValueError, TypeError, OverflowError) as exc:
-        raise ImageReadError(path, f"unreadable DICOM file ({_exception_text(exc)})") from None
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to read this file's header") from None
+    except BaseException as exc:  # pydicom converts values lazily: any corrupt element raises on first use
+        _reraise_interrupts(exc)
+        raise ImageReadError(path, f"unreadable DICOM header ({_exception_text(exc)})") from None
     return header
+
+
+def _reraise_interrupts(exc: BaseException) -> None:
+    """Ctrl+C and exits go on; anything else a decoder raises is the file's fault. (pylibjpeg's Rust
+    decoders panic with pyo3's PanicException, a BaseException, on some corrupt data.)"""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        raise exc
 
 
 def read_header(path: str | Path) -> ImageHeader:
@@ -649,8 +667,21 @@ def read_header(path: str | Path) -> ImageHeader:
     path = Path(path)
     _regular_file(path)
     if is_itk_image(path):
-        return _itk_header(path)
+        return _guarded(path, _itk_header)
     return _dicom_header(path)
+
+
+def _guarded(path: Path, read):
+    """read(path), with anything but an interrupt turned into a typed one-line error."""
+    try:
+        return read(path)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to read this image") from None
+    except BaseException as exc:
+        _reraise_interrupts(exc)
+        raise DecodeError(path, f"cannot read this image ({_exception_text(exc)})") from None
 
 
 def _expected_bytes(ds: Dataset) -> int:
@@ -668,7 +699,7 @@ def read_image(path: str | Path) -> Mammogram:
     path = Path(path)
     _regular_file(path)
     if is_itk_image(path):
-        return _itk_read(path)
+        return _guarded(path, _itk_read)
     header = _dicom_header(path)
     ds, _ = _dcmread(path, stop_before_pixels=False)
     try:
@@ -678,7 +709,8 @@ def read_image(path: str | Path) -> Mammogram:
         raise
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode this image") from None
-    except Exception as exc:  # a corrupt value met while decoding (pydicom converts elements lazily)
+    except BaseException as exc:  # a corrupt value met while decoding (pydicom converts elements lazily)
+        _reraise_interrupts(exc)
         raise DecodeError(path, f"cannot decode pixel data ({_exception_text(exc)})") from None
 
 
@@ -695,7 +727,8 @@ def _decode(path: Path, ds: Dataset, header: ImageHeader) -> Mammogram:
             raw = ds.pixel_array
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode this image") from None
-    except Exception as exc:
+    except BaseException as exc:
+        _reraise_interrupts(exc)
         name = getattr(syntax, "name", "unknown transfer syntax")
         raise DecodeError(path, f"cannot decode pixel data ({name}): {_exception_text(exc)}"[:200]) from None
     del ds.PixelData  # keep the header for VOI LUT tables, not 30 MB of pixels
