@@ -63,7 +63,8 @@ def dataset_fingerprint(index: StudyIndex) -> str:
         pairs.add((str(image.patient_id), rel))
     digest = hashlib.sha256()
     for patient, rel in sorted(pairs):
-        digest.update(patient.encode("utf-8") + b"\x00" + rel.encode("utf-8") + b"\n")
+        # surrogateescape: a name that is not UTF-8 hashes as its bytes; a UTF-8 one exactly as before
+        digest.update(patient.encode("utf-8", "surrogateescape") + b"\x00" + rel.encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()[:16]
 
 

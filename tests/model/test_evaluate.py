@@ -291,3 +291,22 @@ def test_a_cancel_inside_the_network_still_stops_the_evaluation(index, disc_mode
     monkeypatch.setattr(Predictor, "predict", predict)
     with pytest.raises(InterruptedError):
         evaluate(index, disc_model, device="cpu", bootstrap=100)
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_evaluation(tmp_path, demo_root, index, disc_model):
+    """The folder's fingerprint hashes each name's bytes: a Latin-1 name from an old archive is one more file, and a
+    UTF-8 name hashes as before (the fingerprints of folders already trained on do not change)."""
+    import os
+
+    from tests.conftest import make_dicom
+
+    root = tmp_path / "studies"
+    shutil.copytree(demo_root, root)
+    assert dataset_fingerprint(build_index(root, workers=1)) == dataset_fingerprint(index)
+    raw = os.fsencode(root) + b"/extra_caf\xe9_LEFT_CC.dcm"
+    os.rename(make_dicom(root / "tmp.dcm", np.full((64, 48), 900, np.uint16)), raw)
+    odd = build_index(root, workers=1)
+    assert os.fsdecode(raw) in {i.path for i in odd.images}
+    assert dataset_fingerprint(odd) != dataset_fingerprint(index)
+    rep = evaluate(odd, disc_model, device="cpu", patients=["P_00001"], bootstrap=50)
+    assert rep.images == 2 and rep.data_fingerprint == dataset_fingerprint(odd)
