@@ -34,6 +34,7 @@ from pathlib import Path
 
 TIMED_STEPS = 3  # after one untimed warm-up step of one tile
 TIMING_PIXELS = 2 * 256 * 256  # on a CPU a timed step holds at most this many tile pixels (one tile at least)
+BUSY_SHARE = 0.6  # the timed steps got less than this share of the CPU's threads: other work was running
 NORMAL_PER_IMAGE = 8  # model.train_data.prepare_image's default pool of lesion-free centres per image
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +70,7 @@ class UnitTimes:
     batch: int  # tiles in each timed step
     tile: int
     device: str
+    cpu_share: float | None = None  # CPU time the timed steps got / (their wall time x threads); None on a GPU
     work_s: float = 0.0  # the timing's own work inside the child
     seconds: float = 0.0  # how long the timing took, child start included (set by the parent)
 
@@ -109,14 +111,20 @@ class RunEstimate:
             parts.insert(1, f"preparing {c.images_to_prepare} images: {eta_text(self.prepare_s)}")
         if c.gate_images:
             parts.append(f"safety gate: {eta_text(self.gate_s)}")
+        busy = (f"; the machine was busy while timing (the steps got {100 * u.cpu_share:.0f}% of the CPU), so the "
+                "run may take quite another time" if self.busy else "")
         return (f"about {eta_text(self.total_s)} at most ({'; '.join(parts)}); early stop can end it sooner. "
                 f"Estimated from {u.steps} timed steps of {u.batch} tile{'s' if u.batch != 1 else ''} of {u.tile} px "
-                f"on {u.device}")
+                f"on {u.device}{busy}")
+
+    @property
+    def busy(self) -> bool:
+        return self.units.cpu_share is not None and self.units.cpu_share < BUSY_SHARE
 
     def to_json(self) -> dict:
         return {"counts": self.counts.to_json(), "units": self.units.to_json(), "prepare_s": self.prepare_s,
                 "epoch_s": self.epoch_s, "training_s": self.training_s, "gate_s": self.gate_s,
-                "overhead_s": self.overhead_s, "total_s": self.total_s, "text": self.text()}
+                "overhead_s": self.overhead_s, "total_s": self.total_s, "busy": self.busy, "text": self.text()}
 
 
 # ---------------------------------------------------------------------------
@@ -260,10 +268,10 @@ def time_units(config, image=None, *, steps: int = TIMED_STEPS) -> UnitTimes:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    times = []
+    times, cpu_times = [], []
     for step in range(steps + 1):  # the first step, of one tile, warms up (allocations, cudnn's choice): not timed
         sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         images, masks, malignant, _ = next_batch(step, batch if step else 1)
         images, masks, malignant = images.to(device), masks.to(device), malignant.to(device)
         with autocast:
@@ -272,11 +280,13 @@ def time_units(config, image=None, *, steps: int = TIMED_STEPS) -> UnitTimes:
         (loss / config.accumulation).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        float(loss)
+        float(loss.detach())  # waits for the step to finish
         sync()
         if step:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     train_sample_s = float(np.median(times)) / batch
+    cpu_share = (sum(cpu_times) / (sum(times) * torch.get_num_threads())) if device.type == "cpu" else None
 
     net.eval()
     with torch.no_grad():
@@ -306,7 +316,7 @@ def time_units(config, image=None, *, steps: int = TIMED_STEPS) -> UnitTimes:
     label = device.type if device.type == "cpu" else str(device)
     return UnitTimes(train_sample_s=train_sample_s, val_sample_s=val_sample_s, prepare_image_s=prepare_s,
                      gate_image_s=gate_image_s, steps=steps, batch=batch, tile=config.tile, device=label,
-                     work_s=time.perf_counter() - began)
+                     cpu_share=cpu_share, work_s=time.perf_counter() - began)
 
 
 def time_units_in_child(config, image=None, *, steps: int = TIMED_STEPS,
