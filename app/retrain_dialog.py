@@ -607,7 +607,7 @@ class RetrainDialog(QDialog):
 
     def _timing_key(self, config: TrainConfig) -> tuple:
         return (config.tile, config.working_spacing_mm, config.device, tuple(config.views), config.init_weights,
-                config.micro_batch, config.bf16, self._folder_asked)
+                config.micro_batch, config.bf16, self._folder_asked, str(self.current_model))
 
     def _schedule_estimate(self) -> None:
         self._show_estimate()
@@ -628,6 +628,7 @@ class RetrainDialog(QDialog):
                 return
             self._estimate_worker.cancel()
         image = pick_timing_image(self.index, config)
+        base_model = self.spec().base_model  # the gate's current model, read at its own resolution
         self._estimate_key = key
         self.estimate_label.setText("Timing a few training steps on this machine for an estimate…")
 
@@ -643,7 +644,8 @@ class RetrainDialog(QDialog):
                 self.estimate_label.setText(f"No time estimate: {message}")
 
         worker = self.workers.start(
-            lambda report, should_stop: time_units_in_child(config, image, should_stop=should_stop),
+            lambda report, should_stop: time_units_in_child(config, image, base_model=base_model,
+                                                            should_stop=should_stop),
             name="retrain time estimate", on_result=lambda units: done(worker, units),
             on_error=lambda message: failed(worker, message))
         self._estimate_worker = worker

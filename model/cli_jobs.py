@@ -310,12 +310,12 @@ def _plan_lines(plan: dict) -> list[str]:
     return lines
 
 
-def _print_estimate(index, config, plan: dict, index_s: float) -> int:
+def _print_estimate(index, config, plan: dict, index_s: float, current: Path | None) -> int:
     """``bcir retrain --estimate``: time a few training steps in a child, as the GUI does, print the estimate."""
     from model.retrain_estimate import count_run, estimate, pick_timing_image, time_units_in_child
 
     print("timing a few training steps on this machine...", flush=True)
-    units = time_units_in_child(config, pick_timing_image(index, config))
+    units = time_units_in_child(config, pick_timing_image(index, config), base_model=str(current) if current else None)
     result = estimate(count_run(index, config, gate_images=plan["images"], index_s=index_s), units)
     print(f"estimate: {result.text()} (the timing took {units.seconds:.0f} s)")
     print("nothing was started (leave out --estimate to train)")
@@ -366,7 +366,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         print(line)
     if args.estimate:
         init = str(current) if args.fine_tune and current else None
-        return _print_estimate(index, dataclasses.replace(config, init_weights=init), plan, summary.seconds)
+        return _print_estimate(index, dataclasses.replace(config, init_weights=init), plan, summary.seconds, current)
 
     spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
                    fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap,

@@ -65,7 +65,7 @@ class UnitTimes:
     train_sample_s: float  # one training tile: loading, forward, loss, backward, optimiser step
     val_sample_s: float  # one validation tile: forward only
     prepare_image_s: float | None  # preprocessing one image; None when the timed image was already cached
-    gate_image_s: float | None  # whole-view inference of one image (per model); None when no image was timed
+    gate_image_s: float | None  # one image through the gate: both models, whole view and malignancy; None: not timed
     steps: int  # training steps timed
     batch: int  # tiles in each timed step
     tile: int
@@ -209,7 +209,7 @@ def estimate(counts: RunCounts, units: UnitTimes) -> RunEstimate:
     if counts.max_minutes:
         # model.train.train stops after the last epoch that fits the budget: at least one epoch runs
         training = min(training, max(epoch, counts.max_minutes * 60))
-    gate = 2 * counts.gate_images * (units.gate_image_s or 0.0)
+    gate = counts.gate_images * (units.gate_image_s or 0.0)
     overhead = units.startup_s + 2 * counts.index_s
     return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + training + gate, overhead)
 
@@ -218,9 +218,10 @@ def estimate(counts: RunCounts, units: UnitTimes) -> RunEstimate:
 # timing (runs in the child)
 
 
-def time_units(config, image=None, *, steps: int = TIMED_STEPS) -> UnitTimes:
-    """Time one image's preparation, ``steps`` training steps on tiles of it, a validation pass and one whole-view
-    inference, at ``config``'s tile, spacing and device. ``image`` None: random tiles, no preparation, no inference."""
+def time_units(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS) -> UnitTimes:
+    """Time one image's preparation, ``steps`` training steps on tiles of it, a validation pass, and the image through
+    the gate as the gate reads it: with ``base_model`` (the current model, at its own resolution) and with the new
+    network (at ``config``'s), each warmed up first. ``image`` None: random tiles, no preparation, no gate."""
     import numpy as np
     import torch
 
@@ -300,26 +301,34 @@ def time_units(config, image=None, *, steps: int = TIMED_STEPS) -> UnitTimes:
 
     gate_image_s = None
     if image is not None:
-        from model.inference import Predictor
-
         from model.dicom_io import read_image
+        from model.inference import Predictor
         from model.preprocess import prepare
 
-        model = LoadedModel(net.cpu(), new_card(net, preprocess=preprocess, tile_size=config.tile), None)
-        predictor = Predictor(model, str(device), cache_dir=None)
-        start = time.perf_counter()
-        predictor.predict(image.path, use_cache=False)
-        if image.abnormalities:  # the gate prepares an image with lesions once more, for the malignancy head
+        models = [LoadedModel(net.cpu(), new_card(net, preprocess=preprocess, tile_size=config.tile), None)]
+        if base_model:
+            models.append(load_model(base_model))
+        gate_image_s = 0.0
+        for model in models:
+            predictor = Predictor(model, str(device), cache_dir=None)
             mammogram = read_image(image.path)
-            prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, preprocess)
-        gate_image_s = time.perf_counter() - start
+            working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+            centre = (working.shape[1] / 2, working.shape[0] / 2)
+            predictor.malignancy(working, [centre])  # warm-up: the gate reads several images with each predictor
+            start = time.perf_counter()
+            predictor.predict(image.path, use_cache=False)
+            if image.abnormalities:  # the gate prepares an image with lesions once more, for the malignancy head
+                mammogram = read_image(image.path)
+                working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+                predictor.malignancy(working, [centre] * len(image.abnormalities))
+            gate_image_s += time.perf_counter() - start
     label = device.type if device.type == "cpu" else str(device)
     return UnitTimes(train_sample_s=train_sample_s, val_sample_s=val_sample_s, prepare_image_s=prepare_s,
                      gate_image_s=gate_image_s, steps=steps, batch=batch, tile=config.tile, device=label,
                      cpu_share=cpu_share, work_s=time.perf_counter() - began)
 
 
-def time_units_in_child(config, image=None, *, steps: int = TIMED_STEPS,
+def time_units_in_child(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS,
                         should_stop: Callable[[], bool] | None = None, poll_s: float = 0.1) -> UnitTimes:
     """:func:`time_units` in ``python -m model.retrain_estimate``, at the training child's priority.
 
@@ -331,7 +340,7 @@ def time_units_in_child(config, image=None, *, steps: int = TIMED_STEPS,
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bcir-estimate-") as tmp:
         request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"config": config.to_json(), "steps": steps,
+        request.write_text(json.dumps({"config": config.to_json(), "steps": steps, "base_model": base_model,
                                        "image": _image_json(image) if image is not None else None}, default=str))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
@@ -376,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     image = None
     if request.get("image"):
         image = index_from_json({"root": "", "images": [request["image"]], "skipped": []}).images[0]
-    units = time_units(config, image, steps=int(request.get("steps") or TIMED_STEPS))
+    units = time_units(config, image, base_model=request.get("base_model"),
+                       steps=int(request.get("steps") or TIMED_STEPS))
     atomic_write_json(Path(args.out), units.to_json())
     return 0
 

@@ -10,6 +10,7 @@ from model.retrain_estimate import RunCounts, UnitTimes, count_run, estimate, pi
 from model.retrain_job import plan_held_out
 from model.study_index import build_index
 from model.train import TrainConfig
+from model.weights import bundled_model_path
 
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=3, micro_batch=4, batch_size=8, device="cpu",
             normal_ratio=0.5, max_epochs=4)
@@ -37,7 +38,7 @@ def test_the_estimate_adds_start_preparation_epochs_and_gate():
     assert result.prepare_s == 11 * 2.0
     assert result.epoch_s == 50 * 0.5 + 6 * 0.1
     assert result.training_s == 3 * result.epoch_s
-    assert result.gate_s == 2 * 4 * 3.0  # the current and the new model
+    assert result.gate_s == 4 * 3.0  # gate_image_s: one image through both models
     assert result.overhead_s == (14.0 - 10.0) + 2 * 0.5  # the child's start, indexing twice
     assert math.isclose(result.total_s, result.overhead_s + result.prepare_s + result.training_s + result.gate_s)
     text = result.text()
@@ -67,6 +68,8 @@ def test_the_counts_follow_the_training_split_and_the_cache(demo_root):
     image = pick_timing_image(index, config)
     assert image is not None and image.abnormalities  # a training image with a lesion, not yet prepared
     units = time_units(config, image, steps=2)  # in this process: the child runs the same function
+    with_current = time_units(config, image, base_model=str(bundled_model_path()), steps=1)
+    assert with_current.gate_image_s > 0
     assert units.steps == 2 and units.batch == config.micro_batch and units.tile == 64
     assert units.train_sample_s > 0 and units.val_sample_s > 0 and units.prepare_image_s > 0 and units.gate_image_s > 0
     assert 0 < units.cpu_share
