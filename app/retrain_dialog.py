@@ -318,15 +318,17 @@ class RetrainDialog(QDialog):
         self.plan_label.setTextFormat(Qt.TextFormat.RichText)
         self.estimate_label = QLabel()
         self.estimate_label.setWordWrap(True)
+        # a wrapped label under a stretching splitter is given one line otherwise: the estimate takes two or three
+        self.estimate_label.setMinimumHeight(3 * self.estimate_label.fontMetrics().lineSpacing())
         self.start_button = QPushButton("Start training")
         self.start_button.setEnabled(False)
         self.start_button.clicked.connect(lambda: self.start())
         close = QPushButton("Close")
         close.clicked.connect(self.close)
-        estimate_row = QHBoxLayout()
-        estimate_row.addWidget(self.estimate_label, 1)
-        estimate_row.addWidget(close)
-        estimate_row.addWidget(self.start_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.setup_message, 1)
+        buttons.addWidget(close)
+        buttons.addWidget(self.start_button)
 
         layout = QVBoxLayout(page)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -335,8 +337,8 @@ class RetrainDialog(QDialog):
         split.setSizes([520, 440])
         layout.addWidget(split, 1)
         layout.addWidget(self.plan_label)
-        layout.addWidget(self.setup_message)
-        layout.addLayout(estimate_row)
+        layout.addWidget(self.estimate_label)  # right above Start, the whole width: the estimate is two lines long
+        layout.addLayout(buttons)
         return page
 
     @staticmethod
@@ -1018,6 +1020,8 @@ class RetrainDialog(QDialog):
             "Held out"])
         for r, figure in enumerate(verdict.figures):
             for c, text in enumerate((figure.current_text, figure.new_text)):
+                if figure.not_measurable and text == figure.not_measurable:
+                    text = text.split(" (")[0]  # "not measurable: one class only"; the counts are in "Held out"
                 item = QTableWidgetItem(text)
                 if figure.not_measurable:
                     item.setToolTip(figure.not_measurable)

@@ -440,7 +440,9 @@ def test_the_gate_says_not_measurable_shows_sizes_and_asks_before_a_worse_model(
     with qtbot.waitSignal(dialog.jobFinished, timeout=TIMEOUT_MS):
         dialog.attach(job)
     cells = {label: row for (_, label, _), row in zip(GATE_METRICS, dialog.gate_cells())}
-    assert cells["Malignancy AUC"][:3] == ["not measurable: one class only (3 benign)"] * 2 + ["—"]
+    assert cells["Malignancy AUC"] == ["not measurable: one class only"] * 2 + ["—", "0 malignant, 3 benign, 2 patients"]
+    auc_row = [k for k, _, _ in GATE_METRICS].index("auc")
+    assert dialog.gate_table.item(auc_row, 1).toolTip() == "not measurable: one class only (3 benign)"
     assert cells["Sensitivity"][1] == "not measurable: no malignant abnormality"
     assert cells["Dice"] == ["0.467", "0.187", "current", "3 images with a lesion, 2 patients"]
     assert all(row[3] for row in cells.values())  # a held-out size beside every figure
@@ -480,7 +482,7 @@ def test_train_again_starts_with_an_empty_bar_not_the_last_runs_done(qtbot, wind
         dialog.attach(_done_job(tmp_path))
     assert dialog.progress.format() == "done" and dialog.progress.value() == 1000
     auc = dialog.gate_cells()[[k for k, _, _ in GATE_METRICS].index("auc")]
-    assert auc[:2] == ["not measurable: too few (1 malignant, 2 benign; at least 5 of each needed)"] * 2  # not 0.000
+    assert auc == ["not measurable: too few"] * 2 + ["—", "1 malignant, 2 benign, 2 patients"]  # not 0.000
     dialog.show_setup()  # "Train again…"
     next_dir = Path(os.environ["BCIR_DATA_DIR"]) / "jobs" / "20260101-000001-eeeeee"
     next_dir.mkdir(parents=True)
