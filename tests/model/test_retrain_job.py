@@ -468,3 +468,23 @@ def test_accept_refuses_a_model_worse_on_any_figure_unless_confirmed(tmp_path, f
     assert entry.metrics["not_measurable"]["auc"].startswith("not measurable: too few")
     assert entry.metrics["too_few_to_decide"] is True
     assert "although worse on 1 gate figures (confirmed)" in job.log_path.read_text()
+
+
+def test_a_run_outlives_the_process_that_started_it(demo_root, folders):
+    """"Keep training and quit" is only honest if the child survives the app's exit: it leads its own session."""
+    import subprocess
+    import sys
+
+    spec = _spec(demo_root, augment_factor=40, max_epochs=2, max_batches_per_epoch=None)
+    script = ("import json, sys; from model.retrain_job import JobSpec, start_job; "
+              "job = start_job(JobSpec.from_json(json.loads(sys.argv[1])), sys.argv[2]); "
+              "job.keep_in_background('the app was quit'); print(job.dir)")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(spec.to_json()), str(folders)], capture_output=True,
+                         text=True, timeout=120, check=True)
+    job = Job(out.stdout.strip())
+    try:
+        _wait_for_event(job, lambda e: e["kind"] == "batch")  # its parent has exited; it trains on
+        assert job.is_alive() and job.state()["background"]
+    finally:
+        job.cancel(timeout=60)
+    assert job.state()["state"] == "cancelled"
