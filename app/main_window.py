@@ -522,7 +522,7 @@ class MainWindow(QMainWindow):
         job = resumable[-1]
         spec = job.spec()
         box = QMessageBox(QMessageBox.Icon.Question, "Resume training?",
-                          f"A retrain on {spec.root} was interrupted (job {job.id}). Resume it from its last complete epoch?",
+                          f"The retrain on {spec.root} (job {job.id}): {job.resume_question()}",
                           QMessageBox.StandardButton.NoButton, self)
         resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)

@@ -454,6 +454,15 @@ class Job:
         _update_state(self.dir, state="cancelled", finished=_now(), message=message)
         _log_line(self.dir, message)
 
+    def resume_question(self) -> str:
+        """What the reader is asked at start about this interrupted or paused job: how it stopped, and where
+        resuming takes it ('… paused (the app was quit) during epoch 2 of 5; resuming continues after epoch 1')."""
+        state = self.state()
+        said = _one_line(state.get("message") or "")
+        if state.get("state") == "paused" and ";" in said:
+            return f"{said}. Resume it?"
+        return f"{self._what_happened(state)}. Resume it from its last complete epoch?"
+
     def _what_happened(self, state: dict) -> str:
         """One line on how an interrupted or paused job stopped (its last state message, when it says)."""
         said = _one_line(state.get("message") or "")

@@ -241,6 +241,7 @@ def test_a_killed_run_is_offered_for_resume_at_the_next_start(qtbot, demo_root):
     try:
         qtbot.waitUntil(lambda: window.resume_prompt is not None, timeout=TIMEOUT_MS)
         assert job.id in window.resume_prompt.text()
+        assert "stopped without a word after 1 complete epoch" in window.resume_prompt.text()
         resume = next(b for b in window.resume_prompt.buttons() if b.text() == "Resume")
         dialog_ready = lambda: window.retrain_dialog is not None  # noqa: E731
         resume.click()
@@ -534,6 +535,9 @@ def test_quit_while_training_asks_and_pause_keeps_the_run_for_the_next_start(qtb
     try:
         qtbot.waitUntil(lambda: again.resume_prompt is not None, timeout=TIMEOUT_MS)
         assert job.id in again.resume_prompt.text()
+        # the question says what happened and where resuming goes, not that the run was 'interrupted'
+        assert "paused (the app was quit) during epoch 1 of 3" in again.resume_prompt.text()
+        assert "resuming" in again.resume_prompt.text() and "interrupted" not in again.resume_prompt.text()
         button(again.resume_prompt, "Not now").click()
         assert job.state()["state"] == "paused" and "abandon" not in job.state()["message"]
     finally:
