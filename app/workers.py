@@ -23,6 +23,9 @@ log = logging.getLogger("bcir.app")
 Task = Callable[[Callable[[Any], None], Callable[[], bool]], Any]
 
 
+_OUTLIVING: list = []  # workers that did not stop when asked: never destroyed while their thread runs
+
+
 class Cancelled(Exception):
     """Raised inside a task to stop at a progress point with nothing to return."""
 
@@ -146,10 +149,18 @@ class WorkerPool(QObject):
     def running(self) -> int:
         return len(self._running)
 
-    def stop_all(self, timeout_ms: int = 10_000) -> None:
-        """Ask every worker to stop and wait for them (on quit: no thread may outlive the app)."""
+    def stop_all(self, timeout_ms: int = 120_000) -> None:
+        """Ask every worker to stop and wait for them (on quit: no thread may outlive the app).
+
+        Every job stops at its next progress point; one that cannot be interrupted (loading a model) ends on its
+        own. A worker still running after ``timeout_ms`` is kept referenced for the rest of the process: a QThread
+        object destroyed while its thread runs aborts or deadlocks the interpreter (seen when a closed window's
+        pool was garbage-collected while a model was still loading on a busy machine).
+        """
         for worker, relay in list(self._running.items()):
             worker.cancel()
             relay.silence()  # events already queued must not reach closed windows
         for worker in list(self._running):
-            worker.wait(timeout_ms)
+            if not worker.wait(timeout_ms):
+                log.warning("worker %s still running after %d ms; left to finish on its own", worker.objectName(), timeout_ms)
+                _OUTLIVING.append(worker)

@@ -62,3 +62,34 @@ def test_cancel_stops_a_running_job(qtbot):
     assert time.perf_counter() - started < 2 and not results
     pool.stop_all()
     assert pool.running == 0 or not worker.isRunning()
+
+
+def test_a_worker_that_outlives_its_pool_is_never_destroyed_while_it_runs(tmp_path):
+    """A window closed while a job that cannot be interrupted (a model loading) still runs: its pool goes away,
+    the thread must not (destroying a running QThread aborts or deadlocks the process). In a child process,
+    so that the failure is a failed test, not a dead test run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import gc, os, threading, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtCore import QCoreApplication
+        app = QCoreApplication([])
+        from app.workers import WorkerPool
+        release = threading.Event()
+        pool = WorkerPool()
+        worker = pool.start(lambda report, should_stop: release.wait(30), name="uninterruptible")
+        time.sleep(0.2)
+        pool.stop_all(timeout_ms=100)  # gives up waiting: the job ignores the cancel
+        del pool, worker
+        gc.collect()
+        app.processEvents()
+        release.set()
+        time.sleep(0.5)
+        print("survived", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])
