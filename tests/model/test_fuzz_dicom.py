@@ -102,7 +102,9 @@ CHILD = textwrap.dedent(
             out["outcomes"][outcome] = out["outcomes"].get(outcome, 0) + 1
         out["cases"] += 1
         case += 1
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: the peak of this process since exec (ru_maxrss keeps the forking parent's peak across exec)
+    status = open("/proc/self/status").read()
+    out["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
     print(json.dumps(out))
     """
 ).replace("ADDRESS_SPACE", str(CHILD_ADDRESS_SPACE))

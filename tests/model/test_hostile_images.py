@@ -162,7 +162,9 @@ def read_in_child(path: Path, function: str = "read_image", env: dict | None = N
             out.update(outcome="typed", type=type(exc).__name__, reason=exc.reason, text=str(exc))
         except BaseException as exc:
             out.update(outcome="escaped", type=type(exc).__name__, reason=str(exc)[:300])
-        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: the peak of this process since exec (ru_maxrss keeps the forking parent's peak across exec)
+        status = open("/proc/self/status").read()
+        out["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
         print(json.dumps(out))
         """
     )
