@@ -148,8 +148,9 @@ def test_a_prefetched_case_that_fails_never_interrupts_and_says_why_when_opened(
     first, second = list(build_index(root).patients())[:2]
     victim = next(i for i in build_index(root).patients()[second] if (i.laterality, i.view) == ("L", "CC"))
     data = Path(victim.path).read_bytes()
-    Path(victim.path).write_bytes(data[: len(data) - 5000])  # header intact, pixels cut short
     open_root(qtbot, window, root)
+    # cut after indexing (the index checks that the pixel data is all there, so only loading can tell now)
+    Path(victim.path).write_bytes(data[: len(data) - 5000])
     show_with_ai(qtbot, window, first)
     # the next case is prefetched while the reader reads this one: its bad view fails in the background
     qtbot.waitUntil(lambda: victim.path in window.loader._failed and window.ai.failure(victim.path) is not None,
