@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from model.errors import BcirError
 from model.failures import failure_reason
 
@@ -122,9 +124,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             mammogram = read_image(image.path)
             result = predictor.predict_roi(mammogram, *roi) if roi else predictor.predict(mammogram)
             stem = _output_stem(image)
-            mask = result.mask(model.threshold)
+            mask = result.lesion_mask(model.threshold)  # the listed lesions, as the reader sees them in yellow
             mask_path = out_dir / f"{stem}_mask.png"
-            write_png(mask_path, (mask * 255).astype("uint8"))
+            write_png(mask_path, mask.view(np.uint8) * np.uint8(255))  # no full-size int64 copy
             truth = []
             for a in image.abnormalities:
                 if a.mask_path and not a.problem:
