@@ -236,6 +236,7 @@ class FindingsDock(QDockWidget):
         for n, (lesion, hit) in enumerate(zip(result.lesions, comparison.lesion_hits), 1):
             area, diameter = lesion_size_texts(lesion, spacing)
             truths = comparison.lesion_truths[n - 1] if n - 1 < len(comparison.lesion_truths) else []
+            truths = sorted(truths, key=lambda t: comparison.truth[t].id)  # 'hit T1, T2' in the rows' order
             verdict = {True: "hit " + ", ".join(truth_names[t] for t in truths) if truths else "hit",
                        False: "false positive", None: "—"}[hit]
             row = QTreeWidgetItem([f"L{n}", f"{percent(lesion.p_malignant)} {lesion.label}", verdict, area, diameter])
