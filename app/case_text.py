@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from model.cbis_ddsm import is_benign
 from model.study_index import Abnormality, IndexedImage
 
 
@@ -12,8 +13,11 @@ def image_label(image: IndexedImage) -> str:
 
 
 def abnormality_text(abnormality: Abnormality) -> str:
-    """'MALIGNANT mass', 'BENIGN_WITHOUT_CALLBACK calcification' (pathology as the CSV writes it)."""
-    return f"{abnormality.pathology or ('MALIGNANT' if abnormality.malignant else 'BENIGN')} {abnormality.type}"
+    """'MALIGNANT mass', 'BENIGN_WITHOUT_CALLBACK calcification' (pathology as the CSV writes it); a pathology
+    that is neither malignant nor benign is never shown as one ('pathology unknown mass')."""
+    if abnormality.malignant or is_benign(abnormality.pathology or ""):
+        return f"{abnormality.pathology or 'MALIGNANT'} {abnormality.type}"
+    return f"pathology unknown {abnormality.type}"
 
 
 def image_truth(image: IndexedImage) -> str:
@@ -28,7 +32,10 @@ def patient_truth(images: list[IndexedImage]) -> str:
     verdicts = [i.malignant for i in images]
     if any(v is True for v in verdicts):
         return "MALIGNANT"
-    if any(i.abnormalities for i in images):
+    abnormalities = [a for i in images for a in i.abnormalities]
+    if any(not is_benign(a.pathology or "") for a in abnormalities):
+        return "pathology unknown"  # never called benign while a lesion's pathology is not known
+    if abnormalities:
         return "benign"
     if any(i.gt_known for i in images):
         return "no lesion"
@@ -91,8 +98,7 @@ def area_text(area_px: int, spacing_mm: float | None, known: bool) -> str:
 
 def short_truth(abnormality: Abnormality) -> str:
     """'malignant mass', 'benign calc.': short enough for a findings column (the full text is the tooltip)."""
-    pathology = (abnormality.pathology or ("MALIGNANT" if abnormality.malignant else "BENIGN")).upper()
-    word = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign",
-            "NORMAL": "normal"}.get(pathology, pathology.lower())
+    pathology = (abnormality.pathology or ("MALIGNANT" if abnormality.malignant else "")).strip().upper()
+    word = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign"}.get(pathology, "unknown")
     kind = {"calcification": "calc."}.get(abnormality.type, abnormality.type)
     return f"{word} {kind}"

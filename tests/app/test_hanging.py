@@ -2,7 +2,7 @@
 
 from model.study_index import Abnormality, IndexedImage
 
-from app.case_text import image_label, image_truth, patient_truth, position_text
+from app.case_text import image_label, image_truth, patient_truth, position_text, short_truth
 from app.hanging import SLOTS_2UP, SLOTS_4UP, hang, needs_mirror
 
 
@@ -50,6 +50,20 @@ def test_truth_words():
     assert image_label(image(None, "MLO")) == "? MLO"
     assert patient_truth([with_lesions, image("L", "CC", gt_known=True)]) == "MALIGNANT"
     assert patient_truth([image("L", "CC")]) == "no ground truth"
+
+
+def test_an_unknown_pathology_is_never_called_benign():
+    """A problem row (empty or unreadable pathology) keeps its lesion; the words must not guess its class."""
+    benign = Abnormality(id=1, type="mass", pathology="BENIGN", malignant=False, mask_path=None)
+    for written in ("", "maybe cancer"):
+        unknown = Abnormality(id=2, type="mass", pathology=written, malignant=False, mask_path=None,
+                              problem="pathology is not one of MALIGNANT, BENIGN, BENIGN_WITHOUT_CALLBACK")
+        only_unknown = image("R", "CC", abnormalities=[unknown], gt_known=True)
+        assert "BENIGN" not in image_truth(only_unknown) and "unknown" in image_truth(only_unknown)
+        assert patient_truth([only_unknown]) == "pathology unknown"
+        assert patient_truth([image("L", "CC", abnormalities=[benign], gt_known=True), only_unknown]) == "pathology unknown"
+        assert short_truth(unknown) == "unknown mass"
+    assert patient_truth([image("L", "CC", abnormalities=[benign], gt_known=True)]) == "benign"
 
 
 def test_position_in_mm_only_when_spacing_is_known():

@@ -323,6 +323,35 @@ def test_a_broken_review_database_is_one_line_and_the_viewer_still_works(qtbot, 
         window.close()
 
 
+def test_a_review_log_edited_behind_the_apps_back_is_reported_at_start_and_nothing_is_recorded(qtbot, monkeypatch,
+                                                                                               tmp_path, demo_root):
+    import sqlite3
+
+    from model.reviews import ReviewStore
+
+    data = tmp_path / "tampered-data"
+    monkeypatch.setenv("BCIR_DATA_DIR", str(data))
+    monkeypatch.setenv("BCIR_MODEL", "none")
+    store = ReviewStore()
+    for verdict in ("agree", "disagree"):
+        store.record(Review(reader="Dr A", patient_id="P_1", verdict=verdict, birads="2", comment="first",
+                            model_version="m", ai_score_shown=0.4, ai_shown=True))
+    store.close()
+    with sqlite3.connect(data / "reviews.sqlite") as conn:  # someone with file access rewrites a verdict
+        conn.execute("DROP TRIGGER reviews_no_update")
+        conn.execute("UPDATE reviews SET verdict = 'agree' WHERE verdict = 'disagree'")
+    window = make_window(qtbot)
+    try:
+        assert window.reviews is None and not window.review.available
+        lines = [m for m in window.errors.messages if "Reviews cannot be stored" in m]
+        assert len(lines) == 1 and "hash chain" in lines[0] and "\n" not in lines[0]
+        index = open_root(qtbot, window, demo_root)
+        show_case(qtbot, window, next(iter(index.patients())))
+        assert "cannot be stored" in window.review.title.text()
+    finally:
+        window.close()
+
+
 def test_nothing_leaks_before_the_own_read(qtbot, ai_window, demo_root, tmp_path):
     """Other readers' reviews, the findings of the last case, and a truth mask's problem stay hidden while blind."""
     window = ai_window
