@@ -4,6 +4,12 @@
 model (by validation Dice), names it, states plainly what it was trained on and
 that it is not for clinical use, adds the held-out evaluation, and writes
 weights and card atomically. ``make demo-weights`` runs the whole chain.
+
+A shipped card names no patient, not even by hash: the run's hashes were made
+under the training site's key, which no other site has, so they are dropped.
+The card keeps the counts and the split digest: on the very folder the model
+was trained on (``bcir demo-data`` with the same seed), the held-out rule
+reproduces the split from its seed and the digest confirms it (model.split).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from model.split import shareable_training
 from model.weights import load_model, save_model
 
 DEMO_INTENDED_USE = (
@@ -28,7 +35,10 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
     evaluation = json.loads(eval_json.read_text())
     card = dict(model.card)
     card.update(name=name, model_version=version, intended_use=DEMO_INTENDED_USE, source_run=str(run_dir.name))
-    training = dict(card.get("training", {}))
+    training = shareable_training(card.get("training"))  # a run of an older version named its patients
+    patients = training.get("patients")
+    if isinstance(patients, dict):  # counts and split digest only: no other site can use this site's hashes
+        training["patients"] = {**{k: v for k, v in patients.items() if k not in ("train", "val")}, "site": None}
     training["data"] = "synthetic CBIS-DDSM-shaped studies from `bcir demo-data` (" + str(training.get("data", "")) + ")"
     training["held_out_evaluation"] = {k: evaluation.get(k) for k in (
         "patients", "images", "dice_mean", "iou_mean", "lesion_sensitivity", "fp_per_image", "auc", "auc_ci",

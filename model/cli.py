@@ -173,9 +173,11 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
     from model.network import parameter_counts
     from model.runtime import device_label, resolve_device
 
+    from model.weights import shareable_card
+
     model = _load_model(args.weights)
     info = {**parameter_counts(model.net), "device": device_label(resolve_device(args.device)),
-            "weights": str(model.path), "card": model.card}
+            "weights": str(model.path), "card": shareable_card(model.card)}  # an older card's patient IDs hashed
     if args.json:
         json.dump(info, sys.stdout, indent=1)
         sys.stdout.write("\n")

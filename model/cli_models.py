@@ -52,7 +52,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     registry = _registry()
     entry = registry.get(args.version) if args.version else registry.active()
     if args.json:
-        print_json({**entry.to_json(), "card": entry.card, "entry": entry.info})
+        from model.registry import shareable_gate
+        from model.weights import shareable_card
+
+        # no patient IDs, even from files an older version wrote: this output is what a site copies to others
+        info = {**entry.info, "gate": shareable_gate(entry.info.get("gate"))} if entry.info.get("gate") else entry.info
+        print_json({**entry.to_json(), "gate": shareable_gate(entry.gate), "card": shareable_card(entry.card),
+                    "entry": info})
         return 0
     data = entry.training_data
     status = ", ".join(s for s, on in (("active", entry.active), ("bundled", entry.bundled)) if on) or "available"

@@ -52,19 +52,11 @@ def dataset_fingerprint(index: StudyIndex) -> str:
     image (or re-assigning it to another patient) changes it. The training
     module stores it in the model card as ``training.data_fingerprint``.
     """
-    root = Path(index.root)
-    pairs = set()
-    for image in index.images:
-        path = Path(image.path)
-        try:
-            rel = path.relative_to(root).as_posix()
-        except ValueError:
-            rel = path.as_posix()
-        pairs.add((str(image.patient_id), rel))
+    from model.split import _pair_bytes, index_pairs
+
     digest = hashlib.sha256()
-    for patient, rel in sorted(pairs):
-        # surrogateescape: a name that is not UTF-8 hashes as its bytes; a UTF-8 one exactly as before
-        digest.update(patient.encode("utf-8", "surrogateescape") + b"\x00" + rel.encode("utf-8", "surrogateescape") + b"\n")
+    for patient, rel in index_pairs(index):
+        digest.update(_pair_bytes(patient, rel))
     return digest.hexdigest()[:16]
 
 
@@ -77,46 +69,65 @@ class HeldOut:
 
 
 def held_out_patients(index: StudyIndex, card: dict, patients: Iterable[str] | None = None) -> HeldOut:
-    """Which patients of ``index`` to evaluate on, and why."""
+    """Which patients of ``index`` to evaluate on, and why.
+
+    The card's training patients are read as model.split records them: plain IDs (cards of older versions), hashes
+    under this site's key, or, on the very folder the model was trained on, the split reproduced from its seed and
+    checked against the card's split digest (a model made at another site, such as the bundled one)."""
+    from model.split import RecordedSplit, resolve_split
+
     present = sorted({i.patient_id for i in index.images})
     training = (card or {}).get("training") or {}
-    train = [str(p) for p in (training.get("train_patients") or [])]
+    fingerprint = dataset_fingerprint(index)
+    same_folder = bool(training.get("data_fingerprint")) and training.get("data_fingerprint") == fingerprint
+    recorded = RecordedSplit.from_card(training)
+    config = training.get("config") if isinstance(training.get("config"), dict) else {}
+    resolved = (resolve_split(recorded, index, config=config if same_folder else None)
+                if recorded.names_training_patients else None)
+    train = resolved.train if resolved is not None else None
     if patients is not None:
         wanted = [str(p) for p in patients]
         missing = sorted(set(wanted) - set(present))
         chosen = sorted(set(wanted) & set(present))
         if not chosen:
             raise ValueError(f"none of the {len(wanted)} requested patients is in {index.root}")
-        notes = [f"{len(missing)} requested patients are not in the folder: {', '.join(missing[:10])}"] if missing else []
-        leaked = sorted(set(chosen) & set(train))
-        if leaked and training.get("data_fingerprint") == dataset_fingerprint(index):
+        notes = [f"{len(missing)} requested patients are not in the folder"] if missing else []  # no IDs: notes are shared
+        leaked = sorted(set(chosen) & (train or set()))
+        if leaked and same_folder:
             notes.append(f"{len(leaked)} of the requested patients were training patients of this model on this "
                          "very folder: their numbers are not held-out numbers")
         return HeldOut(chosen, "explicit", f"patients given explicitly ({len(chosen)})", notes)
-    fingerprint = dataset_fingerprint(index)
-    if training.get("data_fingerprint") and training.get("data_fingerprint") == fingerprint:
-        if not train:
+    if same_folder:
+        if not recorded.names_training_patients:
             return HeldOut(present, "training-card",
                            f"the model was trained on this folder (fingerprint {fingerprint}) but its card lists no "
                            "training patients: every patient is evaluated, and the numbers may include training data",
                            ["training patients unknown: these are not held-out numbers"])
-        held = sorted(set(present) - set(train))
+        if train is None:
+            return HeldOut(present, "training-card",
+                           f"the model was trained on this folder (fingerprint {fingerprint}) but its training patients "
+                           f"cannot be told here ({resolved.why}): every patient is evaluated, and the numbers may "
+                           "include training data", ["training patients unknown: these are not held-out numbers"])
+        held = sorted(set(present) - train)
         if not held:
             raise ValueError(f"every patient of {index.root} was used for training: nothing is held out")
-        val = set(str(p) for p in (training.get("val_patients") or []))
         notes = []
-        if val and set(held) <= val:
+        if resolved.val and set(held) <= resolved.val:
             notes.append("the held-out patients are the validation split, which also picked the best epoch: "
                          "expect these numbers to be slightly optimistic")
+        how = " (the split reproduced from its seed)" if resolved.how == "reproduced" else ""
         return HeldOut(held, "training-card",
                        f"same folder as the model's training data (fingerprint {fingerprint}): the card's "
-                       f"{len(set(train) & set(present))} training patients left out, {len(held)} held-out patients evaluated",
-                       notes)
+                       f"{len(train & set(present))} training patients left out{how}, {len(held)} held-out patients "
+                       "evaluated", notes)
     notes = []
-    shared = sorted(set(present) & set(train))
+    shared = sorted(set(present) & (train or set()))
     if shared:
-        notes.append(f"{len(shared)} patient IDs of this folder also appear among the model's training patients "
+        notes.append(f"{len(shared)} patients of this folder also appear among the model's training patients "
                      "(on another folder); if the folders share studies, pass the held-out patients explicitly")
+    elif train is None and recorded.hashed and recorded.train:
+        notes.append("the model's training patients were recorded at another site (another key): whether this "
+                     "folder shares patients with them cannot be checked here")
     return HeldOut(present, "all-patients",
                    f"a folder the model was not trained on (fingerprint {fingerprint} differs from the card's "
                    f"{training.get('data_fingerprint') or 'none'}): all {len(present)} patients are held out", notes)
@@ -199,8 +210,13 @@ class EvalReport:
             return None
         return fpr, tpr
 
-    def to_json(self, *, details: bool = True) -> dict:
-        """A JSON-ready dict; the keys the issue fixes come first. ``details=False`` leaves out the per-image lists."""
+    def to_json(self, *, details: bool = True, shareable: bool = False) -> dict:
+        """A JSON-ready dict; the keys the issue fixes come first. ``details=False`` leaves out the per-image lists.
+
+        ``shareable``: as the report folder holds it, a file a site may send on: each per-image and per-lesion
+        record names its patient by the site's hash (``patient``) and its image by laterality and view, never by
+        patient ID or path (paths name patients); failed images are counted by reason, without their paths.
+        Otherwise (``bcir eval --json --details`` on the site's own terminal) IDs and paths are kept."""
         out = asdict(self)
         out.pop("model_card")
         out["auc_ci"] = list(self.auc_ci)
@@ -213,6 +229,19 @@ class EvalReport:
             ordered.pop("per_image")
             ordered.pop("per_abnormality")
             ordered.pop("errors")  # paths name patients; the counts by reason are in images_skipped
+        elif shareable:
+            from model.split import site_key
+
+            key = site_key()
+
+            def pseudonymous(records: list[dict]) -> list[dict]:
+                return [{"patient": key.hash(r["patient_id"]),
+                         **{k: v for k, v in r.items() if k not in ("path", "patient_id")}} for r in records]
+
+            ordered["patient_key"] = key.id
+            ordered["per_image"] = pseudonymous(self.per_image)
+            ordered["per_abnormality"] = pseudonymous(self.per_abnormality)
+            ordered.pop("errors")
         return ordered
 
     def summary(self) -> str:

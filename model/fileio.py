@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +20,10 @@ def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
     folder, flush and fsync, ``os.replace``, fsync the folder. Readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # the writer's pid in the name and a lock held while it writes: clean_stale_parts never takes a live one
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".part")
     try:
+        _lock(fd)
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; these are ordinary shared files
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -70,6 +74,94 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             leftover.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+STALE_PART_S = 60.0  # a temp file untouched this long, without a live writer, was left by a killed one
+_PART_PID = re.compile(r"\.(\d+)-[^./]*\.part$")
+
+
+def _lock(fd: int, *, wait: bool = True) -> bool:
+    """An exclusive advisory lock on an open file (flock): held until the file is closed. False when ``wait`` is
+    off and another process holds it. Without fcntl (Windows) there are no such locks: True."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks: the age and the pid still guard
+        return True
+    return True
+
+
+@contextmanager
+def held_lock(path: str | Path) -> Iterator[None]:
+    """Hold the lock of :func:`_lock` on the existing file ``path`` for the block (the file may be renamed meanwhile:
+    the lock stays with it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _lock(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _pid_running(pid: int) -> bool:
+    if pid <= 0:  # not a writer's pid (os.kill would signal a process group)
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def is_stale(path: str | Path, *, older_than: float = STALE_PART_S) -> bool:
+    """True when no live process can be writing ``path``: untouched for ``older_than`` seconds, its writer's pid (from
+    the name, when there) not running, and its lock free. Anything uncertain counts as live."""
+    path = Path(path)
+    try:
+        if time.time() - path.lstat().st_mtime < older_than or not path.is_file() or path.is_symlink():
+            return False
+    except OSError:
+        return False
+    match = _PART_PID.search(path.name)
+    if match and _pid_running(int(match.group(1))):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return _lock(fd, wait=False)
+    finally:
+        os.close(fd)
+
+
+def clean_stale_parts(folder: str | Path, *, older_than: float = STALE_PART_S) -> list[Path]:
+    """Remove the temp files (``.NAME.*.part``) that writers killed mid-write left in ``folder`` (not below it), and
+    only those (:func:`is_stale`); never a file another live process is writing. Returns what was removed."""
+    removed = []
+    try:
+        candidates = [p for p in Path(folder).iterdir() if p.name.startswith(".") and p.name.endswith(".part")]
+    except OSError:
+        return removed
+    for path in candidates:
+        if is_stale(path, older_than=older_than):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    if removed:
+        fsync_dir(folder)
+    return removed
 
 
 def fsync_dir(folder: str | Path) -> None:

@@ -14,7 +14,10 @@ Layout (``user_data_dir() / "models"``, ``BCIR_DATA_DIR`` moves it)::
 The bundled demo model (``resources/models``) is always listed, never copied and
 never removed; it is the active model until the reader chooses another. An entry
 appears whole or not at all: it is built in a hidden temp folder inside the
-registry and renamed into place. A broken entry (unreadable card, missing
+registry and renamed into place. Entries are files a site may copy to another:
+no patient ID is in them (a card's patients are the site's hashes, model.split;
+an older card's IDs are hashed when it is added; the training folder's problem
+list, whose paths name patients, is left out). A broken entry (unreadable card, missing
 weights) is reported by :meth:`ModelRegistry.skipped`, never raised by
 :meth:`ModelRegistry.list`; an active pointer to a broken or vanished entry
 falls back to the bundled model.
@@ -34,7 +37,7 @@ from pathlib import Path
 
 from model.errors import ModelFileError
 from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
-from model.weights import bundled_model_path, load_model, read_card
+from model.weights import VERSION_RE, bundled_model_path, load_model, read_card, shareable_card
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ CARD_NAME = "model.json"
 ENTRY_NAME = "entry.json"
 LOG_NAME = "train.log"
 ACTIVE_NAME = "active.json"
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass
@@ -110,13 +112,16 @@ class SkippedEntry:
 
 
 def training_data_from_card(card: dict) -> dict:
+    from model.split import RecordedSplit
+
     training = card.get("training") or {}
     report = training.get("data_report") or {}
+    recorded = RecordedSplit.from_card(training)  # counts only: the card's patients are hashes, or IDs of old
     return {
         "data": training.get("data"),
         "data_fingerprint": training.get("data_fingerprint"),
-        "train_patients": len(training.get("train_patients") or []),
-        "val_patients": len(training.get("val_patients") or []),
+        "train_patients": recorded.train_count or 0,
+        "val_patients": recorded.val_count or 0,
         "images_used": report.get("images_used"),
         "abnormalities_used": report.get("abnormalities_used"),
         "date": training.get("date"),
@@ -203,13 +208,39 @@ def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
     return facts
 
 
+def shareable_gate(gate: dict | None) -> dict | None:
+    """A safety-gate comparison without patient IDs: one written before patients were hashed (no ``patient_key``)
+    gets its patient lists hashed with the site's key, as model.retrain_job.run_gate writes them now."""
+    if not isinstance(gate, dict) or "patient_key" in gate:
+        return gate
+    rows = [r for r in gate.get("rows") or [] if isinstance(r, dict)]
+    if not isinstance(gate.get("patients"), list) and not any(isinstance(r.get("patients"), list) for r in rows):
+        return gate
+    from model.split import site_key
+
+    key = site_key()
+
+    def hashed(value):
+        return key.hashes(str(p) for p in value) if isinstance(value, list) else value
+
+    out = {**gate, "patient_key": key.id}
+    if "patients" in gate:
+        out["patients"] = hashed(gate["patients"])
+    if isinstance(gate.get("rows"), list):
+        out["rows"] = [dict(r, patients=hashed(r["patients"])) if isinstance(r, dict) and "patients" in r else r
+                       for r in gate["rows"]]
+    if isinstance(gate.get("notes"), list):  # older evaluation notes listed missing patients by ID
+        out["notes"] = [n for n in gate["notes"] if "not in the folder:" not in str(n)]
+    return out
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def check_version(version: str) -> str:
     """A model version usable as a folder name; ValueError otherwise."""
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
+    if not isinstance(version, str) or not VERSION_RE.match(version):
         raise ValueError(f"model version {version!r} cannot name a registry entry (letters, digits, '.', '_', '-')")
     return version
 
@@ -329,9 +360,20 @@ class ModelRegistry:
     # -- writing
 
     def use(self, version: str) -> RegistryEntry:
-        """Make ``version`` the active model (rollback is ``use`` of an older one). KeyError when unknown."""
-        entry = self.get(version)
-        load_model(entry.weights)  # refuse to switch to weights that no longer match their card
+        """Make ``version`` the active model (rollback is ``use`` of an older one). KeyError when unknown;
+        ModelFileError when its files are broken (a card against its schema, weights that do not match it or
+        are not finite): the active model stays as it was."""
+        entries, skipped = self.scan()
+        entry = next((e for e in entries if e.version == version), None)
+        if entry is None:
+            broken = next((s for s in skipped if s.path.name == version), None)
+            if broken is not None:
+                raise ModelFileError(f"model {version} cannot be used: {broken.reason}")
+            raise KeyError(f"no model {version!r} in the registry")
+        try:
+            load_model(entry.weights)  # refuse to switch to weights that no longer match their card
+        except ModelFileError as exc:
+            raise ModelFileError(f"model {version} cannot be used: {exc}") from None
         atomic_write_json(self.root / ACTIVE_NAME, {"version": entry.version, "chosen": _now()})
         entry.active = True
         return entry
@@ -343,8 +385,12 @@ class ModelRegistry:
         ``training_data``, ``settings``, ``metrics``, ``gate``, ...).
         """
         weights_path = Path(weights_path)
-        model = load_model(weights_path)  # one-line ModelFileError for pickles, a wrong SHA-256, a foreign network
-        card = dict(model.card, weights_file=WEIGHTS_NAME)
+        # one-line ModelFileError for pickles, a card against its schema, a wrong SHA-256, a foreign network, NaN
+        model = load_model(weights_path)
+        if not model.card.get("weights_sha256"):  # nothing else ties card and weights together once copied
+            raise ModelFileError(f"model card {weights_path.with_suffix('.json').name}: weights_sha256 is missing: "
+                                 "nothing ties the card to its weights (save_model writes it)")
+        card = shareable_card(dict(model.card, weights_file=WEIGHTS_NAME))  # an older card's patient IDs hashed
         version = check_version(card["model_version"])
         if any(e.version == version for e in self.list()) or (self.root / version).exists():
             raise ValueError(f"model {version} is already in the registry")
@@ -359,6 +405,11 @@ class ModelRegistry:
             "gate": None,
             **(info or {}),
         }
+        entry_info["gate"] = shareable_gate(entry_info.get("gate"))
+        summary = (entry_info.get("training_data") or {}).get("summary")
+        if isinstance(summary, dict) and "problems" in summary:  # each problem names a file: its path names a patient
+            entry_info["training_data"] = {**entry_info["training_data"],
+                                           "summary": {k: v for k, v in summary.items() if k != "problems"}}
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".adding-{version}-"))
         try:
@@ -401,4 +452,4 @@ class ModelRegistry:
 
 
 __all__ = ["ModelRegistry", "RegistryEntry", "SkippedEntry", "card_facts", "check_version", "held_out_figures",
-           "metrics_from_card", "training_data_from_card"]
+           "metrics_from_card", "shareable_gate", "training_data_from_card"]

@@ -215,7 +215,9 @@ def write_report(report, out_dir: str | Path, history: list[dict] | None = None)
     """Write ``roc.png``, ``training_curves.png`` (when there is a history), ``report.md`` and ``report.json``.
 
     ``history`` defaults to the model card's training history. Returns the
-    path of ``report.md``. Every file is written atomically.
+    path of ``report.md``. Every file is written atomically. The folder is meant
+    to be shared: no file in it names a patient (``report.json`` holds the site's
+    patient hashes, no paths; see EvalReport.to_json).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -236,7 +238,7 @@ def write_report(report, out_dir: str | Path, history: list[dict] | None = None)
     if curves is None:
         reason = ("the model card has no training history (e.g. weights not trained by this module)" if not history
                   else "the training history records no losses or Dice per epoch")
-    atomic_write_json(out / "report.json", report.to_json())
+    atomic_write_json(out / "report.json", report.to_json(shareable=True))  # hashed patients, no paths: may be sent on
     path = out / "report.md"
     atomic_write_bytes(path, markdown(report, roc_written=roc is not None, curves_written=curves is not None,
                                       curves_reason=reason).encode("utf-8"))

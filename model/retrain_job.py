@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.fileio import atomic_write_bytes, atomic_write_json, user_data_dir
+from model.fileio import atomic_write_bytes, atomic_write_json, clean_stale_parts, user_data_dir
 
 STATES = ("running", "gating", "paused", "done", "cancelled", "failed")
 LIVE_STATES = ("running", "gating")
@@ -453,6 +453,8 @@ class Job:
         message = f"{self._what_happened(state)}; {'closed without resuming, as asked' if self.resumable() else 'nothing to resume from, so it was closed'}"
         _update_state(self.dir, state="cancelled", finished=_now(), message=message)
         _log_line(self.dir, message)
+        for folder in (self.dir, self.run_dir):  # never resumed: what the killed child left half-written goes now
+            clean_stale_parts(folder)
 
     def resume_question(self) -> str:
         """What the reader is asked at start about this interrupted or paused job: how it stopped, and where
@@ -529,10 +531,10 @@ def find_undecided_background(jobs_root: str | Path | None = None) -> list[Job]:
 # the safety gate
 
 
-def _row(name: str, path: Path, report) -> dict:
+def _row(name: str, path: Path, report, key) -> dict:
     data = report.to_json(details=False)
     row = {"model": name, "available": True, "version": report.model_version, "weights": str(path),
-           "patients": sorted({r["patient_id"] for r in report.per_image}), "images": report.images,
+           "patients": key.hashes({r["patient_id"] for r in report.per_image}), "images": report.images,
            "images_with_lesions": report.images_with_lesions, "lesions": report.lesions,
            "abnormalities_scored": report.abnormalities_scored, "malignant": report.malignant, "benign": report.benign,
            "held_out_rule": report.held_out_rule, "notes": list(report.notes), "seconds": report.seconds}
@@ -768,20 +770,24 @@ def judge(comparison: dict) -> GateVerdict:
 
 
 def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None, *,
-             should_stop: Callable[[], bool] | None = None,
+             split: dict | None = None, should_stop: Callable[[], bool] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Evaluate the current and the new model on the same held-out patients; the comparison.json content.
 
-    Patients: every patient of ``spec.holdout_root`` when given, else
-    ``split_val`` (the new run's validation patients) on ``spec.root``. Both
-    models get the same index, views, patients and bootstrap seed. Raises
-    InterruptedError when ``should_stop`` asks.
+    Patients: every patient of ``spec.holdout_root`` when given, else the new
+    run's validation patients on ``spec.root``: ``split`` (the run's
+    ``split.json``, hashed patients read with the site key) or ``split_val``
+    (their IDs). Both models get the same index, views, patients and bootstrap
+    seed. comparison.json names the patients by the site's hashes, never by
+    ID (model.split). Raises InterruptedError when ``should_stop`` asks.
     """
     from model.errors import ModelFileError
     from model.evaluate import evaluate
+    from model.split import RecordedSplit, resolve_split, site_key
     from model.study_index import build_index
 
     config = spec.train_config()
+    key = site_key()
     notes: list[str] = []
     if spec.holdout_root:
         index = build_index(spec.holdout_root)
@@ -790,6 +796,13 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         description = f"every patient of the locked hold-out folder {index.root} ({len(patients)})"
     else:
         index = build_index(spec.root)
+        if split is not None:
+            resolved = resolve_split(RecordedSplit.from_section(split), index, config={
+                **config.to_json(), "split_seed": split.get("seed", config.split_seed),
+                "val_fraction": split.get("val_fraction", config.val_fraction)})
+            if resolved.val is None:
+                raise ValueError(f"the run's validation patients cannot be told: {resolved.why}")
+            split_val = sorted(resolved.val)
         patients = sorted(split_val or [])
         rule = "validation-split"
         description = f"the new run's patient-level validation split of {index.root} ({len(patients)} patients)"
@@ -815,7 +828,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
             rows.append({"model": name, "available": False, "weights": str(path), "reason": _one_line(str(exc))})
             notes.append(f"{name} model not evaluated: {_one_line(str(exc))}")
             continue
-        rows.append(_row(name, Path(path), report))
+        rows.append(_row(name, Path(path), report, key))
         notes += [f"{name}: {n}" for n in report.notes]
 
     current, new = (next((r for r in rows if r["model"] == m and r["available"]), None) for m in ("current", "new"))
@@ -834,7 +847,8 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         "description": description,
         "root": index.root,
         "views": list(spec.gate_views),
-        "patients": patients,
+        "patients": key.hashes(patients),  # the site's hashes (model.split): comparison.json goes into the registry
+        "patient_key": key.id,
         "bootstrap": spec.bootstrap,
         "metrics": [{"key": k, "label": label, "higher_is_better": higher} for k, label, higher in GATE_METRICS],
         "rows": rows,
@@ -1006,6 +1020,7 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
         return stop_asked["signal"] or job.cancel_path.exists() or job.pause_path.exists()
 
     _update_state(job.dir, pid=os.getpid(), message="resuming" if resume else "starting", finished=None)
+    clean_stale_parts(job.dir)  # a killed child's temp files (the run folder's: model.train.train)
     events = _EventLog(job.events_path)
     where_now = {"epoch": 0, "epochs": 0}  # the epoch under way, for the pause message
 
@@ -1100,7 +1115,7 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
         def gate_progress(name: str, done: int, total: int) -> None:
             events.thinned({"kind": "gate_progress", "model": name, "done": done, "total": total}, done=done, total=total)
 
-        comparison = run_gate(spec, new_model, split.get("val"), should_stop=should_stop, progress=gate_progress)
+        comparison = run_gate(spec, new_model, split=split or None, should_stop=should_stop, progress=gate_progress)
         _write_json(job.dir / "comparison.json", comparison)
         verdict = judge(comparison)
         events.write({"kind": "gate", "rule": comparison["rule"], "patients": len(comparison["patients"]),

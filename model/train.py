@@ -6,7 +6,10 @@ is a flag checked every batch. Every epoch ends with one atomic checkpoint
 (model, optimiser and loop state in a single safetensors file), so a run killed
 at any moment resumes from its last complete epoch with ``resume=True``. A
 cancelled or killed run never leaves a half-written model: models are written
-atomically, and only when an epoch completes.
+atomically, and only when an epoch completes; what a killed run leaves behind
+(temp files, a model pair between its weights and its card) is cleaned up or
+completed when the next run starts in that folder. The card and ``split.json``
+name the patients by the site's hashes, never by ID (:mod:`model.split`).
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the same loop runs with
 DistributedDataParallel (gloo on CPU, NCCL on CUDA) and a DistributedSampler;
@@ -32,13 +35,13 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader
 
-from model.fileio import atomic_write_bytes, atomic_write_json, user_cache_dir
+from model.fileio import atomic_write_bytes, atomic_write_json, clean_stale_parts, user_cache_dir
 from model.network import BCirUNet
 from model.preprocess import PreprocessConfig
-from model.split import PatientSplit, split_patients
+from model.split import labels_of, load_split, patients_section, site_key, split_patients
 from model.study_index import build_index
 from model.train_data import RoiDataset, build_samples, prepare_all, select_images
-from model.weights import load_model, new_card, save_model
+from model.weights import load_model, new_card, save_model, settle_pending_cards
 
 
 @dataclass
@@ -257,8 +260,13 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
     is_main = rank == 0
+    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "train-cache"
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        # what a run killed mid-write left here: temp files no live process writes, a model pair half renamed
+        for folder in (out, cache):
+            clean_stale_parts(folder)
+        settle_pending_cards(out)
     checkpoint_path = out / "checkpoint.safetensors"
     if resume and (out / "config.json").is_file():
         config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))  # a resumed run keeps its settings
@@ -275,13 +283,9 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
 
     fingerprint = dataset_fingerprint(index)
     if resume and (out / "split.json").is_file():
-        split = PatientSplit.from_json(json.loads((out / "split.json").read_text()))
+        split = load_split(out / "split.json", index, config.to_json())  # hashed patients: read with the site key
     else:
-        labels: dict[str, bool] = {}
-        for image in images:
-            labels[image.patient_id] = labels.get(image.patient_id, False) or any(a.malignant for a in image.abnormalities)
-        split = split_patients(labels, val_fraction=config.val_fraction, seed=config.split_seed)
-    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "train-cache"
+        split = split_patients(labels_of(images), val_fraction=config.val_fraction, seed=config.split_seed)
 
     def prepare_progress(done, total):
         emit(TrainEvent("prepare", batch=done, batches=total, message="preprocessing images"))
@@ -295,10 +299,13 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     train_set = RoiDataset(train_images, train_samples, config.tile, config.augment_factor)
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)
 
+    patients = None  # the card's record of the split: hashed patients, never their IDs (model.split)
     if is_main:
+        key = site_key()
+        patients = patients_section(split, index, key)
         atomic_write_json(out / "config.json", config.to_json())
-        split.save(out / "split.json")
-        atomic_write_json(out / "data_report.json", report.to_json())
+        split.save(out / "split.json", index, key)
+        atomic_write_json(out / "data_report.json", report.to_json())  # paths of left-out files: stays at the site
 
     # network and optimiser
     parent_card = None
@@ -330,7 +337,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
 
     def card_for(metrics: dict) -> dict:
         training = {
-            "data": f"{root}", "data_fingerprint": fingerprint, "train_patients": list(split.train), "val_patients": list(split.val),
+            "data": f"{root}", "data_fingerprint": fingerprint, "patients": patients,
             "data_report": {k: v for k, v in report.to_json().items() if k != "left_out"}, "config": config.to_json(),
             "metrics": metrics, "history": history, "date": _dt.date.today().isoformat(), "world_size": world,
         }

@@ -136,7 +136,7 @@ def test_broken_entries_are_skipped_and_the_active_falls_back(registry, models):
     assert "unreadable" in reasons["random-1"] and "missing" in reasons["random-2"]
     assert all(r and "\n" not in r for r in reasons.values())
     assert registry.active().bundled and registry.active_path() == bundled_model_path()  # pointer to a broken entry
-    with pytest.raises(KeyError):
+    with pytest.raises(ModelFileError, match="random-1 cannot be used: .*unreadable"):  # refused with its reason
         registry.use("random-1")
     registry.remove("random-2")  # a broken entry can still be cleared away
     assert not (registry.root / "random-2").exists()

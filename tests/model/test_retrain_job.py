@@ -16,6 +16,7 @@ from model.registry import ModelRegistry
 from model.retrain_job import (AUC_MIN_PER_CLASS, GATE_METRICS, MIN_HELD_OUT_PATIENTS, Job, JobSpec, WorseModel, accept,
                                find_resumable, find_undecided_background, format_comparison, judge, plan_held_out, reject,
                                run_gate, start_job)
+from model import split as msplit
 from model.study_index import build_index
 from model.train import TrainConfig
 from model.weights import active_model_path, bundled_model_path, load_model, read_card, save_model
@@ -125,6 +126,14 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
     assert entry.training_data["data_fingerprint"] == dataset_fingerprint(build_index(demo_root, workers=1))
     assert entry.training_data["data_report"]["images_used"] > 0 and entry.settings["tile"] == 64
     assert job.decision() == "accepted"
+    # the files a site shares name patients by the site's hashes only: the gate, the run's cards and split, the entry
+    shared = [job.dir / "comparison.json", *(job.run_dir / n for n in ("split.json", "best.json", "model.json")),
+              *entry.weights.parent.glob("*.json")]
+    assert len(shared) == 6
+    for path in shared:
+        text = path.read_text()
+        assert not [p for p in _patients(demo_root) if p in text], path.name
+    assert comparison["patient_key"] == msplit.site_key().id
     registry.use(bundled.version)  # rollback
     assert active_model_path() == bundled_model_path()
     assert [e.version for e in registry.list()] == [bundled.version, entry.version]
@@ -212,7 +221,9 @@ def test_gate_on_a_locked_holdout_folder(demo_root, tmp_path):
     spec = JobSpec(root=str(tmp_path), config={"device": "cpu"}, base_model=str(bundled_model_path()),
                    holdout_root=str(demo_root), bootstrap=20)
     comparison = run_gate(spec, new)
-    assert comparison["rule"] == "holdout-folder" and comparison["patients"] == sorted(_patients(demo_root))
+    # every patient of the hold-out folder, named by the site's hashes (comparison.json leaves the site)
+    assert comparison["rule"] == "holdout-folder" and comparison["patients"] == msplit.site_key().hashes(_patients(demo_root))
+    assert comparison["patient_key"] == msplit.site_key().id
     current, new_row = comparison["rows"]
     assert current["patients"] == new_row["patients"] == comparison["patients"]
     assert (current["version"], new_row["version"]) == (bundled.version, "same-weights")

@@ -83,9 +83,12 @@ def test_tiny_training_run_lowers_the_loss(demo_root, tmp_path):
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert result.model_path and result.model_path.is_file() and (tmp_path / "run" / "model.json").is_file()
     card = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert card["training"]["train_patients"] and card["preprocess"]["working_spacing_mm"] == 0.2 and card["tile_size"] == 64
+    patients = card["training"]["patients"]
+    assert patients["train"] and patients["train_count"] == len(patients["train"])
+    assert card["preprocess"]["working_spacing_mm"] == 0.2 and card["tile_size"] == 64
     saved = json.loads((tmp_path / "run" / "split.json").read_text())
-    assert not set(saved["train"]) & set(saved["val"])
+    assert saved["train"] and not set(saved["train"]) & set(saved["val"])
+    assert (saved["train"], saved["val"]) == (patients["train"], patients["val"])  # the same hashes as the card
     kinds = [e.kind for e in events]
     assert kinds.count("epoch_end") == 4 and "batch" in kinds and kinds[-1] == "done"
     assert all(e.eta_s is not None and e.eta_s >= 0 for e in events if e.kind == "batch")
