@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import metrics
+from model import cbis_ddsm, metrics
 from model.errors import ImageReadError
 from model.failures import failure_reason
 from model.study_index import IndexedImage, StudyIndex, build_index
@@ -43,6 +43,16 @@ from model.study_index import IndexedImage, StudyIndex, build_index
 MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5
 CI_LEVEL = 0.95
 BOOTSTRAP_N = 2000
+
+
+def image_class(image: IndexedImage) -> bool | None:
+    """Is the image malignant, for the case-level AUC: True with any malignant lesion, False when every lesion is
+    known benign (or there is none), None when a lesion's pathology is unknown: it is not guessed benign."""
+    if any(a.malignant for a in image.abnormalities):
+        return True
+    if any(not cbis_ddsm.is_benign(a.pathology or "") for a in image.abnormalities):
+        return None
+    return False
 
 
 def dataset_fingerprint(index: StudyIndex) -> str:
@@ -205,7 +215,8 @@ class EvalReport:
 
     def case_roc_points(self) -> tuple[np.ndarray, np.ndarray] | None:
         try:
-            fpr, tpr, _ = metrics.roc_curve([i["malignant"] for i in self.per_image], [i["case_score"] for i in self.per_image])
+            known = [i for i in self.per_image if i["malignant"] is not None]
+            fpr, tpr, _ = metrics.roc_curve([i["malignant"] for i in known], [i["case_score"] for i in known])
         except ValueError:
             return None
         return fpr, tpr
@@ -407,7 +418,7 @@ def evaluate(
         record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
                   "lesions": len(usable), "detected": int(sum(match.hits)), "false_positives": match.false_positives,
                   "dice": None, "iou": None, "case_score": float(result.case_score),
-                  "malignant": any(a.malignant for a in image.abnormalities)}
+                  "malignant": image_class(image)}
         if usable:
             record["dice"] = metrics.dice(pred, union)
             record["iou"] = metrics.iou(pred, union)
@@ -440,8 +451,9 @@ def evaluate(
     auc = metrics.roc_auc(labels, scores) if lesion_records else None
     auc_ci = metrics.bootstrap_auc_ci(labels, scores, n=bootstrap, seed=seed, level=CI_LEVEL) if auc is not None else (None, None)
     sens, spec = metrics.sensitivity_specificity(labels, scores, MALIGNANCY_THRESHOLD) if lesion_records else (None, None)
-    case_labels = [r["malignant"] for r in image_records]
-    case_scores = [r["case_score"] for r in image_records]
+    known = [r for r in image_records if r["malignant"] is not None]  # an image of unknown class scores no case AUC
+    case_labels = [r["malignant"] for r in known]
+    case_scores = [r["case_score"] for r in known]
     case_auc = metrics.roc_auc(case_labels, case_scores)
     case_ci = metrics.bootstrap_auc_ci(case_labels, case_scores, n=bootstrap, seed=seed, level=CI_LEVEL) if case_auc is not None else (None, None)
 

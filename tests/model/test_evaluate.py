@@ -310,3 +310,21 @@ def test_a_file_name_that_is_not_utf8_does_not_stop_the_evaluation(tmp_path, dem
     assert dataset_fingerprint(odd) != dataset_fingerprint(index)
     rep = evaluate(odd, disc_model, device="cpu", patients=["P_00001"], bootstrap=50)
     assert rep.images == 2 and rep.data_fingerprint == dataset_fingerprint(odd)
+
+
+def test_an_image_with_a_lesion_of_unknown_pathology_is_not_counted_benign_in_the_case_auc():
+    from model.evaluate import image_class
+    from model.study_index import Abnormality, IndexedImage
+
+    def image(*pathologies):
+        abnormalities = [Abnormality(id=n, type="mass", pathology=p, malignant=p == "MALIGNANT", mask_path=None)
+                         for n, p in enumerate(pathologies, 1)]
+        return IndexedImage(path="/x.dcm", patient_id="P", laterality="R", view="CC", rows=10, columns=10,
+                            abnormalities=abnormalities, gt_known=True)
+
+    assert image_class(image()) is False
+    assert image_class(image("BENIGN", "BENIGN_WITHOUT_CALLBACK")) is False
+    assert image_class(image("BENIGN", "MALIGNANT")) is True
+    assert image_class(image("BENIGN", "")) is None
+    assert image_class(image("BENIGN", "maybe cancer")) is None
+    assert image_class(image("", "MALIGNANT")) is True  # malignant whatever the other lesion is
