@@ -47,10 +47,8 @@ class ErrorReporter(QObject):
         self.messages: list[str] = []  # everything shown this session, newest last (tests read it)
 
     def show(self, message: str, *, context: str = "") -> None:
-        line = " ".join(f"{context}: {message}".split()) if context else " ".join(message.split())
-        self.messages.append(line)
-        log.warning("%s", message)  # the context may name a patient or a path: not in the log
-        self._window.statusBar().showMessage(line, STATUS_TIMEOUT_MS)
+        """The status bar, the log and a non-modal message box."""
+        line = self.note(message, context=context)
         if self._box is None:
             self._box = QMessageBox(QMessageBox.Icon.Warning, "B-Cir Review", line, QMessageBox.StandardButton.Close, self._window)
             self._box.setModal(False)
@@ -59,12 +57,14 @@ class ErrorReporter(QObject):
             self._box.setText(line)
         self._box.show()
 
-    def note(self, message: str, *, context: str = "") -> None:
-        """A problem of the case on screen that the panels already show: the status bar and the log, no box."""
+    def note(self, message: str, *, context: str = "") -> str:
+        """A problem of the case on screen that the panels already show: the status bar and the log, no box.
+        Returns the one line shown."""
         line = " ".join(f"{context}: {message}".split()) if context else " ".join(message.split())
         self.messages.append(line)
         log.warning("%s", message)  # the context may name a patient or a path: not in the log
         self._window.statusBar().showMessage(line, STATUS_TIMEOUT_MS)
+        return line
 
     def show_exception(self, exc: BaseException, *, context: str = "") -> None:
         log.debug("%s", "".join(traceback.format_exception(exc)))

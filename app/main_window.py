@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
         self.retrain_dialog = None
         self.models_dialog = None
         self.resume_prompt: QMessageBox | None = None
+        self.quit_prompt: QMessageBox | None = None  # asked when the window closes while a retrain runs
+        self.retrain_status: QToolButton | None = None  # made when a retrain first reports
+        self._quit_after_retrain = False  # the reader answered the quit question: close for real
         self.ai_control.start()
         QTimer.singleShot(0, self.offer_resume)
         QTimer.singleShot(0, self._follow_background_retrain)
@@ -409,7 +412,7 @@ class MainWindow(QMainWindow):
     def _show_retrain_status(self, text: str) -> None:
         """A status-bar button says that a retrain runs, or waits for the reader's choice, also while its window is
         closed; a click opens the window. Hidden when there is nothing to say."""
-        button = getattr(self, "retrain_status", None)
+        button = self.retrain_status
         if button is None:
             button = self.retrain_status = QToolButton()
             button.setAutoRaise(True)
@@ -593,9 +596,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         live = self.retrain_dialog.live_job() if self.retrain_dialog is not None else None
-        if live is not None and not getattr(self, "_quit_after_retrain", False):
+        if live is not None and not self._quit_after_retrain:
             event.ignore()  # asked first: pause, keep training in the background, or stay
-            if getattr(self, "quit_prompt", None) is None:
+            if self.quit_prompt is None:
                 self._ask_quit_during_retrain(live)
             return
         if self._index_worker is not None:
