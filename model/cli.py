@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from model.errors import BcirError
 from model.failures import failure_reason
 
@@ -126,7 +124,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             stem = _output_stem(image)
             mask = result.lesion_mask(model.threshold)  # the listed lesions, as the reader sees them in yellow
             mask_path = out_dir / f"{stem}_mask.png"
-            write_png(mask_path, mask.view(np.uint8) * np.uint8(255))  # no full-size int64 copy
+            write_png(mask_path, mask.view("uint8") * 255)  # uint8 stays uint8: no full-size int64 copy
             truth = []
             for a in image.abnormalities:
                 if a.mask_path and not a.problem:

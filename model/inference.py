@@ -27,7 +27,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy import ndimage
 
 from model.dicom_io import Mammogram, read_image
 from model.preprocess import Geometry, prepare
@@ -317,6 +316,8 @@ def lesion_components(prob8: np.ndarray, threshold8: int, working_mm2: float, mi
 
     Returns (component labels, [(peak probability, label)] most confident first, component centroids (x, y)).
     """
+    from scipy import ndimage  # only once a result is listed: loading the model does not wait for scipy
+
     binary = (prob8 >= threshold8).astype(np.uint8)
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
     big = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] * working_mm2 >= min_mm2]
