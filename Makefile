@@ -47,7 +47,7 @@ demo-weights: setup
 	$(BIN)/bcir train $(TRAIN_DATA) --out $(TRAIN_RUN) --views CC,MLO --working-spacing 0.4 --tile 256 \
 		--micro-batch 16 --batch-size 16 --lr 1e-3 --augment-factor 10 --bf16 --epochs 6 --device cpu --seed 0
 	$(BIN)/bcir eval $(TRAIN_DATA) --weights $(TRAIN_RUN)/best.safetensors --report $(TRAIN_RUN)/report --json > $(TRAIN_RUN)/eval.json
-	$(BIN)/python -m model.bundle $(TRAIN_RUN) $(TRAIN_RUN)/eval.json resources/models/bcir-demo-v1.safetensors bcir-demo-v1
+	$(BIN)/python -m model.registry.bundle $(TRAIN_RUN) $(TRAIN_RUN)/eval.json resources/models/bcir-demo-v1.safetensors bcir-demo-v1
 
 clean:
 	rm -rf $(VENV) .demo

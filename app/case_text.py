@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from model.cbis_ddsm import is_benign
-from model.study_index import Abnormality, IndexedImage
+from model.data.cbis_ddsm import is_benign
+from model.data.study_index import Abnormality, IndexedImage
 
 
 def image_label(image: IndexedImage) -> str:

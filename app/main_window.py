@@ -20,26 +20,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from model.reviews import ReviewStore
-from model.study_index import ScanProgress, StudyIndex, build_index
+from model.reviews.store import ReviewStore
+from model.data.study_index import ScanProgress, StudyIndex, build_index
 
-from app.ai_controller import AiController
-from app.case_loader import CaseLoader
+from app.background.ai_controller import AiController
+from app.background.case_loader import CaseLoader
 from app.case_text import has_abnormality, has_ground_truth
 from app.errors import ErrorReporter
-from app.findings_panel import FindingsDock
-from app.hanging import cc_row
-from app.hanging_view import HangingView
+from app.panels.findings_panel import FindingsDock
+from app.viewer.hanging import cc_row
+from app.viewer.hanging_view import HangingView
 from app.errors import describe
 from app.menus import build_menus
-from app.review_history import ReviewHistoryDialog
-from app.review_panel import BLIND, NO_CASE, ReviewDock
+from app.dialogs.review_history import ReviewHistoryDialog
+from app.panels.review_panel import BLIND, NO_CASE, ReviewDock
 from app.settings import Settings
-from app.shortcuts_dialog import ShortcutsDialog
-from app.skipped_files import SkippedFilesDock
+from app.dialogs.shortcuts_dialog import ShortcutsDialog
+from app.panels.skipped_files import SkippedFilesDock
 from app.typing_guard import TypingGuard
-from app.workers import Worker, WorkerPool
-from app.worklist import WorklistDock
+from app.background.workers import Worker, WorkerPool
+from app.panels.worklist import WorklistDock
 
 log = logging.getLogger("bcir.app")
 
@@ -400,7 +400,7 @@ class MainWindow(QMainWindow):
 
     def _retrain(self):
         """The session's retrain dialog, made on first use and not shown; its run status goes to the status bar."""
-        from app.retrain_dialog import RetrainDialog
+        from app.dialogs.retrain_dialog import RetrainDialog
 
         if self.retrain_dialog is None:
             self.retrain_dialog = RetrainDialog(self.workers, lambda: self.ai.model_path, settings=self.settings,
@@ -425,7 +425,7 @@ class MainWindow(QMainWindow):
     def _follow_background_retrain(self) -> None:
         """At start: a retrain left training in the background when the app was quit, and finished since, has a
         safety gate waiting for the reader: the status bar says so (a run still going is followed by offer_resume)."""
-        from model.retrain_job import find_undecided_background
+        from model.jobs.retrain import find_undecided_background
 
         if self.retrain_dialog is not None and self.retrain_dialog.job is not None:
             return
@@ -475,7 +475,7 @@ class MainWindow(QMainWindow):
         self.quit_prompt = box
 
     def show_models(self):
-        from app.models_dialog import ModelsDialog
+        from app.dialogs.models_dialog import ModelsDialog
 
         if self.models_dialog is None:
             self.models_dialog = ModelsDialog(parent=self)
@@ -498,7 +498,7 @@ class MainWindow(QMainWindow):
         A job folder that cannot be read (a damaged spec or state file) is left alone with one line in the log:
         it must never stop the viewer from starting.
         """
-        from model.retrain_job import list_jobs
+        from model.jobs.retrain import list_jobs
 
         running, resumable = [], []
         try:

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from app.worklist import FILTERS
+from app.panels.worklist import FILTERS
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-from model.study_index import StudyIndex
+from model.data.study_index import StudyIndex
 
 # After the last image is placed: let the panes paint once more before the grab.
 SETTLE_MS = 150

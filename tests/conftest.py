@@ -59,7 +59,7 @@ def ramp16() -> np.ndarray:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """A small synthetic CBIS-DDSM download (6 patients, 400 um pixels), shared by the session."""
-    from model.synth.cbis_writer import write_demo_dataset
+    from model.data.synth.cbis_writer import write_demo_dataset
 
     out = tmp_path_factory.mktemp("demo")
     write_demo_dataset(out, patients=6, seed=11, size="small", workers=1)
@@ -72,8 +72,8 @@ def disc_model():
     (random weights give a flat map) for tests of the inference path."""
     import torch
 
-    from model.network import BCirUNet
-    from model.weights import LoadedModel, new_card
+    from model.nn.network import BCirUNet
+    from model.nn.weights import LoadedModel, new_card
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

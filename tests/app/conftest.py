@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory, disc_model) -> Path:
     """The disc model as a file the app can load (the bundled model is never used by the GUI tests)."""
-    from model.weights import save_model
+    from model.nn.weights import save_model
 
     return save_model(disc_model.net, disc_model.card, tmp_path_factory.mktemp("model") / "discs.safetensors")
 

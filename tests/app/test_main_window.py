@@ -11,10 +11,10 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 
-from model.display import render, window_lut
-from model.masks import load_mask
-from model.preprocess import chest_wall_side
-from model.study_index import build_index
+from model.data.display import render, window_lut
+from model.data.masks import load_mask
+from model.data.preprocess import chest_wall_side
+from model.data.study_index import build_index
 from tests.app.qt_helpers import open_root as _open_root
 
 TIMEOUT_MS = 20_000
@@ -24,14 +24,14 @@ def open_root(qtbot, window, root):
     return _open_root(qtbot, window, root, TIMEOUT_MS)
 
 from app.case_text import image_label, image_truth
-from app.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
+from app.viewer.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
 from app.main_window import MainWindow, first_case_with_truth
 
 
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    monkeypatch.setenv("BCIR_MODEL", "none")  # the viewer alone; tests/app/test_ai.py drives the AI
+    monkeypatch.setenv("BCIR_MODEL", "none")  # the viewer alone; tests/app/background/test_ai.py drives the AI
     w = MainWindow()
     w.resize(1500, 900)  # a reading workstation; the docks leave the panes room
     qtbot.addWidget(w)
@@ -319,9 +319,9 @@ def test_an_unreadable_folder_gives_one_line_not_a_traceback(qtbot, window, tmp_
 
 
 def test_big_images_hand_only_the_visible_part_to_the_image_item(qtbot, opened, monkeypatch):
-    import app.image_pane
+    import app.viewer.image_pane
 
-    monkeypatch.setattr(app.image_pane, "CROP_ABOVE_PIXELS", 10_000)  # make the small demo "big"
+    monkeypatch.setattr(app.viewer.image_pane, "CROP_ABOVE_PIXELS", 10_000)  # make the small demo "big"
     window, index = opened
     show_patient(qtbot, window, next(iter(index.patients())))
     key(qtbot, window, Qt.Key.Key_0)  # 1:1 pixels

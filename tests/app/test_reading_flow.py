@@ -14,7 +14,7 @@ from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.case_text import percent
 from app.main_window import MainWindow
-from app.review_panel import BLIND, OPEN, REVEALED
+from app.panels.review_panel import BLIND, OPEN, REVEALED
 
 CASES = 4  # the first, then three through the prefetch path
 
@@ -36,7 +36,7 @@ def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
 
 
 def cc_paths(window, patient_id) -> list[str]:
-    from app.hanging import cc_row
+    from app.viewer.hanging import cc_row
 
     return [i.path for i in cc_row(window.worklist.patients[patient_id])]
 
@@ -141,7 +141,7 @@ def test_a_prefetched_case_that_fails_never_interrupts_and_says_why_when_opened(
     import shutil
     from pathlib import Path
 
-    from model.study_index import build_index
+    from model.data.study_index import build_index
 
     root = tmp_path / "demo"
     shutil.copytree(demo_root, root)

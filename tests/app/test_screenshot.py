@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_screenshot_of_first_case_with_truth(demo_root, tmp_path):
     out = tmp_path / "shot.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "BCIR_MODEL": "none"}  # the AI's picture: tests/app/test_ai.py
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "BCIR_MODEL": "none"}  # the AI's picture: tests/app/background/test_ai.py
     result = subprocess.run(
         [sys.executable, "main.py", str(demo_root), "--screenshot", str(out), "--size", "1000x700", "--timeout", "60"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,

@@ -1,0 +1,312 @@
+"""The network's result for one image, made ready for the panes and the findings panel (no Qt here).
+
+Everything costly happens here, in the AI worker's thread: the predicted mask
+on the original pixel grid (cut to the part that holds it), its outlines, the
+probability heatmap placed over the original grid, and the comparison with the
+ground truth (per lesion hit or false positive, missed truth lesions, Dice and
+IoU of the image). The GUI thread only hands the arrays to its items.
+
+``lesion_verdicts`` and ``compare_with_truth`` are plain computations that
+belong in ``model/`` (next to ``model.evaluate.metrics.match_lesions``); they live here
+until they move.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.errors import ImageReadError, ModelFileError
+from model.data.masks import load_mask, mask_outlines
+from model.evaluate.metrics import connected_components, dice, iou, match_lesions
+from model.data.study_index import Abnormality, IndexedImage
+
+from app.case_text import abnormality_text, image_label
+
+if TYPE_CHECKING:  # model.infer.predictor imports torch: only the worker that loads the model needs it
+    from model.infer.predictor import ImageResult, Lesion
+
+log = logging.getLogger("bcir.app")
+
+# BCIR_MODEL=none turns the AI off (the tests of the viewer alone use it).
+MODEL_ENV = "BCIR_MODEL"
+MODEL_OFF = ("none", "off", "0")
+
+
+def resolve_model_path(explicit: str | Path | None = None) -> Path | None:
+    """The model file to use: ``explicit``, else $BCIR_MODEL, else the registry's active one (the bundled one
+    until the reader chooses another in Tools → Models).
+
+    None when the AI is turned off (BCIR_MODEL=none). Raises ModelFileError when
+    nothing is given and no model is bundled.
+    """
+    from model.nn.weights import active_model_path
+
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(MODEL_ENV, "").strip()
+    if env.lower() in MODEL_OFF:
+        return None
+    if env:
+        return Path(env).expanduser()
+    return active_model_path()
+
+
+@dataclass
+class TruthComparison:
+    """The prediction of one image against its ground truth."""
+
+    known: bool  # False when no description CSV covers the image: nothing to compare with
+    lesion_hits: list[bool | None]  # per predicted lesion (result order): overlaps a truth lesion; None when unknown
+    truth: list[Abnormality] = field(default_factory=list)  # the truth lesions compared (masks usable)
+    truth_hit: list[bool] = field(default_factory=list)  # per compared truth lesion
+    truth_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1 (exclusive ends)
+    dice: float | None = None  # the whole predicted mask against the union of the compared truth masks
+    iou: float | None = None
+    problems: list[str] = field(default_factory=list)  # truth lesions that could not be compared, and why
+    lesion_truths: list[list[int]] = field(default_factory=list)  # per predicted lesion: indices into ``truth`` it hit
+    truth_areas_px: list[int] = field(default_factory=list)  # per compared truth lesion
+
+    def found_by(self, t: int) -> list[int]:
+        """The predicted lesions (0-based, result order) that hit truth lesion ``t``."""
+        return [n for n, truths in enumerate(self.lesion_truths) if t in truths]
+
+    @property
+    def missed(self) -> list[tuple[Abnormality, tuple[int, int, int, int]]]:
+        return [(a, box) for a, hit, box in zip(self.truth, self.truth_hit, self.truth_boxes) if not hit]
+
+    @property
+    def false_positives(self) -> int:
+        return sum(1 for h in self.lesion_hits if h is False)
+
+
+@dataclass
+class AiImage:
+    """One image's AI result with what the overlays draw, all on the original (stored) pixel grid."""
+
+    indexed: IndexedImage
+    result: ImageResult
+    threshold: float
+    fill: np.ndarray  # (h, w, 4) uint8 RGBA: the predicted mask in yellow, transparent elsewhere; may be 0x0
+    fill_origin: tuple[int, int]  # (x0, y0) of fill's first pixel on the original grid
+    outlines: list[np.ndarray]  # (N, 2) arrays of (x, y), original-grid pixel-centre coordinates
+    heat: np.ndarray  # uint8 probability (0-255) on the working grid, turned to read left to right as the original
+    heat_rect: tuple[float, float, float, float]  # x, y, width, height it covers on the original grid
+    comparison: TruthComparison
+    roi_point: tuple[float, float] | None = None  # (x, y) clicked, for an ROI result
+    roi_rect: tuple[float, float, float, float] | None = None  # x, y, width, height the ROI tile covers (original grid)
+
+    @property
+    def path(self) -> str:
+        return self.indexed.path
+
+    @property
+    def label(self) -> str:
+        return image_label(self.indexed)
+
+    @property
+    def is_roi(self) -> bool:
+        return self.result.mode == "roi"
+
+    @property
+    def mask_pixels(self) -> int:
+        return int(np.count_nonzero(self.fill[..., 3])) if self.fill.size else 0
+
+
+@dataclass
+class AiFailure:
+    """An image the network could not run on, with the one-line reason."""
+
+    indexed: IndexedImage
+    message: str
+    roi_point: tuple[float, float] | None = None  # (x, y) for an ROI the reader asked for; None: the whole view
+
+    @property
+    def path(self) -> str:
+        return self.indexed.path
+
+    @property
+    def text(self) -> str:
+        """'AI could not run on R CC: <reason>' (the reader's one line)."""
+        where = f"the ROI at ({self.roi_point[0]:.0f}, {self.roi_point[1]:.0f}) on " if self.roi_point else ""
+        return f"AI could not run on {where}{image_label(self.indexed)}: {self.message}"
+
+
+@dataclass
+class AiProgress:
+    """Tiles done on one image (whole-view inference)."""
+
+    indexed: IndexedImage
+    done: int
+    total: int
+
+
+YELLOW_RGBA = (255, 255, 0, 255)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def lesion_verdicts(lesions: list[Lesion], mask: np.ndarray, truth_masks: list[np.ndarray],
+                    origin: tuple[int, int] = (0, 0)) -> tuple[list[list[int]], np.ndarray]:
+    """Per lesion of the result: which truth masks its component of ``mask`` overlaps (indices, [] when none).
+
+    A lesion is found by its bounding box: its component is the one that covers
+    most of the box (the lesion list is made from the same mask on the working
+    grid, so box and component agree). Also returns the mask of the listed
+    lesions only. ``origin`` is the (x, y) of the arrays' first pixel when they
+    are a crop of the image.
+    """
+    ox, oy = origin
+    labels, count = connected_components(mask)
+    overlaps: list[set[int]] = [set() for _ in range(count + 1)]  # per component: the truth lesions it touches
+    for t, truth in enumerate(truth_masks):
+        for component in np.unique(labels[truth]):
+            overlaps[int(component)].add(t)
+    chosen = np.zeros(count + 1, bool)
+    found = []
+    for lesion in lesions:
+        x0, y0, x1, y1 = lesion.bbox
+        box = labels[max(0, y0 - oy) : max(0, y1 - oy), max(0, x0 - ox) : max(0, x1 - ox)]
+        ids, counts = np.unique(box, return_counts=True)
+        keep = ids > 0
+        if not keep.any():
+            found.append([])
+            continue
+        component = int(ids[keep][np.argmax(counts[keep])])
+        chosen[component] = True
+        found.append(sorted(overlaps[component]))
+    return found, chosen[labels]
+
+
+def compare_with_truth(image: IndexedImage, result: ImageResult, mask: np.ndarray) -> TruthComparison:
+    """The prediction (``mask`` on the original grid, ``result.lesions``) against the image's ground truth."""
+    if not image.gt_known and not image.abnormalities:
+        return TruthComparison(known=False, lesion_hits=[None] * len(result.lesions))
+    truth, masks, boxes, problems = [], [], [], []
+    for abnormality in image.abnormalities:
+        name = f"{abnormality_text(abnormality)} (abnormality {abnormality.id})"
+        if abnormality.problem or not abnormality.mask_path:
+            problems.append(f"{name}: {abnormality.problem or 'no mask file'}")
+            continue
+        try:
+            truth_mask = load_mask(abnormality.mask_path, shape=mask.shape)
+        except (ImageReadError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        box = _bbox(truth_mask)
+        if box is None:
+            problems.append(f"{name}: empty mask")
+            continue
+        truth.append(abnormality)
+        masks.append(truth_mask)
+        boxes.append(box)
+    if image.abnormalities and not truth:  # truth exists but none of it can be compared
+        return TruthComparison(known=False, lesion_hits=[None] * len(result.lesions), problems=problems)
+    union = np.zeros(mask.shape, bool)
+    for truth_mask in masks:
+        union |= truth_mask
+    # Everything below only looks where the prediction or the truth is: the same numbers, on a crop.
+    box = _bbox(mask | union)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        crop = (slice(y0, y1), slice(x0, x1))
+        mask, union, masks = mask[crop], union[crop], [m[crop] for m in masks]
+    found, listed = lesion_verdicts(result.lesions, mask, masks, origin=(box[0], box[1]) if box else (0, 0))
+    truth_hit = list(match_lesions(masks, listed).hits) if masks else []
+    return TruthComparison(
+        known=True, lesion_hits=[bool(f) for f in found], truth=truth, truth_hit=truth_hit, truth_boxes=boxes,
+        dice=dice(mask, union), iou=iou(mask, union), problems=problems, lesion_truths=found,
+        truth_areas_px=[int(np.count_nonzero(m)) for m in masks],
+    )
+
+
+def prepare_ai_image(image: IndexedImage, result: ImageResult, threshold: float,
+                     roi_point: tuple[float, float] | None = None, roi_tile: tuple[int, int] | None = None) -> AiImage:
+    """Everything the overlays and the findings panel need from one result."""
+    mask = result.lesion_mask(threshold)  # only what the findings list: no specks drawn that no row names
+    box = _bbox(mask)
+    if box is None:
+        fill, origin, outlines = np.zeros((0, 0, 4), np.uint8), (0, 0), []
+    else:
+        x0, y0, x1, y1 = box
+        part = mask[y0:y1, x0:x1]
+        fill = np.zeros((*part.shape, 4), np.uint8)
+        fill[part] = YELLOW_RGBA
+        origin = (x0, y0)
+        outlines = [o + (x0 + 0.5, y0 + 0.5) for o in mask_outlines(part)]
+    geometry = result.geometry
+    heat = result.probability if not geometry.flipped else result.probability[:, ::-1]
+    cy0, cy1, cx0, cx1 = geometry.crop
+    roi_rect = None
+    if roi_point is not None and roi_tile:
+        h, w = (n / geometry.scale for n in roi_tile)  # the tile (working pixels) on the original grid, centred on the point
+        roi_rect = (roi_point[0] + 0.5 - w / 2, roi_point[1] + 0.5 - h / 2, w, h)
+    return AiImage(
+        indexed=image, result=result, threshold=threshold, fill=fill, fill_origin=origin, outlines=outlines,
+        heat=np.ascontiguousarray(heat), heat_rect=(float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)),
+        comparison=compare_with_truth(image, result, mask), roi_point=roi_point, roi_rect=roi_rect,
+    )
+
+
+# -- worker tasks (run in a QThread by app.background.ai_worker; they never touch a widget)
+
+
+def load_predictor(path: Path, cache_dir: Path | None):
+    """The model file ready to run on the best device. Raises ModelFileError."""
+    from model.infer.predictor import Predictor
+    from model.nn.weights import load_model
+
+    if path.suffix != ".safetensors" and path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a .safetensors model file")
+    return Predictor(load_model(path), device="auto", cache_dir=cache_dir)
+
+
+def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
+    """Whole-view inference on ``images``, one after the other: reports AiProgress, then AiImage or AiFailure each.
+
+    Raises InterruptedError when asked to stop (between tiles).
+    """
+    threshold = predictor.model.threshold
+    for image in images:
+        if should_stop():
+            raise InterruptedError("inference cancelled")
+        report(AiProgress(image, 0, 0))
+        try:
+            result = predictor.predict(
+                image.path, progress=lambda done, total, image=image: report(AiProgress(image, done, total)),
+                should_stop=should_stop,
+            )
+            report(prepare_ai_image(image, result, threshold))
+        except InterruptedError:  # an OSError too: a stop request, not a bad file
+            raise
+        except Exception as exc:  # noqa: BLE001 - one image that cannot run never stops the others
+            from app.errors import describe
+
+            log.debug("AI on one image failed", exc_info=True)
+            report(AiFailure(image, describe(exc)))
+    return len(images)
+
+
+def run_roi(predictor, image: IndexedImage, x: float, y: float) -> AiImage:
+    """The paper's protocol: one tile centred on (x, y) of the original image."""
+    result = predictor.predict_roi(image.path, x, y)
+    return prepare_ai_image(image, result, predictor.model.threshold, roi_point=(x, y),
+                            roi_tile=roi_tile_size(predictor, result.geometry.working_shape))
+
+
+def roi_tile_size(predictor, working_shape: tuple[int, int]) -> tuple[int, int]:
+    """(rows, columns) of the tile ``predict_roi`` runs: the model's tile, or the working image rounded up
+    to the network's multiple when that is smaller (as ``Predictor`` sizes it)."""
+    tile, multiple = predictor.config.tile, predictor.model.net.multiple
+    return tuple(min(tile, -(-n // multiple) * multiple) for n in working_shape)

@@ -1,0 +1,1 @@
+"""The windows opened from the menus: retrain, models, review history, shortcuts."""

@@ -1,0 +1,1 @@
+"""The docks beside the images: worklist, findings, review and skipped files."""

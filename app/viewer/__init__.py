@@ -1,0 +1,1 @@
+"""The reading area: the hanging, the image panes, overlays and the magnifier."""

@@ -1,0 +1,1 @@
+"""The ``bcir`` command line: one module per command group."""

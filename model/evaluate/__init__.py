@@ -1,0 +1,1 @@
+"""Measuring a model: metrics, held-out evaluation, the report and the speed benchmark."""

@@ -1,0 +1,508 @@
+"""Honest evaluation of a model on held-out patients of a labelled folder.
+
+What is measured (``bcir eval``):
+
+* **Segmentation**, whole-view inference exactly as the app runs it: Dice and
+  IoU per image (the union of an image's ground-truth masks against the
+  predicted mask, over images that have lesions) and per lesion (each lesion
+  against the predicted components that overlap it); lesion detection
+  sensitivity and false-positive components per image, over every evaluated
+  image, lesion-free ones included.
+* **Malignancy**, on the paper's protocol: the head on a tile-sized ROI centred
+  on each usable ground-truth abnormality (its mask's centroid), label =
+  pathology. AUC with a percentile-bootstrap 95% CI, sensitivity and
+  specificity at 0.5. Also a per-image AUC of the case score (the highest
+  lesion score of the whole-view result), which is what the app shows.
+* **Pixel accuracy** next to the accuracy of predicting background
+  everywhere on the same pixels: lesions are a few percent of a mammogram, so a
+  high pixel accuracy alone says nothing.
+
+Held-out rule: when the model card's ``training.data_fingerprint`` equals
+:func:`dataset_fingerprint` of the folder, the card's ``train_patients`` are
+left out; otherwise the folder is one the model never trained on and every
+patient is held out. ``patients=`` overrides both. Undefined numbers (an AUC
+with one class present, a mean over nothing) are ``None``, never invented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.data import cbis_ddsm
+from model.evaluate import metrics
+from model.errors import ImageReadError
+from model.failures import failure_reason
+from model.data.study_index import IndexedImage, StudyIndex, build_index
+
+MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5
+CI_LEVEL = 0.95
+BOOTSTRAP_N = 2000
+
+
+def image_class(image: IndexedImage) -> bool | None:
+    """Is the image malignant, for the case-level AUC: True with any malignant lesion, False when every lesion is
+    known benign (or there is none), None when a lesion's pathology is unknown: it is not guessed benign."""
+    if any(a.malignant for a in image.abnormalities):
+        return True
+    if any(not cbis_ddsm.is_benign(a.pathology or "") for a in image.abnormalities):
+        return None
+    return False
+
+
+def dataset_fingerprint(index: StudyIndex) -> str:
+    """sha256 over the sorted (patient_id, image path relative to the index root) pairs; hex[:16].
+
+    Moving or copying the folder keeps it; adding, removing or renaming an
+    image (or re-assigning it to another patient) changes it. The training
+    module stores it in the model card as ``training.data_fingerprint``.
+    """
+    from model.data.split import _pair_bytes, index_pairs
+
+    digest = hashlib.sha256()
+    for patient, rel in index_pairs(index):
+        digest.update(_pair_bytes(patient, rel))
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class HeldOut:
+    patients: list[str]
+    rule: str  # "explicit" | "training-card" | "all-patients"
+    description: str
+    notes: list[str] = field(default_factory=list)
+
+
+def held_out_patients(index: StudyIndex, card: dict, patients: Iterable[str] | None = None) -> HeldOut:
+    """Which patients of ``index`` to evaluate on, and why.
+
+    The card's training patients are read as model.data.split records them: plain IDs (cards of older versions), hashes
+    under this site's key, or, on the very folder the model was trained on, the split reproduced from its seed and
+    checked against the card's split digest (a model made at another site, such as the bundled one)."""
+    from model.data.split import RecordedSplit, resolve_split
+
+    present = sorted({i.patient_id for i in index.images})
+    training = (card or {}).get("training") or {}
+    fingerprint = dataset_fingerprint(index)
+    same_folder = bool(training.get("data_fingerprint")) and training.get("data_fingerprint") == fingerprint
+    recorded = RecordedSplit.from_card(training)
+    config = training.get("config") if isinstance(training.get("config"), dict) else {}
+    resolved = (resolve_split(recorded, index, config=config if same_folder else None)
+                if recorded.names_training_patients else None)
+    train = resolved.train if resolved is not None else None
+    if patients is not None:
+        wanted = [str(p) for p in patients]
+        missing = sorted(set(wanted) - set(present))
+        chosen = sorted(set(wanted) & set(present))
+        if not chosen:
+            raise ValueError(f"none of the {len(wanted)} requested patients is in {index.root}")
+        notes = [f"{len(missing)} requested patients are not in the folder"] if missing else []  # no IDs: notes are shared
+        leaked = sorted(set(chosen) & (train or set()))
+        if leaked and same_folder:
+            notes.append(f"{len(leaked)} of the requested patients were training patients of this model on this "
+                         "very folder: their numbers are not held-out numbers")
+        return HeldOut(chosen, "explicit", f"patients given explicitly ({len(chosen)})", notes)
+    if same_folder:
+        if not recorded.names_training_patients:
+            return HeldOut(present, "training-card",
+                           f"the model was trained on this folder (fingerprint {fingerprint}) but its card lists no "
+                           "training patients: every patient is evaluated, and the numbers may include training data",
+                           ["training patients unknown: these are not held-out numbers"])
+        if train is None:
+            return HeldOut(present, "training-card",
+                           f"the model was trained on this folder (fingerprint {fingerprint}) but its training patients "
+                           f"cannot be told here ({resolved.why}): every patient is evaluated, and the numbers may "
+                           "include training data", ["training patients unknown: these are not held-out numbers"])
+        held = sorted(set(present) - train)
+        if not held:
+            raise ValueError(f"every patient of {index.root} was used for training: nothing is held out")
+        notes = []
+        if resolved.val and set(held) <= resolved.val:
+            notes.append("the held-out patients are the validation split, which also picked the best epoch: "
+                         "expect these numbers to be slightly optimistic")
+        how = " (the split reproduced from its seed)" if resolved.how == "reproduced" else ""
+        return HeldOut(held, "training-card",
+                       f"same folder as the model's training data (fingerprint {fingerprint}): the card's "
+                       f"{len(train & set(present))} training patients left out{how}, {len(held)} held-out patients "
+                       "evaluated", notes)
+    notes = []
+    shared = sorted(set(present) & (train or set()))
+    if shared:
+        notes.append(f"{len(shared)} patients of this folder also appear among the model's training patients "
+                     "(on another folder); if the folders share studies, pass the held-out patients explicitly")
+    elif train is None and recorded.hashed and recorded.train:
+        notes.append("the model's training patients were recorded at another site (another key): whether this "
+                     "folder shares patients with them cannot be checked here")
+    return HeldOut(present, "all-patients",
+                   f"a folder the model was not trained on (fingerprint {fingerprint} differs from the card's "
+                   f"{training.get('data_fingerprint') or 'none'}): all {len(present)} patients are held out", notes)
+
+
+@dataclass
+class EvalProgress:
+    done: int
+    total: int
+    path: str
+    elapsed_s: float
+
+
+@dataclass
+class EvalReport:
+    root: str
+    model_version: str
+    device: str
+    views: list[str]
+    held_out_rule: str
+    held_out_description: str
+    patients: int
+    images: int
+    images_with_lesions: int
+    dice_mean: float | None
+    iou_mean: float | None
+    dice_mean_per_lesion: float | None
+    iou_mean_per_lesion: float | None
+    lesion_sensitivity: float | None
+    fp_per_image: float | None
+    lesions: int
+    lesions_detected: int
+    false_positives: int
+    auc: float | None
+    auc_ci: tuple[float | None, float | None]
+    sensitivity: float | None
+    specificity: float | None
+    malignancy_threshold: float
+    abnormalities_scored: int
+    malignant: int
+    benign: int
+    case_auc: float | None
+    case_auc_ci: tuple[float | None, float | None]
+    pixel_accuracy: float | None
+    pixel_accuracy_all_background: float | None
+    pixels: int
+    lesion_pixel_fraction: float | None
+    per_type: dict[str, dict]
+    abnormalities_with_problems: int
+    images_skipped: dict[str, int]
+    segmentation_threshold: float
+    min_lesion_mm2: float
+    data_fingerprint: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    per_image: list[dict] = field(default_factory=list)
+    per_abnormality: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # {path, reason} of each image that failed; counted in images_skipped
+    model_card: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def history(self) -> list[dict] | None:
+        """The training history from the model card, when it has one."""
+        history = (self.model_card.get("training") or {}).get("history")
+        return list(history) if history else None
+
+    def roc_points(self) -> tuple[np.ndarray, np.ndarray] | None:
+        labels = [a["malignant"] for a in self.per_abnormality]
+        scores = [a["p_malignant"] for a in self.per_abnormality]
+        try:
+            fpr, tpr, _ = metrics.roc_curve(labels, scores)
+        except ValueError:
+            return None
+        return fpr, tpr
+
+    def case_roc_points(self) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            known = [i for i in self.per_image if i["malignant"] is not None]
+            fpr, tpr, _ = metrics.roc_curve([i["malignant"] for i in known], [i["case_score"] for i in known])
+        except ValueError:
+            return None
+        return fpr, tpr
+
+    def to_json(self, *, details: bool = True, shareable: bool = False) -> dict:
+        """A JSON-ready dict; the keys the issue fixes come first. ``details=False`` leaves out the per-image lists.
+
+        ``shareable``: as the report folder holds it, a file a site may send on: each per-image and per-lesion
+        record names its patient by the site's hash (``patient``) and its image by laterality and view, never by
+        patient ID or path (paths name patients); failed images are counted by reason, without their paths.
+        Otherwise (``bcir eval --json --details`` on the site's own terminal) IDs and paths are kept."""
+        out = asdict(self)
+        out.pop("model_card")
+        out["auc_ci"] = list(self.auc_ci)
+        out["case_auc_ci"] = list(self.case_auc_ci)
+        first = ["patients", "images", "dice_mean", "iou_mean", "lesion_sensitivity", "fp_per_image", "auc", "auc_ci",
+                 "sensitivity", "specificity", "pixel_accuracy", "pixel_accuracy_all_background"]
+        ordered = {k: out.pop(k) for k in first}
+        ordered.update(out)
+        if not details:
+            ordered.pop("per_image")
+            ordered.pop("per_abnormality")
+            ordered.pop("errors")  # paths name patients; the counts by reason are in images_skipped
+        elif shareable:
+            from model.data.split import site_key
+
+            key = site_key()
+
+            def pseudonymous(records: list[dict]) -> list[dict]:
+                return [{"patient": key.hash(r["patient_id"]),
+                         **{k: v for k, v in r.items() if k not in ("path", "patient_id")}} for r in records]
+
+            ordered["patient_key"] = key.id
+            ordered["per_image"] = pseudonymous(self.per_image)
+            ordered["per_abnormality"] = pseudonymous(self.per_abnormality)
+            ordered.pop("errors")
+        return ordered
+
+    def summary(self) -> str:
+        """A readable table for the terminal."""
+        def num(v, pct=False):
+            if v is None:
+                return "n/a"
+            return f"{100 * v:.2f}%" if pct else f"{v:.3f}"
+
+        ci = self.auc_ci
+        ci_text = f" (95% CI {num(ci[0])}-{num(ci[1])})" if ci[0] is not None else ""
+        rows = [
+            ("model", f"{self.model_version} on {self.device}"),
+            ("held out", self.held_out_description),
+            ("evaluated", f"{self.patients} patients, {self.images} {'/'.join(self.views)} images "
+                          f"({self.images_with_lesions} with lesions), {self.lesions} lesions"),
+            ("Dice per image", num(self.dice_mean)),
+            ("IoU per image", num(self.iou_mean)),
+            ("Dice per lesion", num(self.dice_mean_per_lesion)),
+            ("IoU per lesion", num(self.iou_mean_per_lesion)),
+        ]
+        for kind, stats in self.per_type.items():
+            rows.append((f"  {kind}", f"{stats['lesions']} lesions, Dice {num(stats['dice_mean'])}, "
+                                      f"detected {num(stats['sensitivity'], True)}"))
+        rows += [
+            ("lesion sensitivity", f"{num(self.lesion_sensitivity, True)} ({self.lesions_detected}/{self.lesions})"),
+            ("false positives/image", num(self.fp_per_image)),
+            ("malignancy AUC", f"{num(self.auc)}{ci_text} over {self.abnormalities_scored} abnormalities "
+                               f"({self.malignant} malignant, {self.benign} benign)"),
+            (f"sens / spec @ {self.malignancy_threshold:g}", f"{num(self.sensitivity, True)} / {num(self.specificity, True)}"),
+            ("case-score AUC", num(self.case_auc)),
+            ("pixel accuracy", f"{num(self.pixel_accuracy, True)} vs {num(self.pixel_accuracy_all_background, True)} "
+                               "for predicting all background"),
+            ("left out", f"{self.abnormalities_with_problems} abnormalities with unusable masks; skipped images: "
+                         + (", ".join(f"{k} {v}" for k, v in self.images_skipped.items()) or "none")),
+            ("time", f"{self.seconds:.1f} s"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
+def evaluate(
+    root: str | Path | StudyIndex,
+    model,
+    *,
+    device: str = "auto",
+    views: Iterable[str] | None = ("CC",),
+    patients: Iterable[str] | None = None,
+    progress: Callable[[EvalProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    bf16: bool | None = None,
+    bootstrap: int = BOOTSTRAP_N,
+    seed: int = 0,
+) -> EvalReport:
+    """Evaluate ``model`` (a LoadedModel, or a weights path) on the held-out patients of ``root``.
+
+    ``root`` is a labelled folder or an already built :class:`StudyIndex`;
+    ``views=None`` takes every view. Raises InterruptedError when
+    ``should_stop`` asks for it, ValueError when nothing can be evaluated.
+    """
+    from model.data.dicom_io import read_image
+    from model.infer.predictor import Predictor
+    from model.data.masks import load_mask
+    from model.data.preprocess import prepare
+    from model.nn.weights import LoadedModel, load_model
+
+    start = time.perf_counter()
+    if not isinstance(model, LoadedModel):
+        model = load_model(model)
+    index = root if isinstance(root, StudyIndex) else build_index(root, workers=4)
+    held = held_out_patients(index, model.card, patients)
+    wanted_views = None if views is None else {v.strip().upper() for v in views if v and v.strip()}
+    held_set = set(held.patients)
+
+    skipped: Counter[str] = Counter()
+    upfront_problems = 0
+    targets: list[IndexedImage] = []
+    for image in index.images:
+        if image.patient_id not in held_set:
+            continue
+        if wanted_views is not None and (image.view or "").upper() not in wanted_views:
+            continue
+        if not image.gt_known:
+            skipped["no ground truth"] += 1
+            continue
+        if image.abnormalities and all(a.problem or not a.mask_path for a in image.abnormalities):
+            skipped["every abnormality's mask unusable"] += 1
+            upfront_problems += len(image.abnormalities)
+            continue
+        targets.append(image)
+
+    predictor = Predictor(model, device, bf16=bf16, cache_dir=None)
+    threshold = model.threshold
+    problems = upfront_problems
+    image_dice, image_iou = [], []
+    lesion_records: list[dict] = []
+    image_records: list[dict] = []
+    image_errors: list[dict] = []
+    n_lesions = n_detected = n_fp = 0
+    correct_pixels = total_pixels = lesion_pixels = 0
+    patients_done: set[str] = set()
+
+    for done, image in enumerate(targets, 1):
+        if should_stop and should_stop():
+            raise InterruptedError("evaluation cancelled")
+        shape = (image.rows, image.columns)
+        usable = []
+        for a in image.abnormalities:
+            if a.problem or not a.mask_path:
+                problems += 1
+                continue
+            try:
+                truth = load_mask(a.mask_path, shape)
+            except InterruptedError:
+                raise
+            except Exception:  # noqa: BLE001 - a mask that cannot be read for any reason is an unusable abnormality
+                problems += 1
+                continue
+            if not truth.any():
+                problems += 1
+                continue
+            usable.append((a, truth))
+        if image.abnormalities and not usable:
+            skipped["every abnormality's mask unusable"] += 1
+            continue
+        try:  # everything that reads or runs on this one image; its failure, of any kind, never stops the others
+            mammogram = read_image(image.path)
+            result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
+            # malignancy on the paper's protocol: the head on a ROI centred on each ground-truth abnormality
+            p_malignant: list[float] = []
+            if usable:
+                working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+                centres = [geometry.point_to_working(*_centroid(t)) for _, t in usable]
+                p_malignant = predictor.malignancy(working, centres)
+        except InterruptedError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - out of memory, a header pydicom cannot interpret, ...
+            reason = failure_reason(exc)
+            skipped["image unreadable" if isinstance(exc, ImageReadError) else f"failed: {reason}"] += 1
+            image_errors.append({"path": image.path, "reason": reason})
+            continue
+        pred = result.lesion_mask(threshold)  # the listed lesions, as the reader sees them in yellow
+        if pred.shape != shape:
+            skipped["image size differs from its index entry"] += 1
+            continue
+        union = np.zeros(shape, bool)
+        for _, truth in usable:
+            union |= truth
+
+        # segmentation, per image and per lesion
+        match = metrics.match_lesions([t for _, t in usable], pred)  # specks are already out of the lesion mask
+        record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
+                  "lesions": len(usable), "detected": int(sum(match.hits)), "false_positives": match.false_positives,
+                  "dice": None, "iou": None, "case_score": float(result.case_score),
+                  "malignant": image_class(image)}
+        if usable:
+            record["dice"] = metrics.dice(pred, union)
+            record["iou"] = metrics.iou(pred, union)
+            image_dice.append(record["dice"])
+            image_iou.append(record["iou"])
+        n_lesions += len(usable)
+        n_detected += int(sum(match.hits))
+        n_fp += match.false_positives
+        correct_pixels += int(np.count_nonzero(pred == union))
+        total_pixels += union.size
+        lesion_pixels += int(np.count_nonzero(union))
+
+        for (a, truth), hit, d, p in zip(usable, match.hits, match.dice, p_malignant):
+            x, y = _centroid(truth)
+            lesion_records.append({"path": image.path, "patient_id": image.patient_id, "abnormality_id": a.id,
+                                   "type": a.type, "pathology": a.pathology, "malignant": bool(a.malignant),
+                                   "p_malignant": float(p), "detected": bool(hit), "dice": float(d),
+                                   "iou": metrics.iou_from_dice(d), "centroid": [x, y], "area_px": int(truth.sum())})
+        image_records.append(record)
+        patients_done.add(image.patient_id)
+        if progress:
+            progress(EvalProgress(done, len(targets), image.path, time.perf_counter() - start))
+
+    if not image_records:
+        raise ValueError(f"no image to evaluate in {index.root} (held out: {len(held.patients)} patients; "
+                         f"views {sorted(wanted_views) if wanted_views else 'all'}; skipped {dict(skipped)})")
+
+    labels = [r["malignant"] for r in lesion_records]
+    scores = [r["p_malignant"] for r in lesion_records]
+    auc = metrics.roc_auc(labels, scores) if lesion_records else None
+    auc_ci = metrics.bootstrap_auc_ci(labels, scores, n=bootstrap, seed=seed, level=CI_LEVEL) if auc is not None else (None, None)
+    sens, spec = metrics.sensitivity_specificity(labels, scores, MALIGNANCY_THRESHOLD) if lesion_records else (None, None)
+    known = [r for r in image_records if r["malignant"] is not None]  # an image of unknown class scores no case AUC
+    case_labels = [r["malignant"] for r in known]
+    case_scores = [r["case_score"] for r in known]
+    case_auc = metrics.roc_auc(case_labels, case_scores)
+    case_ci = metrics.bootstrap_auc_ci(case_labels, case_scores, n=bootstrap, seed=seed, level=CI_LEVEL) if case_auc is not None else (None, None)
+
+    per_type: dict[str, dict] = {}
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for r in lesion_records:
+        by_type[r["type"]].append(r)
+    for kind in sorted(by_type):
+        rs = by_type[kind]
+        kl, ks = [r["malignant"] for r in rs], [r["p_malignant"] for r in rs]
+        per_type[kind] = {
+            "lesions": len(rs),
+            "dice_mean": _mean([r["dice"] for r in rs]),
+            "iou_mean": _mean([r["iou"] for r in rs]),
+            "sensitivity": sum(r["detected"] for r in rs) / len(rs),
+            "auc": metrics.roc_auc(kl, ks),
+            "malignant": sum(kl),
+        }
+
+    notes = list(held.notes)
+    if total_pixels and lesion_pixels / total_pixels < 0.05:
+        notes.append(f"lesions cover {100 * lesion_pixels / total_pixels:.2f}% of the pixels: predicting background "
+                     f"everywhere already scores {100 * (1 - lesion_pixels / total_pixels):.2f}% pixel accuracy")
+    if auc is None and lesion_records:
+        notes.append("only one pathology among the scored abnormalities: the malignancy AUC is undefined")
+
+    return EvalReport(
+        root=index.root, model_version=model.version, device=predictor.device_description,
+        views=sorted(wanted_views) if wanted_views is not None else ["all"],
+        held_out_rule=held.rule, held_out_description=held.description,
+        patients=len(patients_done), images=len(image_records), images_with_lesions=len(image_dice),
+        dice_mean=_mean(image_dice), iou_mean=_mean(image_iou),
+        dice_mean_per_lesion=_mean([r["dice"] for r in lesion_records]),
+        iou_mean_per_lesion=_mean([r["iou"] for r in lesion_records]),
+        lesion_sensitivity=n_detected / n_lesions if n_lesions else None,
+        fp_per_image=n_fp / len(image_records),
+        lesions=n_lesions, lesions_detected=n_detected, false_positives=n_fp,
+        auc=auc, auc_ci=tuple(auc_ci), sensitivity=sens, specificity=spec, malignancy_threshold=MALIGNANCY_THRESHOLD,
+        abnormalities_scored=len(lesion_records), malignant=int(sum(labels)), benign=len(labels) - int(sum(labels)),
+        case_auc=case_auc, case_auc_ci=tuple(case_ci),
+        pixel_accuracy=correct_pixels / total_pixels if total_pixels else None,
+        pixel_accuracy_all_background=1 - lesion_pixels / total_pixels if total_pixels else None,
+        pixels=total_pixels, lesion_pixel_fraction=lesion_pixels / total_pixels if total_pixels else None,
+        per_type=per_type, abnormalities_with_problems=problems, images_skipped=dict(skipped),
+        segmentation_threshold=threshold, min_lesion_mm2=predictor.config.min_lesion_mm2,
+        data_fingerprint=dataset_fingerprint(index), seconds=time.perf_counter() - start, notes=notes,
+        per_image=image_records, per_abnormality=lesion_records, errors=image_errors, model_card=dict(model.card),
+    )
+
+
+__all__ = ["EvalProgress", "EvalReport", "HeldOut", "dataset_fingerprint", "evaluate", "held_out_patients"]

@@ -1,0 +1,364 @@
+"""Inference on a whole CC view, or on one ROI the reader picks.
+
+Whole view: the shared preprocessing (:mod:`model.data.preprocess`) gives the
+working image; 1024x1024 tiles slide over the breast with overlap, tiles
+without breast tissue are skipped, and the seams are blended with a window that
+fades toward each tile's edges. The probability map goes back to the original
+pixel grid; lesions are the connected components of the thresholded mask, each
+with its p(malignant) from the head run on a 1024 ROI centred on it, as the
+paper trains it. The case score is the highest lesion score.
+
+ROI mode runs one tile centred on a point: the paper's own protocol.
+
+Results are cached per (image file, model version, settings), on disk as plain
+arrays (``np.load(allow_pickle=False)``) and JSON, so reopening a case costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from model.data.dicom_io import Mammogram, read_image
+from model.data.preprocess import Geometry, prepare
+from model.nn.runtime import Runner
+from model.fileio import atomic_write_bytes
+from model.nn.weights import LoadedModel
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    tile: int = 1024
+    overlap: int = 128
+    min_breast_fraction: float = 0.01  # tiles with less breast than this are skipped
+    min_lesion_mm2: float = 4.0  # smaller components are noise (a 2.3 mm disc)
+    max_lesions: int = 8  # the most confident components get a malignancy score
+    batch: int = 1
+
+
+@dataclass
+class Lesion:
+    bbox: list[int]  # x0, y0, x1, y1 on the original grid (exclusive ends)
+    area_px: int
+    area_mm2: float | None
+    longest_diameter_px: float
+    longest_diameter_mm: float | None
+    centroid: list[float]  # x, y on the original grid
+    peak_probability: float
+    p_malignant: float
+    label: str  # "benign" | "malignant"
+
+
+@dataclass
+class ImageResult:
+    path: str
+    laterality: str | None
+    view: str | None
+    rows: int
+    columns: int
+    lesions: list[Lesion]
+    case_score: float
+    model_version: str
+    device: str
+    seconds: float
+    spacing_mm: float
+    spacing_known: bool
+    mode: str = "whole"  # "whole" | "roi"
+    probability: np.ndarray | None = field(default=None, repr=False)  # uint8 0-255 on the working grid
+    geometry: Geometry | None = field(default=None, repr=False)
+    from_cache: bool = False
+
+    min_lesion_mm2: float = InferenceConfig.min_lesion_mm2  # the lesion rule this result was listed with
+    max_lesions: int = InferenceConfig.max_lesions
+
+    def mask(self, threshold: float) -> np.ndarray:
+        """The thresholded probability on the original pixel grid, specks included."""
+        return self.probability_original() >= int(round(threshold * 255))
+
+    def lesion_mask(self, threshold: float) -> np.ndarray:
+        """The predicted lesion mask on the original pixel grid: the components listed in ``lesions`` only
+        (specks under ``min_lesion_mm2`` and components past the ``max_lesions`` most confident are left out).
+        What the reader sees in yellow and what ``bcir eval`` scores."""
+        labels, chosen, _ = lesion_components(self.probability, int(round(threshold * 255)),
+                                              self.geometry.working_spacing_mm ** 2, self.min_lesion_mm2, self.max_lesions)
+        keep = np.zeros(int(labels.max()) + 1, bool)
+        keep[[k for _, k in chosen]] = True
+        return self.geometry.to_original(keep[labels])
+
+    def probability_original(self) -> np.ndarray:
+        """uint8 probability (0-255) on the original pixel grid."""
+        return self.geometry.to_original(self.probability).astype(np.uint8, copy=False)
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k not in ("probability", "geometry", "lesions")}
+        out["lesions"] = [asdict(lesion) for lesion in self.lesions]
+        return out
+
+
+ProgressFn = Callable[[int, int], None]  # (tiles done, tiles total)
+
+
+def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
+    """Weights that fall from 1 in the middle to a small floor at a tile's edges over ``overlap`` pixels."""
+
+    def ramp(n: int) -> np.ndarray:
+        r = np.ones(n, np.float32)
+        m = min(overlap, n // 2)
+        if m > 0:
+            edge = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, m + 2, dtype=np.float32)[1:-1])
+            r[:m], r[-m:] = np.maximum(edge, 0.02), np.maximum(edge[::-1], 0.02)
+        return r
+
+    return np.outer(ramp(height), ramp(width))
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return sorted(set(starts))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class TiledSegmenter:
+    """Slides tiles over a working image; returns the blended lesion probability."""
+
+    def __init__(self, runner: Runner, config: InferenceConfig = InferenceConfig(), multiple: int = 16):
+        self.runner, self.config, self.multiple = runner, config, multiple
+        self.last_tile_count = 0  # tiles run by the last call (the rest had no breast)
+
+    def tile_grid(self, breast: np.ndarray) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+        h, w = breast.shape
+        th = min(self.config.tile, _round_up(h, self.multiple))
+        tw = min(self.config.tile, _round_up(w, self.multiple))
+        stride_y, stride_x = max(self.multiple, th - self.config.overlap), max(self.multiple, tw - self.config.overlap)
+        ph, pw = max(h, th), max(w, tw)
+        integral = cv2.integral(np.pad(breast, ((0, ph - h), (0, pw - w))).astype(np.uint8))
+        tiles = []
+        for y in _starts(ph, th, stride_y):
+            for x in _starts(pw, tw, stride_x):
+                inside = integral[y + th, x + tw] - integral[y, x + tw] - integral[y + th, x] + integral[y, x]
+                if inside >= self.config.min_breast_fraction * th * tw:
+                    tiles.append((y, x))
+        return (th, tw), tiles
+
+    def __call__(self, working: np.ndarray, breast: np.ndarray, progress: ProgressFn | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        h, w = working.shape
+        (th, tw), tiles = self.tile_grid(breast)
+        self.last_tile_count = len(tiles)
+        ph, pw = max(h, th), max(w, tw)
+        image = np.zeros((ph, pw), np.float32)
+        image[:h, :w] = working
+        acc = np.zeros((ph, pw), np.float32)
+        weight = np.zeros((ph, pw), np.float32)
+        window = blend_window(th, tw, self.config.overlap)
+        for i in range(0, len(tiles), self.config.batch):
+            if should_stop and should_stop():
+                raise InterruptedError("inference cancelled")
+            chunk = tiles[i : i + self.config.batch]
+            batch = torch.from_numpy(np.stack([image[y : y + th, x : x + tw] for y, x in chunk])[:, None])
+            logits, _ = self.runner.segment(batch)
+            prob = torch.sigmoid(logits[:, 0]).numpy()
+            for (y, x), p in zip(chunk, prob):
+                acc[y : y + th, x : x + tw] += p * window
+                weight[y : y + th, x : x + tw] += window
+            if progress:
+                progress(min(i + len(chunk), len(tiles)), len(tiles))
+        out = np.divide(acc, weight, out=np.zeros_like(acc), where=weight > 0)[:h, :w]
+        out[~breast] = 0
+        return out
+
+
+def _roi(image: np.ndarray, cx: float, cy: float, size: tuple[int, int]) -> np.ndarray:
+    """A (th, tw) window of ``image`` centred on (cx, cy), zero outside the image."""
+    th, tw = size
+    y0, x0 = int(round(cy - th / 2)), int(round(cx - tw / 2))
+    out = np.zeros((th, tw), np.float32)
+    ys, xs = max(0, y0), max(0, x0)
+    ye, xe = min(image.shape[0], y0 + th), min(image.shape[1], x0 + tw)
+    if ye > ys and xe > xs:
+        out[ys - y0 : ye - y0, xs - x0 : xe - x0] = image[ys:ye, xs:xe]
+    return out
+
+
+def longest_diameter(contour: np.ndarray) -> float:
+    hull = cv2.convexHull(contour).reshape(-1, 2).astype(np.float64)
+    if len(hull) < 2:
+        return 1.0
+    d = hull[:, None, :] - hull[None, :, :]
+    return float(np.sqrt((d**2).sum(-1)).max()) + 1.0
+
+
+class Predictor:
+    """Everything needed to go from a mammogram to a lesion list with one model on one device."""
+
+    def __init__(self, model: LoadedModel, device: str = "auto", *, config: InferenceConfig = InferenceConfig(),
+                 bf16: bool | None = None, cache_dir: str | Path | None = None):
+        self.model = model
+        self.config = InferenceConfig(**{**asdict(config), "tile": min(config.tile, model.tile_size)})
+        self.runner = Runner.create(model.net, device, bf16=bf16)
+        self.segmenter = TiledSegmenter(self.runner, self.config, model.net.multiple)
+        self.cache = ResultCache(cache_dir) if cache_dir else None
+
+    @property
+    def device_description(self) -> str:
+        return self.runner.description
+
+    def _tile_size(self, shape: tuple[int, int]) -> tuple[int, int]:
+        m = self.model.net.multiple
+        return min(self.config.tile, _round_up(shape[0], m)), min(self.config.tile, _round_up(shape[1], m))
+
+    def malignancy(self, working: np.ndarray, centres: list[tuple[float, float]]) -> list[float]:
+        """p(malignant) from the head on a tile-sized ROI centred on each (x, y) of the working image."""
+        if not centres:
+            return []
+        size = self._tile_size(working.shape)
+        out = []
+        for cx, cy in centres:
+            batch = torch.from_numpy(_roi(working, cx, cy, size)[None, None])
+            out.append(float(torch.sigmoid(self.runner.classify(batch))[0]))
+        return out
+
+    def predict(self, image: Mammogram | str | Path, *, progress: ProgressFn | None = None,
+                should_stop: Callable[[], bool] | None = None, use_cache: bool = True) -> ImageResult:
+        """Whole-view inference: tiles over the breast, lesions, case score."""
+        path = image if isinstance(image, (str, Path)) else image.header.path
+        key = self.cache.key(path, self.model.version, "whole", asdict(self.config)) if (self.cache and use_cache) else None
+        if key:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        start = time.perf_counter()
+        mammogram = read_image(path) if isinstance(image, (str, Path)) else image
+        working, geometry, region = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, self.model.preprocess)
+        breast = geometry.to_working(region.mask)
+        probability = self.segmenter(working, breast, progress, should_stop)
+        result = self._result(mammogram, working, geometry, probability, start, "whole")
+        if key:
+            self.cache.put(key, result)
+        return result
+
+    def predict_roi(self, image: Mammogram | str | Path, x: float, y: float) -> ImageResult:
+        """The paper's protocol: one tile centred on the point (x, y) of the original image."""
+        start = time.perf_counter()
+        mammogram = read_image(image) if isinstance(image, (str, Path)) else image
+        working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, self.model.preprocess)
+        u, v = geometry.point_to_working(x, y)
+        th, tw = self._tile_size(working.shape)
+        y0, x0 = int(round(v - th / 2)), int(round(u - tw / 2))
+        logits, _ = self.runner.segment(torch.from_numpy(_roi(working, u, v, (th, tw))[None, None]))
+        tile_prob = torch.sigmoid(logits[0, 0]).numpy()
+        probability = np.zeros(working.shape, np.float32)
+        ys, xs = max(0, y0), max(0, x0)
+        ye, xe = min(working.shape[0], y0 + th), min(working.shape[1], x0 + tw)
+        if ye > ys and xe > xs:
+            probability[ys:ye, xs:xe] = tile_prob[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        return self._result(mammogram, working, geometry, probability, start, "roi")
+
+    def _result(self, mammogram: Mammogram, working: np.ndarray, geometry: Geometry, probability: np.ndarray,
+                start: float, mode: str) -> ImageResult:
+        prob8 = np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+        lesions = self._lesions(working, geometry, prob8)
+        header = mammogram.header
+        return ImageResult(
+            path=str(header.path), laterality=header.laterality, view=header.view, rows=header.rows, columns=header.columns,
+            lesions=lesions, case_score=max((l.p_malignant for l in lesions), default=0.0),
+            model_version=self.model.version, device=self.runner.description, seconds=time.perf_counter() - start,
+            spacing_mm=geometry.spacing_mm, spacing_known=geometry.spacing_known, mode=mode, probability=prob8, geometry=geometry,
+            min_lesion_mm2=self.config.min_lesion_mm2, max_lesions=self.config.max_lesions,
+        )
+
+    def _lesions(self, working: np.ndarray, geometry: Geometry, prob8: np.ndarray) -> list[Lesion]:
+        labels, candidates, centroids = lesion_components(
+            prob8, int(round(self.model.threshold * 255)), geometry.working_spacing_mm**2,
+            self.config.min_lesion_mm2, self.config.max_lesions)
+        p_malignant = self.malignancy(working, [tuple(centroids[k]) for _, k in candidates])
+        lesions = []
+        spacing = geometry.spacing_mm if geometry.spacing_known else None
+        for (peak, k), p in zip(candidates, p_malignant):
+            component = geometry.to_original(labels == k)
+            ys, xs = np.nonzero(component)
+            if ys.size == 0:
+                continue
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            contours, _ = cv2.findContours(component[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            diameter = longest_diameter(np.vstack(contours)) if contours else 1.0
+            area = int(ys.size)
+            lesions.append(Lesion(
+                bbox=[int(x0), int(y0), int(x1), int(y1)], area_px=area,
+                area_mm2=round(area * spacing**2, 2) if spacing else None,
+                longest_diameter_px=round(diameter, 1), longest_diameter_mm=round(diameter * spacing, 2) if spacing else None,
+                centroid=[float(xs.mean()), float(ys.mean())], peak_probability=round(peak, 4),
+                p_malignant=round(p, 4), label="malignant" if p >= 0.5 else "benign",
+            ))
+        lesions.sort(key=lambda l: l.p_malignant, reverse=True)
+        return lesions
+
+
+def lesion_components(prob8: np.ndarray, threshold8: int, working_mm2: float, min_mm2: float, max_lesions: int
+                      ) -> tuple[np.ndarray, list[tuple[float, int]], np.ndarray]:
+    """The lesion rule, in one place: the connected components of ``prob8 >= threshold8`` (working grid) of at
+    least ``min_mm2``, the ``max_lesions`` with the highest peak probability.
+
+    Returns (component labels, [(peak probability, label)] most confident first, component centroids (x, y)).
+    """
+    from scipy import ndimage  # only once a result is listed: loading the model does not wait for scipy
+
+    binary = (prob8 >= threshold8).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    big = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] * working_mm2 >= min_mm2]
+    peaks = ndimage.maximum(prob8, labels, big) if big else []
+    candidates = sorted(((float(p) / 255, k) for p, k in zip(np.atleast_1d(peaks), big)), reverse=True)
+    return labels, candidates[:max_lesions], centroids
+
+
+class ResultCache:
+    """Results on disk, keyed by (file identity, model version, settings): ``KEY.npz`` (arrays) + ``KEY.json``."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(path: str | Path, model_version: str, mode: str, settings: dict) -> str:
+        st = os.stat(path)
+        ident = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, model_version, mode, settings], sort_keys=True)
+        return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> ImageResult | None:
+        meta, arrays = self.folder / f"{key}.json", self.folder / f"{key}.npz"
+        if not (meta.is_file() and arrays.is_file()):
+            return None
+        try:
+            data = json.loads(meta.read_text())
+            with np.load(arrays, allow_pickle=False) as npz:
+                probability = npz["probability"]
+            geometry = Geometry(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("geometry").items()})
+            lesions = [Lesion(**l) for l in data.pop("lesions")]
+            data.pop("from_cache", None)
+            return ImageResult(**data, lesions=lesions, probability=probability, geometry=geometry, from_cache=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a damaged cache entry is recomputed, never trusted
+
+    def put(self, key: str, result: ImageResult) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, probability=result.probability)
+        atomic_write_bytes(self.folder / f"{key}.npz", buffer.getvalue())
+        data = result.to_json()
+        data["geometry"] = asdict(result.geometry)
+        atomic_write_bytes(self.folder / f"{key}.json", json.dumps(data).encode())

@@ -1,0 +1,64 @@
+"""Turn a training run into the demo model the app ships (``resources/models``).
+
+``python -m model.registry.bundle RUN_DIR EVAL_JSON OUT.safetensors`` takes the run's best
+model (by validation Dice), names it, states plainly what it was trained on and
+that it is not for clinical use, adds the held-out evaluation, and writes
+weights and card atomically. ``make demo-weights`` runs the whole chain.
+
+A shipped card names no patient, not even by hash: the run's hashes were made
+under the training site's key, which no other site has, so they are dropped.
+The card keeps the counts and the split digest: on the very folder the model
+was trained on (``bcir demo-data`` with the same seed), the held-out rule
+reproduces the split from its seed and the digest confirms it (model.data.split).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from model.data.split import shareable_training
+from model.nn.weights import load_model, save_model
+
+DEMO_INTENDED_USE = (
+    "Demonstration only. Trained on synthetic mammograms made by `bcir demo-data`, not on patients. "
+    "Not for clinical use: it has never seen a real mammogram and its figures say nothing about real performance."
+)
+
+
+def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str = "B-Cir U-Net demo") -> Path:
+    source = run_dir / "best.safetensors"
+    if not source.is_file():
+        source = run_dir / "model.safetensors"
+    model = load_model(source)
+    evaluation = json.loads(eval_json.read_text())
+    card = dict(model.card)
+    card.update(name=name, model_version=version, intended_use=DEMO_INTENDED_USE, source_run=str(run_dir.name))
+    training = shareable_training(card.get("training"))  # a run of an older version named its patients
+    patients = training.get("patients")
+    if isinstance(patients, dict):  # counts and split digest only: no other site can use this site's hashes
+        training["patients"] = {**{k: v for k, v in patients.items() if k not in ("train", "val")}, "site": None}
+    training["data"] = "synthetic CBIS-DDSM-shaped studies from `bcir demo-data` (" + str(training.get("data", "")) + ")"
+    training["held_out_evaluation"] = {k: evaluation.get(k) for k in (
+        "patients", "images", "dice_mean", "iou_mean", "lesion_sensitivity", "fp_per_image", "auc", "auc_ci",
+        "sensitivity", "specificity", "pixel_accuracy", "pixel_accuracy_all_background", "per_type", "case_auc")}
+    card["training"] = training
+    for key in ("weights_file", "weights_sha256"):
+        card.pop(key, None)
+    return save_model(model.net, card, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) not in (3, 4):
+        print("usage: python -m model.registry.bundle RUN_DIR EVAL_JSON OUT.safetensors [VERSION]", file=sys.stderr)
+        return 2
+    version = args[3] if len(args) == 4 else Path(args[2]).stem
+    path = bundle(Path(args[0]), Path(args[1]), Path(args[2]), version=version)
+    print(f"bundled {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

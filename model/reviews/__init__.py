@@ -1,0 +1,1 @@
+"""The readers' reviews: the append-only, hash-chained review store."""

@@ -1,0 +1,1 @@
+"""Training: configuration, the training data and augmentation, and the loop with its checkpoints and distributed runs."""

@@ -1,0 +1,189 @@
+"""The model registry: the bundled model always there, add/list/use/rollback, refusals, broken entries, ``bcir models``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model.cli.main import main
+from model.errors import ModelFileError
+from model.registry.versions import ModelRegistry
+from model.nn.weights import active_model_path, bundled_model_path, load_model, random_model, read_card, save_model
+
+
+@pytest.fixture
+def models(tmp_path) -> dict[str, Path]:
+    """Two small models with cards, outside the registry."""
+    out = {}
+    for seed in (1, 2):
+        model = random_model(seed)
+        model.card["training"] = {"data": "tiny synthetic", "data_fingerprint": f"{seed:016x}", "train_patients": ["A", "B"],
+                                  "val_patients": ["C"], "metrics": {"val_dice": 0.1 * seed}, "config": {"tile": 64}}
+        out[model.version] = save_model(model.net, model.card, tmp_path / "src" / f"m{seed}.safetensors")
+    return out
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch) -> ModelRegistry:
+    monkeypatch.setenv("BCIR_DATA_DIR", str(tmp_path / "data"))
+    return ModelRegistry()  # the default root: user_data_dir()/models
+
+
+def _bundled_version() -> str:
+    return read_card(bundled_model_path())["model_version"]
+
+
+def test_bundled_model_is_listed_and_active_by_default(registry, tmp_path):
+    assert registry.root == tmp_path / "data" / "models"
+    (entry,) = registry.list()
+    assert entry.bundled and entry.active and entry.version == _bundled_version()
+    assert entry.weights == bundled_model_path()  # pointed to, not copied
+    assert registry.active().version == entry.version
+    assert registry.active_path() == active_model_path() == bundled_model_path()
+    assert not registry.root.exists()  # reading creates nothing
+
+
+def test_add_use_and_rollback(registry, models):
+    first = registry.add(models["random-1"])
+    second = registry.add(models["random-2"], info={"source": "test", "settings": {"max_epochs": 1}})
+    assert [e.version for e in registry.list()] == [_bundled_version(), "random-1", "random-2"]
+    assert registry.active().bundled  # adding does not switch
+    folder = registry.root / "random-1"
+    assert sorted(p.name for p in folder.iterdir()) == ["entry.json", "model.json", "model.safetensors"]
+    assert first.weights == folder / "model.safetensors" and first.log_path is None
+    assert load_model(first.weights).version == "random-1"  # the copy still matches its card's SHA-256
+    entry = json.loads((folder / "entry.json").read_text())
+    assert entry["added"] and entry["source"].endswith("m1.safetensors")
+    assert entry["training_data"]["data_fingerprint"] == "0000000000000001"
+    assert entry["training_data"]["train_patients"] == 2  # counts, not the IDs
+    assert entry["metrics"] == {"val_dice": 0.1} and entry["settings"] == {"tile": 64}
+    assert second.info["source"] == "test" and second.settings == {"max_epochs": 1}
+
+    assert registry.use("random-2").version == "random-2"
+    assert registry.active().version == "random-2" and active_model_path() == registry.root / "random-2" / "model.safetensors"
+    assert [e.version for e in registry.list() if e.active] == ["random-2"]
+    assert json.loads((registry.root / "active.json").read_text())["version"] == "random-2"
+    registry.use("random-1")  # rollback to an older one
+    assert registry.active().version == "random-1"
+    registry.use(_bundled_version())
+    assert active_model_path() == bundled_model_path()
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_add_keeps_the_log_and_the_gate(registry, models, tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("epoch 1/1: train loss 0.5\n")
+    gate = {"rule": "validation-split", "better": {"dice_mean": "new"}}
+    entry = registry.add(models["random-1"], log_path=log, info={"gate": gate, "metrics": {"dice_mean": 0.4}})
+    assert entry.log_path.read_text() == log.read_text()
+    again = registry.get("random-1")
+    assert again.gate == gate and again.metrics == {"dice_mean": 0.4} and again.parent is None
+
+
+def test_add_refuses_duplicates_pickles_and_mismatched_weights(registry, models, tmp_path):
+    registry.add(models["random-1"])
+    with pytest.raises(ValueError, match="already in the registry"):
+        registry.add(models["random-1"])
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ModelFileError, match="pickle"):
+        registry.add(pickle)
+    bad = tmp_path / "src" / "m2.safetensors"
+    data = bytearray(bad.read_bytes())
+    data[-1] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        registry.add(bad)
+    bundled = save_model(load_model(bundled_model_path()).net, read_card(bundled_model_path()), tmp_path / "copy.safetensors")
+    with pytest.raises(ValueError, match="already"):
+        registry.add(bundled)  # the bundled version is taken too
+    assert [e.version for e in registry.list()] == [_bundled_version(), "random-1"]
+    assert sorted(p.name for p in registry.root.iterdir()) == ["random-1"]
+
+
+def test_remove_refuses_the_bundled_and_the_active_model(registry, models):
+    for version in models:
+        registry.add(models[version])
+    registry.use("random-2")
+    with pytest.raises(ValueError, match="bundled") as bundled:
+        registry.remove(_bundled_version())
+    with pytest.raises(ValueError, match="active") as active:
+        registry.remove("random-2")
+    assert "\n" not in str(bundled.value) and "\n" not in str(active.value)
+    with pytest.raises(KeyError):
+        registry.remove("no-such-model")
+    with pytest.raises(KeyError):
+        registry.use("no-such-model")
+    registry.remove("random-1")
+    assert [e.version for e in registry.list()] == [_bundled_version(), "random-2"]
+    assert not (registry.root / "random-1").exists() and registry.active().version == "random-2"
+    assert bundled_model_path().is_file()
+
+
+def test_broken_entries_are_skipped_and_the_active_falls_back(registry, models):
+    for version in models:
+        registry.add(models[version])
+    registry.use("random-1")
+    (registry.root / "random-1" / "model.json").write_text("{not json")
+    (registry.root / "random-2" / "model.safetensors").unlink()
+    (registry.root / "stray-folder").mkdir()
+    entries, skipped = registry.scan()
+    assert [e.version for e in entries] == [_bundled_version()]
+    reasons = {s.path.name: s.reason for s in skipped}
+    assert set(reasons) == {"random-1", "random-2", "stray-folder"}
+    assert "unreadable" in reasons["random-1"] and "missing" in reasons["random-2"]
+    assert all(r and "\n" not in r for r in reasons.values())
+    assert registry.active().bundled and registry.active_path() == bundled_model_path()  # pointer to a broken entry
+    with pytest.raises(ModelFileError, match="random-1 cannot be used: .*unreadable"):  # refused with its reason
+        registry.use("random-1")
+    registry.remove("random-2")  # a broken entry can still be cleared away
+    assert not (registry.root / "random-2").exists()
+
+
+def test_a_broken_active_pointer_means_the_bundled_model(registry, models):
+    registry.add(models["random-1"])
+    registry.use("random-1")
+    (registry.root / "active.json").write_text("garbage")
+    assert registry.active().bundled
+    (registry.root / "active.json").write_text(json.dumps({"version": "gone-away"}))
+    assert registry.active().bundled and [e.active for e in registry.list()] == [True, False]
+
+
+def test_bcir_models_list_use_show_remove(registry, models, capsys):
+    registry.add(models["random-1"])
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    bundled_line = next(line for line in out.splitlines() if _bundled_version() in line)
+    assert bundled_line.startswith("*B")  # active and bundled
+    assert any(line.split()[0] == "random-1" for line in out.splitlines() if "random-1" in line)
+
+    assert main(["models", "use", "random-1"]) == 0
+    assert "random-1" in capsys.readouterr().out
+    assert registry.active().version == "random-1"
+    assert main(["models", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [(m["version"], m["active"], m["bundled"]) for m in listing["models"]] == [
+        (_bundled_version(), False, True), ("random-1", True, False)]
+
+    assert main(["models", "show"]) == 0  # the active one
+    shown = capsys.readouterr().out
+    for text in ("random-1", "parent: none", "0000000000000001", "2 training and 1 validation patients", "val_dice: 0.100"):
+        assert text in shown
+    assert main(["models", "show", _bundled_version(), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["bundled"] and card["card"]["model_version"] == _bundled_version() and card["metrics"]["dice_mean"] > 0
+
+    # the other commands follow the active model
+    assert main(["model-info", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["card"]["model_version"] == "random-1"
+
+    assert main(["models", "use", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "bcir models use: no model 'nope' in the registry"
+    assert main(["models", "remove", _bundled_version()]) == 2
+    assert "bundled" in capsys.readouterr().err
+    assert main(["models", "use", _bundled_version()]) == 0 and main(["models", "remove", "random-1"]) == 0
+    capsys.readouterr()
+    assert [e.version for e in registry.list()] == [_bundled_version()]
