@@ -14,7 +14,6 @@ until they move.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,30 +31,6 @@ if TYPE_CHECKING:  # model.infer.predictor imports torch: only the worker that l
     from model.infer.predictor import ImageResult, Lesion
 
 log = logging.getLogger("bcir.app")
-
-# BCIR_MODEL=none turns the AI off (the tests of the viewer alone use it).
-MODEL_ENV = "BCIR_MODEL"
-MODEL_OFF = ("none", "off", "0")
-
-
-def resolve_model_path(explicit: str | Path | None = None) -> Path | None:
-    """The model file to use: ``explicit``, else $BCIR_MODEL, else the registry's active one (the bundled one
-    until the reader chooses another in Tools → Models).
-
-    None when the AI is turned off (BCIR_MODEL=none). Raises ModelFileError when
-    nothing is given and no model is bundled.
-    """
-    from model.nn.weights import active_model_path
-
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get(MODEL_ENV, "").strip()
-    if env.lower() in MODEL_OFF:
-        return None
-    if env:
-        return Path(env).expanduser()
-    return active_model_path()
-
 
 @dataclass
 class TruthComparison:

@@ -23,7 +23,7 @@ from model.errors import ModelFileError
 from model.fileio import user_cache_dir
 from model.data.study_index import IndexedImage
 
-from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, resolve_model_path, run_case, run_roi
+from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, run_case, run_roi
 from app.errors import describe
 from app.background.workers import Cancelled, Worker, WorkerPool
 
@@ -92,7 +92,7 @@ class AiRunner(QObject):
         self.set_model_path(self._model_path)
 
     def set_model_path(self, path: str | Path | None) -> None:
-        """Use another model file (None: $BCIR_MODEL, else the bundled one)."""
+        """Use another model file (None: what :func:`model.registry.resolve.resolve_model` says is in use)."""
         self._model_path = path
         self._generation += 1
         self.predictor = None
@@ -103,8 +103,10 @@ class AiRunner(QObject):
         self._wish = None
         self._pending = []
         self._cancel_current(also_load=True)
+        from model.registry.resolve import resolve_model  # the registry loads torch: not before it is needed
+
         try:
-            resolved = resolve_model_path(path)
+            resolved = resolve_model(path)
         except ModelFileError as exc:  # nothing bundled: a status, not an error
             self._set_unavailable(describe(exc))
             return

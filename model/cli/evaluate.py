@@ -12,13 +12,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from model.evaluate.evaluation import evaluate
-    from model.nn.weights import active_model_path, load_model
+    from model.nn.weights import load_model
+    from model.registry.resolve import require_model
 
     root = Path(args.root)
     if not root.exists():
         print(f"bcir eval: {root} does not exist", file=sys.stderr)
         return 2
-    model = load_model(args.weights or active_model_path())
+    model = load_model(require_model(args.weights))
     views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
 

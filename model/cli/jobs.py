@@ -273,21 +273,21 @@ def _train_config(args: argparse.Namespace, current: Path | None):
 
 
 def _current_model(args: argparse.Namespace) -> Path | None:
-    """--weights, else the registry's active model; None when there is none and none is needed."""
+    """--weights, else $BCIR_MODEL, else the registry's active model; None when there is none and none is needed."""
     from model.errors import ModelFileError
-    from model.nn.weights import active_model_path
+    from model.registry.resolve import resolve_model
 
-    if args.weights:
-        path = Path(args.weights).expanduser()
+    try:
+        path = resolve_model(args.weights)
+    except ModelFileError:  # none active and none bundled
+        path = None
+    if path is not None:
         if not path.is_file():
             raise Refusal(f"current model {path} does not exist")
         return path
-    try:
-        return active_model_path()
-    except ModelFileError:
-        if args.fine_tune:
-            raise Refusal("--fine-tune needs a current model: none is active or bundled; pass --weights") from None
-        return None
+    if args.fine_tune:  # none active or bundled, or the AI turned off (BCIR_MODEL=none)
+        raise Refusal("--fine-tune needs a current model: none is active or bundled; pass --weights")
+    return None
 
 
 def _settings_line(config, spec) -> str:

@@ -66,9 +66,10 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _load_model(weights: str | None):
-    from model.nn.weights import active_model_path, load_model
+    from model.nn.weights import load_model
+    from model.registry.resolve import require_model
 
-    return load_model(weights or active_model_path())
+    return load_model(require_model(weights))
 
 
 def _infer_targets(paths: list[str], views: set[str]) -> tuple[list, list[dict]]:
@@ -196,9 +197,14 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from model.evaluate.bench import run_bench
-    from model.nn.weights import bundled_model_path, load_model, random_model
+    from model.errors import ModelFileError
+    from model.nn.weights import load_model, random_model
+    from model.registry.resolve import resolve_model
 
-    path = args.weights or bundled_model_path()
+    try:
+        path = resolve_model(args.weights)
+    except ModelFileError:  # none active and none bundled: the network's speed does not depend on its weights
+        path = None
     model = load_model(path) if path else random_model(0)
     report = run_bench(model, device=args.device, repeats=args.repeats, image=args.image,
                        log=(lambda m: print(m, file=sys.stderr)))
@@ -342,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_model_info)
 
     p = sub.add_parser("bench", help="measure inference speed, memory and header scanning")
-    p.add_argument("--weights", help="NAME.safetensors (default: the bundled model, else random weights)")
+    p.add_argument("--weights", help="NAME.safetensors (default: $BCIR_MODEL, else the active model, else random weights)")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--image", help="a full CC view to time (default: a generated full-size one)")

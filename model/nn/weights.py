@@ -435,13 +435,3 @@ def default_model_path() -> Path:
     if path is None:
         raise ModelFileError("no model given and none bundled in resources/models: pass --weights NAME.safetensors")
     return path
-
-
-def active_model_path() -> Path:
-    """The model the reader chose in the registry (``bcir models use``), else the bundled one.
-
-    Raises :class:`ModelFileError` when nothing was chosen and no model is bundled.
-    """
-    from model.registry.versions import ModelRegistry  # the registry builds on this module
-
-    return ModelRegistry().active_path()

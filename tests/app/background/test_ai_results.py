@@ -12,7 +12,7 @@ from model.evaluate.metrics import dice, iou
 from model.data.preprocess import Geometry
 from model.data.study_index import Abnormality, IndexedImage
 
-from app.background.ai_results import compare_with_truth, lesion_verdicts, prepare_ai_image, resolve_model_path
+from app.background.ai_results import compare_with_truth, lesion_verdicts, prepare_ai_image
 
 ROWS, COLS = 120, 90
 
@@ -122,20 +122,6 @@ def test_fill_heatmap_and_outlines_sit_on_the_original_grid_of_a_flipped_scaled_
     points = np.vstack(ai.outlines)
     assert points[:, 0].min() >= xs.min() and points[:, 0].max() <= xs.max() + 1
     assert points[:, 1].min() >= ys.min() and points[:, 1].max() <= ys.max() + 1
-
-
-def test_model_path_from_argument_then_environment_then_bundle(monkeypatch, tmp_path):
-    import model.nn.weights
-
-    monkeypatch.setenv("BCIR_MODEL", str(tmp_path / "env.safetensors"))
-    assert resolve_model_path(tmp_path / "given.safetensors") == tmp_path / "given.safetensors"
-    assert resolve_model_path(None) == tmp_path / "env.safetensors"
-    monkeypatch.setenv("BCIR_MODEL", "none")
-    assert resolve_model_path(None) is None
-    monkeypatch.delenv("BCIR_MODEL")
-    monkeypatch.setattr(model.nn.weights, "BUNDLED_DIR", tmp_path / "empty")
-    with pytest.raises(ModelFileError):
-        resolve_model_path(None)
 
 
 def test_specks_under_the_minimum_area_are_neither_listed_nor_drawn_and_each_hit_names_its_truth(tmp_path):

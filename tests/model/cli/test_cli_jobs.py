@@ -14,7 +14,8 @@ from model.cli.main import main
 from model.fileio import user_data_dir
 from model.registry.versions import ModelRegistry
 from model.jobs.retrain import Job, JobSpec, format_comparison, judge, list_jobs
-from model.nn.weights import active_model_path, bundled_model_path, read_card
+from model.nn.weights import bundled_model_path, read_card
+from model.registry.resolve import resolve_model
 
 # as in test_retrain_job: 0.2 mm working spacing gives ~144 x 90 px views of the small demo studies
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=2, micro_batch=4, batch_size=8, device="cpu", normal_ratio=0.5,
@@ -132,7 +133,7 @@ def test_a_tiny_retrain_reaches_the_gate_and_only_accept_switches(demo_root, tin
     code, out, _ = _bcir(capsys, "jobs", "accept", job.id, *(["--force"] if worse else []))
     assert code == 0 and f"active model: {new_version}" in out and f"bcir models use {bundled}" in out
     assert _registry_state() == [(bundled, False), (new_version, True)]
-    assert read_card(active_model_path())["model_version"] == new_version and job.decision() == "accepted"
+    assert read_card(resolve_model())["model_version"] == new_version and job.decision() == "accepted"
     code, out, _ = _bcir(capsys, "models", "list")
     assert code == 0 and any(line.startswith("*") and new_version in line for line in out.splitlines())
 

@@ -19,7 +19,8 @@ from model.jobs.retrain import (AUC_MIN_PER_CLASS, GATE_METRICS, MIN_HELD_OUT_PA
 from model.data import split as msplit
 from model.data.study_index import build_index
 from model.train.loop import TrainConfig
-from model.nn.weights import active_model_path, bundled_model_path, load_model, read_card, save_model
+from model.nn.weights import bundled_model_path, load_model, read_card, save_model
+from model.registry.resolve import resolve_model
 
 # as in test_training: 0.2 mm working spacing gives ~144 x 90 px views of the small demo studies
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=2, micro_batch=4, batch_size=8, device="cpu", normal_ratio=0.5,
@@ -119,7 +120,7 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
         assert registry.active().bundled
     entry = accept(job, registry, force=bool(worse))
     assert entry.version == new["version"] and entry.active and registry.active().version == entry.version
-    assert active_model_path() == entry.weights and entry.weights.is_file()
+    assert resolve_model() == entry.weights and entry.weights.is_file()
     kept = entry.log_path.read_text()  # the training log as it was when the model was accepted
     assert "safety gate" in kept and job.log_path.read_text().startswith(kept)
     assert entry.gate == comparison and entry.metrics["dice_mean"] == new["dice_mean"]
@@ -135,7 +136,7 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
         assert not [p for p in _patients(demo_root) if p in text], path.name
     assert comparison["patient_key"] == msplit.site_key().id
     registry.use(bundled.version)  # rollback
-    assert active_model_path() == bundled_model_path()
+    assert resolve_model() == bundled_model_path()
     assert [e.version for e in registry.list()] == [bundled.version, entry.version]
 
 

@@ -10,7 +10,8 @@ import pytest
 from model.cli.main import main
 from model.errors import ModelFileError
 from model.registry.versions import ModelRegistry
-from model.nn.weights import active_model_path, bundled_model_path, load_model, random_model, read_card, save_model
+from model.nn.weights import bundled_model_path, load_model, random_model, read_card, save_model
+from model.registry.resolve import resolve_model
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_bundled_model_is_listed_and_active_by_default(registry, tmp_path):
     assert entry.bundled and entry.active and entry.version == _bundled_version()
     assert entry.weights == bundled_model_path()  # pointed to, not copied
     assert registry.active().version == entry.version
-    assert registry.active_path() == active_model_path() == bundled_model_path()
+    assert registry.active_path() == resolve_model() == bundled_model_path()
     assert not registry.root.exists()  # reading creates nothing
 
 
@@ -62,13 +63,13 @@ def test_add_use_and_rollback(registry, models):
     assert second.info["source"] == "test" and second.settings == {"max_epochs": 1}
 
     assert registry.use("random-2").version == "random-2"
-    assert registry.active().version == "random-2" and active_model_path() == registry.root / "random-2" / "model.safetensors"
+    assert registry.active().version == "random-2" and resolve_model() == registry.root / "random-2" / "model.safetensors"
     assert [e.version for e in registry.list() if e.active] == ["random-2"]
     assert json.loads((registry.root / "active.json").read_text())["version"] == "random-2"
     registry.use("random-1")  # rollback to an older one
     assert registry.active().version == "random-1"
     registry.use(_bundled_version())
-    assert active_model_path() == bundled_model_path()
+    assert resolve_model() == bundled_model_path()
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no temp folder left behind
 
 
