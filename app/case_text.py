@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from model.data.cbis_ddsm import is_benign
-from model.data.study_index import Abnormality, IndexedImage
+from model.data.study_index import Abnormality, IndexedImage, StudyIndex
 
 
 def image_label(image: IndexedImage) -> str:
@@ -48,6 +48,14 @@ def has_ground_truth(images: list[IndexedImage]) -> bool:
 
 def has_abnormality(images: list[IndexedImage]) -> bool:
     return any(i.abnormalities for i in images)
+
+
+def first_case_with_truth(index: StudyIndex) -> str | None:
+    """The first patient with a ground-truth lesion, else the first with ground truth at all, else the first."""
+    patients = index.patients()
+    with_lesion = [p for p, images in patients.items() if has_ground_truth(images) and has_abnormality(images)]
+    with_truth = [p for p, images in patients.items() if has_ground_truth(images)]
+    return next(iter(with_lesion or with_truth or list(patients)), None)
 
 
 def position_text(col: float, row: float, spacing_mm: tuple[float, float] | None) -> str:

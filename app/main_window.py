@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
 from model.reviews.store import ReviewStore
 from model.data.study_index import ScanProgress, StudyIndex, build_index
 
-from app.background.ai_controller import AiController
-from app.background.case_loader import CaseLoader
-from app.case_text import has_abnormality, has_ground_truth
+from app.ai_controller import AiController
+from app.case_loader import CaseLoader
 from app.errors import ErrorReporter
 from app.panels.findings_panel import FindingsDock
 from app.viewer.hanging import cc_row
@@ -628,14 +627,6 @@ def export_folder() -> Path:
 
 def default_export_name() -> str:
     return f"bcir-reviews-{time.strftime('%Y-%m-%d')}.csv"
-
-
-def first_case_with_truth(index: StudyIndex) -> str | None:
-    """The first patient with a ground-truth lesion, else the first with ground truth at all, else the first."""
-    patients = index.patients()
-    with_lesion = [p for p, images in patients.items() if has_ground_truth(images) and has_abnormality(images)]
-    with_truth = [p for p, images in patients.items() if has_ground_truth(images)]
-    return next(iter(with_lesion or with_truth or list(patients)), None)
 
 
 def default_path() -> str | None:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from model.data.study_index import StudyIndex
+from app.case_text import first_case_with_truth
 
 # After the last image is placed: let the panes paint once more before the grab.
 SETTLE_MS = 150
@@ -35,8 +36,6 @@ class ScreenshotRun(QObject):
         QTimer.singleShot(int(timeout_s * 1000), self._on_timeout)
 
     def _on_index(self, index: StudyIndex) -> None:
-        from app.main_window import first_case_with_truth
-
         self.patient_id = first_case_with_truth(index)
         if self.patient_id is None or not self.window.select_patient(self.patient_id):
             self.save_now()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from model.errors import BcirError
-from model.failures import failure_reason
+from model.errors import failure_reason
 
 log = logging.getLogger("bcir")
 

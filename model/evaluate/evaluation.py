@@ -38,7 +38,7 @@ import numpy as np
 from model.data import cbis_ddsm
 from model.evaluate import metrics
 from model.errors import ImageReadError
-from model.failures import failure_reason
+from model.errors import failure_reason
 from model.data.study_index import IndexedImage, StudyIndex, build_index
 
 MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5

@@ -60,7 +60,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from model.errors import BcirError
-from model.failures import failure_reason
+from model.errors import failure_reason
 from model.fileio import atomic_path, atomic_write_bytes, atomic_write_json, fsync_dir, user_data_dir
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ def open_root(qtbot, window, root):
 
 from app.case_text import image_label, image_truth
 from app.viewer.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
-from app.main_window import MainWindow, first_case_with_truth
+from app.case_text import first_case_with_truth
+from app.main_window import MainWindow
 
 
 

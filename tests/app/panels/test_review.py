@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt
 from model.reviews.store import Review
 from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
-from app.main_window import MainWindow, first_case_with_truth
+from app.case_text import first_case_with_truth
+from app.main_window import MainWindow
 from app.panels.review_panel import BLIND, OPEN, REVEALED
 
 
