@@ -33,7 +33,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from model.data.cbis_ddsm import CALC_COLUMNS, CROP_SERIES, FULL_SERIES, MASK_SERIES, MASS_COLUMNS, METADATA_COLUMNS
-from model.data.synth.phantom import BreastSpec, LesionSpec, render_view
+from model.data.synth.phantom import render_view
+from model.data.synth.specs import BreastSpec, LesionSpec
 
 UID_ROOT = "1.3.6.1.4.1.9590.100.1.2."  # the prefix CBIS-DDSM's UIDs carry
 PIXEL_MM = {"full": 0.05, "small": 0.4}

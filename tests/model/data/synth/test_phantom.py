@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from model.data.synth.phantom import BreastSpec, LesionSpec, RenderedView, default_shape, render_view
+from model.data.synth.geometry import BreastGeometry
+from model.data.synth.phantom import default_shape, render_view
+from model.data.synth.specs import BreastSpec, LesionSpec, RenderedView
 
 PX = 0.4
 
@@ -149,11 +151,9 @@ def test_masks_inside_breast_and_not_empty(view, depth, offset):
 
 
 def test_lesions_stay_out_of_the_pectoral_muscle():
-    from model.data.synth import phantom as ph
-
     b = BreastSpec(density=2, size=1.0, seed=31)
     rows, cols = default_shape(PX)
-    geo = ph._Geometry(b, "L", "MLO", rows * PX, cols * PX)
+    geo = BreastGeometry(b, "L", "MLO", rows * PX, cols * PX)
     les = [_mass(size=12.0, depth=d, offset=-0.95, seed=d_i) for d_i, d in enumerate((0.05, 0.15, 0.3))]
     rv = _render(breast=b, lat="L", view="MLO", lesions=les, chest_wall_side="left")
     for m in rv.masks:
