@@ -21,9 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from model.data.cbis_ddsm import known_pathology
 from model.data.csv_input import CsvPathError, column_name, resolve_inside, shown
+from model.data.csv_kinds import LABEL_COLUMNS, read_csv_of_kind
 
-LABEL_COLUMNS = ("image", "mask", "pathology", "patient")
+# CBIS-DDSM's pathology words (model.data.cbis_ddsm.known_pathology checks them), and NORMAL for a lesion-free image.
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK", "NORMAL")
 
 
@@ -52,19 +54,12 @@ def is_labels_csv(columns: set[str]) -> bool:
     return {column_name(c) for c in LABEL_COLUMNS} <= {column_name(c) for c in columns}
 
 
-def looks_like_labels(columns: set[str]) -> bool:
-    """Three of the four label columns: a labels CSV, complete or not (a missing column is then reported)."""
-    return len({column_name(c) for c in LABEL_COLUMNS} & {column_name(c) for c in columns}) >= 3
-
-
 def read_labels_csv(path: Path, *, root: Path | None = None) -> list[LabelRow]:
     """Every row of a labels CSV; paths must resolve inside ``root`` (default: the CSV's folder).
 
     Raises :class:`model.data.csv_input.CsvError` for a CSV that cannot be read.
     """
-    from model.data.cbis_ddsm import _table, known_pathology
-
-    _, table = _table(path, ("labels",))
+    _, table = read_csv_of_kind(path, ("labels",))
     root = Path(root) if root is not None else path.parent
     rows = []
     for row in table.rows:

@@ -37,6 +37,7 @@ from model.data.dicom_io import (
     ImageHeader, is_itk_image, name_side_view, os_error_reason, patient_from_name, read_header, read_image,
     special_file_reason,
 )
+from model.data.folder_csvs import read_folder_csvs
 from model.errors import ImageReadError
 from model.data.labelled_folder import LabelRow, read_labels_csv
 
@@ -191,7 +192,7 @@ def index_from_json(data: dict) -> StudyIndex:
 
 
 def detect_layout(csv_kinds: Iterable[str], images: int) -> str:
-    """The folder's layout from the kinds of CSV found in it (:func:`model.data.cbis_ddsm.csv_kind`) and its image count.
+    """The folder's layout from the kinds of CSV found in it (:func:`model.data.csv_kinds.csv_kind`) and its image count.
 
     ``kaggle-jpeg``: description CSVs with Kaggle's ``dicom_info.csv``;
     ``cbis-ddsm``: description CSVs (with or without the retriever's
@@ -437,7 +438,7 @@ def build_index(
     report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
 
     # CSVs, by their columns: each is read or listed as unreadable with the reason; unusable rows are listed too.
-    found = cbis_ddsm.read_folder_csvs(csvs, root)
+    found = read_folder_csvs(csvs, root)
     descriptions: list[tuple[Path, list[DescriptionRow]]] = found.descriptions
     label_rows: list[LabelRow] = found.label_rows
     locations: list[tuple[Path, SeriesLocation]] = found.locations

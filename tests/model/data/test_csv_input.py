@@ -15,8 +15,9 @@ import pytest
 
 from model.data import cbis_ddsm
 from model.data import csv_input
+from model.data import csv_kinds
 from model.data import study_index
-from model.data.cbis_ddsm import MASS_COLUMNS
+from model.data.csv_kinds import MASS_COLUMNS
 from model.data.csv_input import CsvError, CsvPathError, resolve_inside
 from model.train.dataset_summary import summarize_index
 from model.data.labelled_folder import read_labels_csv
@@ -365,7 +366,7 @@ def test_unrelated_csvs_stay_quiet(tmp_path):
     t, row = _one_patient(tmp_path)
     t.write()  # the retriever's metadata.csv (and no description CSV yet)
     _write_rows(tmp_path / MASS_CSV, [row])
-    _write_rows(tmp_path / "calc_case_description_test_set.csv", [], columns=cbis_ddsm.CALC_COLUMNS)  # header only
+    _write_rows(tmp_path / "calc_case_description_test_set.csv", [], columns=csv_kinds.CALC_COLUMNS)  # header only
     (tmp_path / "notes.csv").write_text('patient_id,pathology,age\nP_00001,"broken quote,60\n')
     (tmp_path / "site_export.csv").write_text("a;b;c\n1;2;3\n")
     index = build_index(tmp_path, workers=1)
@@ -380,7 +381,7 @@ def test_readers_raise_only_typed_errors(tmp_path, monkeypatch):
         cbis_ddsm.read_description_csv(path)
     with pytest.raises(CsvError):
         cbis_ddsm.read_metadata_csv(path)
-    assert cbis_ddsm.csv_kind(path) is None
+    assert csv_kinds.csv_kind(path) is None
     big = tmp_path / "big.csv"
     big.write_text("image,mask,pathology,patient\n" + "images/a.png,,NORMAL,X1\n" * 50_000)  # 1.2 MB
     monkeypatch.setattr(csv_input, "MAX_CSV_BYTES", 1024 * 1024)

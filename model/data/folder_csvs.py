@@ -1,0 +1,88 @@
+"""Reading every CSV of a folder by its kind: the truth rows, the series locations, and what was skipped and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.data.cbis_ddsm import (
+    DescriptionRow, SeriesLocation, find_duplicate_rows, read_description_csv, read_dicom_info_csv, read_metadata_csv,
+)
+from model.data.csv_input import CsvError
+from model.data.csv_kinds import identify_csv
+from model.data.labelled_folder import LabelRow, check_label_rows, read_labels_csv
+
+
+@dataclass
+class FolderCsvs:
+    """What a folder's CSVs say (:func:`read_folder_csvs`)."""
+
+    kinds: set[str] = field(default_factory=set)
+    descriptions: list[tuple[Path, list[DescriptionRow]]] = field(default_factory=list)
+    label_rows: list[LabelRow] = field(default_factory=list)  # each naming an image in the folder
+    locations: list[tuple[Path, SeriesLocation]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason): unreadable CSVs, unusable rows
+    # Patients whose truth is not all known: a row of theirs names no usable image. Their images that no row
+    # names are not lesion-free.
+    unsure_patients: set[str] = field(default_factory=set)
+    # A CSV that is (or may be) a description or labels CSV could not be read: an image no row names is not
+    # known to be lesion-free, whoever its patient.
+    truth_incomplete: bool = False
+
+
+def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
+    """Read every CSV of a folder by its columns; never raises for a bad CSV or row (they go to ``skipped``).
+
+    Unrelated CSVs are passed over quietly. Paths in a labels CSV must resolve
+    inside ``root``; the description CSVs' paths are checked where they are
+    mapped to files (:class:`model.data.study_index._Resolver`).
+    """
+    found = FolderCsvs()
+    description_rows: list[DescriptionRow] = []
+    for path in csvs:
+        kind = None
+        try:
+            kind, _ = identify_csv(path)
+            if kind in ("mass", "calc"):
+                found.descriptions.append((path, []))
+                for row in read_description_csv(path):
+                    if row.image_path:
+                        description_rows.append(row)
+                        continue
+                    found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
+                    if row.patient_id:
+                        found.unsure_patients.add(row.patient_id)
+                    else:
+                        found.truth_incomplete = True
+            elif kind == "labels":
+                for row in read_labels_csv(path, root=root):
+                    if row.image is None:
+                        found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
+                        if row.patient:
+                            found.unsure_patients.add(row.patient)
+                        else:
+                            found.truth_incomplete = True
+                    else:
+                        found.label_rows.append(row)
+            elif kind == "metadata":
+                found.locations += [(path.parent, loc) for loc in read_metadata_csv(path)]
+            elif kind == "dicom_info":
+                # Kaggle paths start with "CBIS-DDSM/jpeg/..."; resolve against the folder that holds them.
+                base = root.parent if (root / "jpeg").is_dir() else root
+                found.locations += [(base, loc) for loc in read_dicom_info_csv(path)]
+        except CsvError as exc:
+            found.skipped.append((str(path), f"unreadable CSV: {exc.reason}"))
+            if kind not in ("metadata", "dicom_info"):
+                found.truth_incomplete = True
+            continue
+        if kind:
+            found.kinds.add(kind)
+    description_rows, notes = find_duplicate_rows(description_rows)
+    found.skipped += notes
+    by_csv: dict[str, list[DescriptionRow]] = {}
+    for row in description_rows:
+        by_csv.setdefault(row.csv_path, []).append(row)
+    found.descriptions = [(path, by_csv.get(str(path), [])) for path, _ in found.descriptions]
+    found.label_rows, notes = check_label_rows(found.label_rows)
+    found.skipped += notes
+    return found
