@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(sub)
 
+    from model.cli.retrain import register as register_retrain
+
+    register_retrain(sub)
+
     from model.cli.jobs import register as register_jobs
 
     register_jobs(sub)
