@@ -13,10 +13,10 @@ CSVs are recognised by their columns, never by their file names
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from model.data.csv_input import CsvRow, shown
+from model.data.csv_input import CsvRow, drop_repeated_rows, shown, where
 from model.data.csv_kinds import read_csv_of_kind
 
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK")
@@ -162,39 +162,14 @@ def _description_row(path: Path, kind: str, row: CsvRow) -> DescriptionRow:
     )
 
 
-def _with_problem(row, problem: str):
-    return replace(row, problem=f"{row.problem}; {problem}" if row.problem else problem)
-
-
 def find_duplicate_rows(rows: list[DescriptionRow]) -> tuple[list[DescriptionRow], list[tuple[str, str]]]:
     """(rows kept, notes): a row that repeats another (same image and abnormality id, same values, in any
     description CSV) is left out with a note (csv path, reason); rows with the same image and abnormality id
     but other values all keep a problem, since which one is right is unknown."""
-    first: dict[tuple[str, int], int] = {}
-    kept: list[DescriptionRow] = []
-    notes: list[tuple[str, str]] = []
-    for row in rows:
-        if not row.image_path or not row.abnormality_id:
-            kept.append(row)
-            continue
-        key = (row.image_path, row.abnormality_id)
-        if key not in first:
-            first[key] = len(kept)
-            kept.append(row)
-            continue
-        earlier = kept[first[key]]
-        if replace(earlier, csv_name="", row=0, csv_path="", problem=None) == replace(row, csv_name="", row=0, csv_path="", problem=None):
-            notes.append((row.csv_path, f"row {row.row}: repeats {_where(earlier, row)}; left out"))
-            continue
-        kept[first[key]] = _with_problem(earlier, f"abnormality {row.abnormality_id} of this image is also "
-                                                  f"{_where(row, earlier)}, with other values")
-        kept.append(_with_problem(row, f"abnormality {row.abnormality_id} of this image is also "
-                                       f"{_where(earlier, row)}, with other values"))
-    return kept, notes
-
-
-def _where(other, row) -> str:
-    return f"row {other.row}" if other.csv_path == row.csv_path else f"{other.csv_name} row {other.row}"
+    return drop_repeated_rows(
+        rows, key=lambda row: (row.image_path, row.abnormality_id) if row.image_path and row.abnormality_id else None,
+        conflict=lambda other, row: f"abnormality {row.abnormality_id} of this image is also {where(other, row)}, "
+                                    "with other values")
 
 
 def series_uid_of(csv_path: str) -> str | None:

@@ -20,7 +20,7 @@ from model.data import study_index
 from model.data.csv_kinds import MASS_COLUMNS
 from model.data.csv_input import CsvError, CsvPathError, resolve_inside
 from model.train.dataset_summary import summarize_index
-from model.data.labelled_folder import read_labels_csv
+from model.data.labelled_folder import LabelRow, check_label_rows, read_labels_csv
 from model.data.study_index import build_index
 from model.train.data import select_images
 from tests.conftest import make_dicom
@@ -330,6 +330,18 @@ def test_labels_duplicates_and_contradictions(tmp_path):
     assert _reasons(index)["labels.csv"] == ["row 2: repeats row 1; left out"]
     assert all(b.problem for b in by_patient["X2"].abnormalities)
     assert any("calls this image NORMAL" in b.problem for b in by_patient["X2"].abnormalities)
+
+
+def test_labels_rows_with_the_same_image_and_mask_but_other_values_are_a_problem_on_both():
+    def row(csv: str, number: int, pathology: str) -> LabelRow:
+        return LabelRow(csv, number, Path("a.png"), Path("ma.png"), pathology, "X1", csv_path=f"site/{csv}")
+
+    kept, notes = check_label_rows([row("labels.csv", 1, "MALIGNANT"), row("labels.csv", 2, "BENIGN"),
+                                    row("more.csv", 1, "MALIGNANT")])
+    assert [(r.row, r.problem) for r in kept] == [
+        (1, "row 2 names the same image and mask with other values"),
+        (2, "row 1 names the same image and mask with other values")]
+    assert notes == [("site/more.csv", "row 1: repeats labels.csv row 1; left out")]
 
 
 def test_field_over_the_csv_limit_is_listed_not_a_traceback(tmp_path):
