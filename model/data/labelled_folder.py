@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.data.cbis_ddsm import known_pathology
-from model.data.csv_input import CsvPathError, column_name, drop_repeated_rows, resolve_inside, shown, where, with_problem
-from model.data.csv_kinds import LABEL_COLUMNS, read_csv_of_kind
+from model.data.csv_input import CsvPathError, drop_repeated_rows, resolve_inside, shown, where, with_problem
+from model.data.csv_kinds import read_csv_of_kind
 
 # CBIS-DDSM's pathology words (model.data.cbis_ddsm.known_pathology checks them), and NORMAL for a lesion-free image.
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK", "NORMAL")
@@ -47,11 +47,6 @@ class LabelRow:
     def normal(self) -> bool:
         """A lesion-free image, as the CSV says without contradiction."""
         return self.pathology == "NORMAL" and self.mask is None and self.problem is None
-
-
-def is_labels_csv(columns: set[str]) -> bool:
-    """A complete labels header (names as compared, :func:`model.data.csv_input.column_name`)."""
-    return {column_name(c) for c in LABEL_COLUMNS} <= {column_name(c) for c in columns}
 
 
 def read_labels_csv(path: Path, *, root: Path | None = None) -> list[LabelRow]:

@@ -39,7 +39,7 @@ from model.data.dicom_io import (
 )
 from model.data.folder_csvs import read_folder_csvs
 from model.errors import ImageReadError
-from model.data.labelled_folder import LabelRow, read_labels_csv
+from model.data.labelled_folder import LabelRow
 
 # What kind of folder an index came from (:func:`detect_layout`).
 LAYOUTS = ("cbis-ddsm", "kaggle-jpeg", "labelled-folder", "dicom-only", "empty")
