@@ -18,7 +18,7 @@ class FolderCsvs:
     """What a folder's CSVs say (:func:`read_folder_csvs`)."""
 
     kinds: set[str] = field(default_factory=set)
-    descriptions: list[tuple[Path, list[DescriptionRow]]] = field(default_factory=list)
+    descriptions: list[tuple[Path, list[DescriptionRow]]] = field(default_factory=list)  # each row names an image
     label_rows: list[LabelRow] = field(default_factory=list)  # each naming an image in the folder
     locations: list[tuple[Path, SeriesLocation]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason): unreadable CSVs, unusable rows
