@@ -29,6 +29,14 @@ class FolderCsvs:
     # known to be lesion-free, whoever its patient.
     truth_incomplete: bool = False
 
+    def row_without_image(self, path: Path, row: int, problem: str | None, patient: str) -> None:
+        """A truth row that names no usable image: listed, and the images it may have named not lesion-free."""
+        self.skipped.append((str(path), f"row {row}: {problem}"))
+        if patient:
+            self.unsure_patients.add(patient)
+        else:
+            self.truth_incomplete = True
+
 
 def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
     """Read every CSV of a folder by its columns; never raises for a bad CSV or row (they go to ``skipped``).
@@ -38,32 +46,25 @@ def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
     mapped to files (:class:`model.data.study_index._Resolver`).
     """
     found = FolderCsvs()
+    description_csvs: list[Path] = []  # in the folder's order, with or without rows that could be read
     description_rows: list[DescriptionRow] = []
     for path in csvs:
         kind = None
         try:
             kind, _ = identify_csv(path)
             if kind in ("mass", "calc"):
-                found.descriptions.append((path, []))
+                description_csvs.append(path)
                 for row in read_description_csv(path):
                     if row.image_path:
                         description_rows.append(row)
-                        continue
-                    found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
-                    if row.patient_id:
-                        found.unsure_patients.add(row.patient_id)
                     else:
-                        found.truth_incomplete = True
+                        found.row_without_image(path, row.row, row.problem, row.patient_id)
             elif kind == "labels":
                 for row in read_labels_csv(path, root=root):
-                    if row.image is None:
-                        found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
-                        if row.patient:
-                            found.unsure_patients.add(row.patient)
-                        else:
-                            found.truth_incomplete = True
-                    else:
+                    if row.image is not None:
                         found.label_rows.append(row)
+                    else:
+                        found.row_without_image(path, row.row, row.problem, row.patient)
             elif kind == "metadata":
                 found.locations += [(path.parent, loc) for loc in read_metadata_csv(path)]
             elif kind == "dicom_info":
@@ -79,10 +80,10 @@ def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
             found.kinds.add(kind)
     description_rows, notes = find_duplicate_rows(description_rows)
     found.skipped += notes
-    by_csv: dict[str, list[DescriptionRow]] = {}
+    by_csv: dict[str, list[DescriptionRow]] = {str(path): [] for path in description_csvs}
     for row in description_rows:
-        by_csv.setdefault(row.csv_path, []).append(row)
-    found.descriptions = [(path, by_csv.get(str(path), [])) for path, _ in found.descriptions]
+        by_csv[row.csv_path].append(row)
+    found.descriptions = [(path, by_csv[str(path)]) for path in description_csvs]
     found.label_rows, notes = check_label_rows(found.label_rows)
     found.skipped += notes
     return found
