@@ -73,7 +73,7 @@ from model.jobs.state import LIVE_STATES
 from model.jobs.timing import time_units_in_child
 from model.jobs.verdict import GATE_DICE_PROTOCOL, GATE_METRICS, TRAINING_DICE_PROTOCOL, GateVerdict, judge
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 
 from app.errors import describe
 from app.background.workers import WorkerPool

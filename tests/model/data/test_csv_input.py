@@ -22,7 +22,7 @@ from model.data.csv_input import CsvError, CsvPathError, resolve_inside
 from model.train.dataset_summary import summarize_index
 from model.data.labelled_folder import LabelRow, check_label_rows, read_labels_csv
 from model.data.study_index import build_index
-from model.train.data import select_images
+from model.data.selection import select_images
 from tests.conftest import make_dicom
 from tests.model.data.test_cbis_index import SHAPE, Tree, _image, _mask, _mass_row
 

@@ -10,7 +10,7 @@ from model.jobs.estimate import RunCounts, UnitTimes, count_run, estimate, pick_
 from model.jobs.plan import plan_held_out
 from model.jobs.timing import time_units
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path
 
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=3, micro_batch=4, batch_size=8, device="cpu",

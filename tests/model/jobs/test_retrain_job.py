@@ -23,7 +23,7 @@ from model.jobs.state import update_state
 from model.jobs.verdict import GATE_METRICS, better_by_figure, format_comparison, judge
 from model.data import split as msplit
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, read_card, save_model
 from model.registry.resolve import resolve_model
 
