@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.data.csv_input import CsvRow, drop_repeated_rows, shown, where
+from model.data.csv_input import CsvRow, CsvTable, drop_repeated_rows, shown, where
 from model.data.csv_kinds import read_csv_of_kind
 
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK")
@@ -107,7 +107,12 @@ def read_description_csv(path: Path) -> list[DescriptionRow]:
     Raises CsvError for a CSV that cannot be read (or is no description CSV).
     """
     kind, table = read_csv_of_kind(path, ("mass", "calc"))
-    return [_description_row(path, kind, row) for row in table.rows]
+    return description_rows_of(table, kind)
+
+
+def description_rows_of(table: CsvTable, kind: str) -> list[DescriptionRow]:
+    """The rows of a description CSV already recognised as ``kind`` ('mass' or 'calc') and read."""
+    return [_description_row(table.path, kind, row) for row in table.rows]
 
 
 def _description_row(path: Path, kind: str, row: CsvRow) -> DescriptionRow:
@@ -191,6 +196,11 @@ class SeriesLocation:
 def read_metadata_csv(path: Path) -> list[SeriesLocation]:
     """NBIA retriever's metadata.csv: Series UID → folder ("./CBIS-DDSM/<subject>/<date...>/<series>")."""
     _, table = read_csv_of_kind(path, ("metadata",))
+    return metadata_locations_of(table)
+
+
+def metadata_locations_of(table: CsvTable) -> list[SeriesLocation]:
+    """The series locations of a metadata.csv already recognised and read."""
     out = []
     for row in table.rows:
         uid, location = row.get("series uid"), _norm_path(row.get("file location"))
@@ -205,6 +215,11 @@ def read_metadata_csv(path: Path) -> list[SeriesLocation]:
 def read_dicom_info_csv(path: Path) -> list[SeriesLocation]:
     """Kaggle's dicom_info.csv: one row per JPEG with its SeriesInstanceUID and description."""
     _, table = read_csv_of_kind(path, ("dicom_info",))
+    return dicom_info_locations_of(table)
+
+
+def dicom_info_locations_of(table: CsvTable) -> list[SeriesLocation]:
+    """The series locations of a dicom_info.csv already recognised and read."""
     out = []
     for row in table.rows:
         uid = row.get("seriesinstanceuid")

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.data.cbis_ddsm import (
-    DescriptionRow, SeriesLocation, find_duplicate_rows, read_description_csv, read_dicom_info_csv, read_metadata_csv,
+    DescriptionRow, SeriesLocation, description_rows_of, dicom_info_locations_of, find_duplicate_rows, metadata_locations_of,
 )
-from model.data.csv_input import CsvError
+from model.data.csv_input import CsvError, read_table
 from model.data.csv_kinds import identify_csv
-from model.data.labelled_folder import LabelRow, check_label_rows, read_labels_csv
+from model.data.labelled_folder import LabelRow, check_label_rows, label_rows_of
 
 
 @dataclass
@@ -51,26 +51,26 @@ def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
     for path in csvs:
         kind = None
         try:
-            kind, _ = identify_csv(path)
+            kind, delimiter = identify_csv(path)  # once: the readers are given the table it says how to read
             if kind in ("mass", "calc"):
                 description_csvs.append(path)
-                for row in read_description_csv(path):
+                for row in description_rows_of(read_table(path, delimiter), kind):
                     if row.image_path:
                         description_rows.append(row)
                     else:
                         found.row_without_image(path, row.row, row.problem, row.patient_id)
             elif kind == "labels":
-                for row in read_labels_csv(path, root=root):
+                for row in label_rows_of(read_table(path, delimiter), root):
                     if row.image is not None:
                         found.label_rows.append(row)
                     else:
                         found.row_without_image(path, row.row, row.problem, row.patient)
             elif kind == "metadata":
-                found.locations += [(path.parent, loc) for loc in read_metadata_csv(path)]
+                found.locations += [(path.parent, loc) for loc in metadata_locations_of(read_table(path, delimiter))]
             elif kind == "dicom_info":
                 # Kaggle paths start with "CBIS-DDSM/jpeg/..."; resolve against the folder that holds them.
                 base = root.parent if (root / "jpeg").is_dir() else root
-                found.locations += [(base, loc) for loc in read_dicom_info_csv(path)]
+                found.locations += [(base, loc) for loc in dicom_info_locations_of(read_table(path, delimiter))]
         except CsvError as exc:
             found.skipped.append((str(path), f"unreadable CSV: {exc.reason}"))
             if kind not in ("metadata", "dicom_info"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.data.cbis_ddsm import known_pathology
-from model.data.csv_input import CsvPathError, drop_repeated_rows, resolve_inside, shown, where, with_problem
+from model.data.csv_input import CsvPathError, CsvTable, drop_repeated_rows, resolve_inside, shown, where, with_problem
 from model.data.csv_kinds import read_csv_of_kind
 
 # CBIS-DDSM's pathology words (model.data.cbis_ddsm.known_pathology checks them), and NORMAL for a lesion-free image.
@@ -55,7 +55,12 @@ def read_labels_csv(path: Path, *, root: Path | None = None) -> list[LabelRow]:
     Raises :class:`model.data.csv_input.CsvError` for a CSV that cannot be read.
     """
     _, table = read_csv_of_kind(path, ("labels",))
-    root = Path(root) if root is not None else path.parent
+    return label_rows_of(table, Path(root) if root is not None else path.parent)
+
+
+def label_rows_of(table: CsvTable, root: Path) -> list[LabelRow]:
+    """The rows of a labels CSV already recognised and read; paths must resolve inside ``root``."""
+    path = table.path
     rows = []
     for row in table.rows:
         if row.problem:  # values shifted or missing: not even the image or the patient is known

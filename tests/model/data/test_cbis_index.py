@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import cbis_ddsm, csv_kinds
+from model.data import cbis_ddsm, csv_kinds, folder_csvs
 from model.data.csv_kinds import CALC_COLUMNS, MASS_COLUMNS
 from model.data.study_index import build_index, classify_roi_files
 from tests.conftest import make_dicom
@@ -196,6 +196,25 @@ def test_csv_reader_quirks(tmp_path):
     shutil.copy(root / "calc_case_description_test_set.csv", renamed)
     assert csv_kinds.csv_kind(renamed) == "calc"  # by columns, not by name
     assert cbis_ddsm.is_malignant("MALIGNANT") and not cbis_ddsm.is_malignant("BENIGN_WITHOUT_CALLBACK")
+
+
+def test_a_folder_identifies_each_csv_once(tmp_path, monkeypatch):
+    """Before: the folder identified each CSV, then the reader it chose identified it again."""
+    root = build_tree(tmp_path)
+    (root / "labels.csv").write_text("image,mask,pathology,patient\nimg.png,,NORMAL,S1\n")
+    identified = []
+
+    def counting(path):
+        identified.append(path.name)
+        return identify(path)
+
+    identify = csv_kinds.identify_csv
+    monkeypatch.setattr(csv_kinds, "identify_csv", counting)
+    monkeypatch.setattr(folder_csvs, "identify_csv", counting)
+    csvs = sorted(root.glob("*.csv"))
+    found = folder_csvs.read_folder_csvs(csvs, root)
+    assert found.kinds == {"mass", "calc", "metadata", "labels"}
+    assert sorted(identified) == sorted(p.name for p in csvs)
 
 
 def test_mask_decided_by_content(tmp_path):
