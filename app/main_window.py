@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.reviews.export import export_csv
+from model.reviews.protocol import hides_ai_and_truth
 from model.reviews.store import ReviewStore
 from model.data.study_index import ScanProgress, StudyIndex, build_index
 
@@ -32,7 +34,7 @@ from app.viewer.hanging_view import HangingView
 from app.errors import describe
 from app.menus import build_menus
 from app.dialogs.review_history import ReviewHistoryDialog
-from app.panels.review_panel import BLIND, NO_CASE, ReviewDock
+from app.panels.review_panel import ReviewDock
 from app.settings import Settings
 from app.dialogs.shortcuts_dialog import ShortcutsDialog
 from app.panels.skipped_files import SkippedFilesDock
@@ -330,7 +332,7 @@ class MainWindow(QMainWindow):
 
     def _apply_review_phase(self, phase: str) -> None:
         """Blinded reading hides the AI and the truth until the reader's own read is recorded."""
-        blind = phase == BLIND or (phase == NO_CASE and self.review.blinded_mode)
+        blind = hides_ai_and_truth(phase, self.review.blinded_mode)
         self.viewer.set_blinded(blind)
         self.findings.set_blinded(blind)
         if blind and self.actions.roi.isChecked():
@@ -357,7 +359,7 @@ class MainWindow(QMainWindow):
         if self.reviews is None:
             self.errors.show(self.review.store_problem, context="Reviews cannot be stored")
             return None
-        only = self.review.reader_name if self.review.blinded_mode else None
+        only = self.review.only_reader
         dialog = ReviewHistoryDialog(self.reviews, self.ask_export_reviews, self, reader=only)
         dialog.setModal(False)
         dialog.show()
@@ -375,7 +377,7 @@ class MainWindow(QMainWindow):
 
     def export_reviews(self, path: str | Path) -> int | None:
         try:
-            count = self.reviews.export_csv(path)
+            count = export_csv(self.reviews, path)
         except Exception as exc:  # noqa: BLE001 - one line, the viewer stays up
             self.errors.show(describe(exc), context=f"Exporting reviews to {path}")
             return None
@@ -424,7 +426,7 @@ class MainWindow(QMainWindow):
     def _follow_background_retrain(self) -> None:
         """At start: a retrain left training in the background when the app was quit, and finished since, has a
         safety gate waiting for the reader: the status bar says so (a run still going is followed by offer_resume)."""
-        from model.jobs.job import find_undecided_background
+        from model.jobs.retrain import find_undecided_background
 
         if self.retrain_dialog is not None and self.retrain_dialog.job is not None:
             return
@@ -497,7 +499,7 @@ class MainWindow(QMainWindow):
         A job folder that cannot be read (a damaged spec or state file) is left alone with one line in the log:
         it must never stop the viewer from starting.
         """
-        from model.jobs.job import list_jobs
+        from model.jobs.retrain import list_jobs
 
         running, resumable = [], []
         try:

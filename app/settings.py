@@ -1,10 +1,13 @@
-"""The reader's settings: reader name, recent folders, blinded mode, drafts of unrecorded reviews, and which
-cases each reader has already seen unblinded.
+"""The reader's settings: reader name, recent folders, drafts of unrecorded reviews, and the retrain options.
 
 Settings live in ``user_data_dir()/settings.ini`` (QSettings, INI format), next to
 the review database, so ``BCIR_DATA_DIR`` moves both together. Review drafts are
 text the reader typed but has not recorded yet; they are kept in their own JSON
 file, written atomically, so a crash or a power cut never loses them.
+
+The blinded-reading protocol's state (the reading mode, the cases each reader has
+seen unblinded) is kept in the review log (``model.reviews``); older versions kept
+it here, and :meth:`Settings.legacy_protocol_state` hands it over once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ log = logging.getLogger("bcir.app")
 
 RECENT_MAX = 10
 DRAFTS_NAME = "review-drafts.json"
-SEEN_NAME = "cases-seen-unblinded.json"
+SEEN_NAME = "cases-seen-unblinded.json"  # older versions only: the review log holds these now
 
 
 class Settings:
@@ -40,15 +43,6 @@ class Settings:
     @reader.setter
     def reader(self, name: str) -> None:
         self._qt.setValue("review/reader", name.strip())
-        self._qt.sync()
-
-    @property
-    def blinded(self) -> bool:
-        return str(self._qt.value("review/blinded", "false")).lower() == "true"
-
-    @blinded.setter
-    def blinded(self, on: bool) -> None:
-        self._qt.setValue("review/blinded", "true" if on else "false")
         self._qt.sync()
 
     # -- recent folders
@@ -89,21 +83,32 @@ class Settings:
     def save_drafts(self, drafts: dict[str, dict]) -> None:
         atomic_write_json(self.folder / DRAFTS_NAME, drafts, sort_keys=True, ensure_ascii=False)
 
-    # -- cases a reader has seen with the AI and the truth on screen: no blinded own read of them any more
+    # -- what older versions kept here and the review log keeps now
 
-    def load_seen(self) -> set[str]:
+    def legacy_protocol_state(self) -> tuple[bool | None, set[tuple[str, str]]]:
+        """The blinded-reading mode (None when never set) and the (reader, patient ID) pairs seen unblinded that
+        an older version kept in these settings, for the review log to take over."""
+        value = self._qt.value("review/blinded")
+        blinded = None if value is None else str(value).lower() == "true"
+        seen: set[tuple[str, str]] = set()
         path = self.folder / SEEN_NAME
-        if not path.is_file():
-            return set()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("list of cases seen unblinded unreadable, starting without it: %s", type(exc).__name__)
-            return set()
-        return {str(k) for k in data} if isinstance(data, list) else set()
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.warning("list of cases seen unblinded unreadable, starting without it: %s", type(exc).__name__)
+                data = []
+            for key in data if isinstance(data, list) else []:
+                reader, _, patient_id = str(key).rpartition("\t")  # written as "reader<TAB>patient ID"
+                if patient_id:
+                    seen.add((reader, patient_id))
+        return blinded, seen
 
-    def save_seen(self, seen: set[str]) -> None:
-        atomic_write_json(self.folder / SEEN_NAME, sorted(seen), indent=0, ensure_ascii=False)
+    def forget_legacy_protocol_state(self) -> None:
+        """Once the review log holds them: the mode and the list of cases seen unblinded are not kept here."""
+        self._qt.remove("review/blinded")
+        self._qt.sync()
+        (self.folder / SEEN_NAME).unlink(missing_ok=True)
 
     # -- the Retrain dialog's options, as last used: {TrainConfig field or dialog option: value}
 

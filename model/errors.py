@@ -75,16 +75,20 @@ def failure_reason(exc: BaseException) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-class ConfigError(BcirError):
-    """A setting of the wrong kind or out of its range. ``option`` names it as the settings do (``tile``);
-    ``str()`` is one line that names it so; :meth:`naming` says the same line with the name the reader used
-    (``--tile``, "Tile")."""
+class ReviewError(BcirError):
+    """A review that cannot be recorded, or a review log that cannot be used."""
 
-    def __init__(self, option: str, problem: str):
-        self.option = option
-        self.problem = " ".join(str(problem).split())  # always one line
-        super().__init__(f"{option} {self.problem}")
 
-    def naming(self, name: str) -> str:
-        return f"{name} {self.problem}"
+class ReviewRefused(ReviewError, ValueError):
+    """A review the store does not record: a field out of its range, or a step the blinded-reading protocol does
+    not allow now (``model.reviews.protocol``). ``str()`` is the one-line reason a reader is shown. A ValueError
+    too: it is bad input from the client, not a broken log."""
 
+
+class ReviewLogError(ReviewError):
+    """The review log cannot be opened or used; ``str()`` is one line that names the file."""
+
+
+class ReviewLogTampered(ReviewLogError):
+    """The review log was changed outside B-Cir Review: an edited, inserted or removed review, a dropped table,
+    or a log that no longer matches its anchor."""

@@ -64,16 +64,11 @@ from PySide6.QtWidgets import (
 )
 
 from model.train.dataset_summary import FolderSummary, summarize_index
-from model.jobs.decision import accept, reject
-from model.jobs.estimate import RunEstimate, count_run, estimate, eta_text, pick_timing_image
-from model.jobs.job import Job, start_job
-from model.jobs.plan import plan_held_out
-from model.jobs.spec import JobSpec
-from model.jobs.state import LIVE_STATES
-from model.jobs.timing import time_units_in_child
-from model.jobs.verdict import GATE_DICE_PROTOCOL, GATE_METRICS, TRAINING_DICE_PROTOCOL, GateVerdict, judge
+from model.jobs.estimate import RunEstimate, count_run, estimate, pick_timing_image, time_units_in_child
+from model.jobs.retrain import (GATE_DICE_PROTOCOL, GATE_METRICS, LIVE_STATES, TRAINING_DICE_PROTOCOL, GateVerdict, Job,
+                               JobSpec, accept, eta_text, judge, plan_held_out, reject, start_job)
 from model.data.study_index import build_index
-from model.train.config import TrainConfig
+from model.train.loop import TrainConfig
 
 from app.errors import describe
 from app.background.workers import WorkerPool

@@ -16,8 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.reviews.store import ReviewStore
-
-from app.panels.review_panel import local_time, score_text, verdict_text
+from model.reviews.words import local_time, score_text, verdict_text
 
 COLUMNS = ["#", "When", "Reader", "Patient", "Verdict", "BI-RADS", "AI shown", "Model", "Comment"]
 

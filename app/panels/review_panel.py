@@ -1,14 +1,17 @@
 """The review dock: the reader's verdict on the case (agree / disagree with the AI), BI-RADS and a comment.
 
-Every record goes to the append-only review log (``model.reviews.store.ReviewStore``)
-with the reader's name, the model version and the AI score as shown; the
-dock lists the case's history underneath, newest first.
+The dock gathers the reader's input and shows the case's phase and history; the
+rules are the model's. Every record goes to the append-only review log
+(``model.reviews.store.ReviewStore``) with the reader's name, the model version
+and the AI score as shown; the dock lists the case's history underneath, newest
+first.
 
-Blinded reading (Review → Blinded reading): the AI and the ground truth stay
-hidden until the reader has recorded their own BI-RADS; recording it reveals
-them, and the reader then says whether they agree with the AI. Both records
-are stored. The phase of a case is read back from the log, so a restart
-neither hides an AI already seen nor reveals one not yet earned.
+Blinded reading (Review → Blinded reading) follows ``model.reviews.protocol``:
+the AI and the ground truth stay hidden until the reader has recorded their own
+BI-RADS; recording it reveals them, and the reader then says whether they agree
+with the AI. Both records are stored. The phase of a case, the reading mode and
+the cases each reader has seen unblinded are read back from the log, so a
+restart neither hides an AI already seen nor reveals one not yet earned.
 
 A case the reader has already seen unblinded (AI and truth on screen, in open
 reading) cannot be read blind any more: it stays open, and an own read of it is
@@ -23,7 +26,6 @@ nothing.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -42,7 +44,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from model.reviews.store import BIRADS, Review, ReviewStore
+from model.errors import ReviewLogError, ReviewRefused
+from model.reviews.protocol import (BLIND, NO_CASE, OPEN, REVEALED, CaseState, check_own_read, check_verdict,
+                                    own_read, shows_unblinded, verdict_on_ai, visible_reader)
+from model.reviews.records import BIRADS
+from model.reviews.store import ReviewStore
+from model.reviews.words import local_time, score_text, verdict_text
 
 from app.case_text import percent
 from app.errors import describe
@@ -63,36 +70,9 @@ HISTORY_COLUMNS = ["When", "Reader", "Verdict", "BI-RADS", "AI shown", "Model", 
 CHOOSE_BIRADS = "Choose a BI-RADS category first (F2)."
 TYPE_NAME = "Type your name in Reader first: every review is signed."
 
-# Phases of the case on screen
-NO_CASE, OPEN, BLIND, REVEALED = "no case", "open", "blind", "revealed"
-
 
 def case_key(reader: str, patient_id: str) -> str:
     return f"{reader.strip()}\t{patient_id}"
-
-
-def local_time(created: str | None) -> str:
-    """'2026-11-25 14:03' in the reader's time zone, from the store's UTC ISO time."""
-    if not created:
-        return ""
-    try:
-        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return created
-
-
-def score_text(review: Review) -> str:
-    """The AI score the reader saw with this review: 'hidden' for a blinded own read."""
-    if not review.ai_shown:
-        return "hidden"
-    return "" if review.ai_score_shown is None else percent(review.ai_score_shown)
-
-
-def verdict_text(review: Review) -> str:
-    if review.verdict == "own":
-        return "own read (blinded)"
-    text = "agrees with AI" if review.verdict == "agree" else "disagrees with AI"
-    return text + (" (after own read)" if review.phase == "unblinded" else "")
 
 
 class ReviewDock(QDockWidget):
@@ -114,10 +94,10 @@ class ReviewDock(QDockWidget):
         self.ai_score: float | None = None
         self.ai_complete = False  # every CC view has its result (or the AI gave up on it)
         self.model_version: str | None = None
-        self.blinded_mode = settings.blinded
+        self._blinded_without_log = False  # the reading mode while there is no review log to keep it
         self.phase = NO_CASE
+        self._adopt_legacy_state()
         self._drafts = settings.load_drafts()  # case_key(reader, patient) -> {"birads", "comment"}
-        self._seen = settings.load_seen()  # case_key(reader, patient) of cases shown unblinded
         self._draft_key: str | None = None  # where the text in the form belongs
         self._drafts_dirty = False  # drafts changed since they were last written
         self._loading = False
@@ -216,25 +196,53 @@ class ReviewDock(QDockWidget):
         self._mark_seen()
         self._refresh_buttons()
 
+    @property
+    def blinded_mode(self) -> bool:
+        """Blinded reading is on: the mode kept in the review log (this session's choice when there is none)."""
+        return self.store.blinded_mode if self.available else self._blinded_without_log
+
     def set_blinded_mode(self, on: bool) -> None:
-        self.blinded_mode = on
-        self.settings.blinded = on
+        self._blinded_without_log = on
+        if self.available:
+            try:
+                self.store.set_blinded_mode(on)
+            except ReviewLogError as exc:
+                self._say(f"Reading mode not stored: {describe(exc)}", error=True)
         self._refresh()
+
+    def _adopt_legacy_state(self) -> None:
+        """An older version kept the reading mode and the cases seen unblinded in the settings: the review log
+        takes them over, once (they stay in the settings until it has)."""
+        if not self.available:
+            return
+        blinded, seen = self.settings.legacy_protocol_state()
+        if blinded is None and not seen:
+            return
+        try:
+            self.store.adopt_protocol_state(blinded=blinded, seen=seen)
+            self.settings.forget_legacy_protocol_state()
+        except (ReviewLogError, OSError) as exc:
+            log.warning("the reading mode and the cases seen unblinded stay in the settings for now: %s", describe(exc))
 
     @property
     def reader_name(self) -> str:
         return self.reader.text().strip()
 
+    @property
+    def only_reader(self) -> str | None:
+        """Whose reviews this reader may see: their own in blinded reading, everyone's (None) in open reading."""
+        return visible_reader(self.reader_name, self.blinded_mode)
+
     def statuses(self) -> dict[str, str]:
         """Review status per patient for the worklist: only this reader's reviews in blinded reading."""
         if not self.available:
             return {}
-        return self.store.statuses(reader=self.reader_name if self.blinded_mode else None)
+        return self.store.statuses(reader=self.only_reader)
 
     def status_of(self, patient_id: str) -> str:
         if not self.available:
             return "unread"
-        return self.store.status(patient_id, reader=self.reader_name if self.blinded_mode else None)
+        return self.store.status(patient_id, reader=self.only_reader)
 
     # -- recording
 
@@ -258,20 +266,15 @@ class ReviewDock(QDockWidget):
 
     def record_own(self) -> int | None:
         """Blinded phase: store the reader's own read; the AI and the truth are revealed after it."""
-        if not self._phase_is_current():
-            return None
-        if self.phase != BLIND:
-            self._say("Your own read is recorded in blinded reading, before the AI and the truth are shown"
-                      + (" (you have seen this case unblinded)." if self.phase == OPEN and self.blinded_mode else "."),
-                      error=True)
+        if not self._phase_is_current() or not self._allowed(check_own_read, self.phase, self.blinded_mode):
             return None
         name = self._reader_name()
         birads = self._chosen_birads() if name else None
         if name is None or birads is None:
             return None
-        session = self.store.blinded_session(name, self.patient_id, model_version=self.model_version or "")
         try:
-            record_id = session.commit_own(birads, self.comment.toPlainText())
+            record_id = self.store.record(own_read(name, self.patient_id, birads, self.comment.toPlainText(),
+                                                   model_version=self.model_version or ""))
         except Exception as exc:  # noqa: BLE001 - a database error is one line for the reader; the viewer stays up
             self._say(f"Not recorded: {describe(exc)}", error=True)
             return None
@@ -280,36 +283,32 @@ class ReviewDock(QDockWidget):
 
     def record_verdict(self, verdict: str) -> int | None:
         """Agree / disagree with the AI result as shown (after the own read in blinded reading)."""
-        if not self._phase_is_current():
-            return None
-        if self.phase in (NO_CASE, BLIND) or not self.available:
-            self._say("Record your own read first: the AI is hidden in blinded reading." if self.phase == BLIND
-                      else "No case to review.", error=True)
-            return None
-        if self.ai_score is None:
-            self._say("The AI has no result for this case yet: nothing to agree or disagree with.", error=True)
-            return None
-        if not self.ai_complete:
-            self._say("The AI has not answered for every view yet: wait for the case score.", error=True)
+        if not self._phase_is_current() or not self._allowed(check_verdict, self.phase, self.ai_score,
+                                                              self.ai_complete):
             return None
         name = self._reader_name()
         birads = self._chosen_birads() if name else None
         if name is None or birads is None:
             return None
-        unblinded = self.phase == REVEALED
-        review = Review(
-            reader=name, patient_id=self.patient_id, verdict=verdict, birads=birads, comment=self.comment.toPlainText(),
-            model_version=self.model_version or "", ai_score_shown=self.ai_score, ai_shown=True,
-            blinded=unblinded, phase="unblinded" if unblinded else "open",
-        )
+        review = verdict_on_ai(self.phase, name, self.patient_id, verdict, birads, self.comment.toPlainText(),
+                               ai_score_shown=self.ai_score, model_version=self.model_version or "")
         try:
-            record_id = self.store.record(review)
+            record_id = self.store.record(review, ai_complete=self.ai_complete)
         except Exception as exc:  # noqa: BLE001 - one line for the reader, the viewer stays up
             self._say(f"Not recorded: {describe(exc)}", error=True)
             return None
         self._after_record(record_id, f"recorded: {'agrees' if verdict == 'agree' else 'disagrees'} with the AI "
                                       f"({percent(self.ai_score)} shown), BI-RADS {birads}")
         return record_id
+
+    def _allowed(self, check, *args) -> bool:
+        """The protocol allows this step now; otherwise its reason is said and False returned."""
+        try:
+            check(*args)
+        except ReviewRefused as exc:
+            self._say(str(exc), error=True)
+            return False
+        return True
 
     def _phase_is_current(self) -> bool:
         """The phase shown is the phase of the name in the Reader field now (it may have just been edited)."""
@@ -391,19 +390,12 @@ class ReviewDock(QDockWidget):
 
     def _mark_seen(self) -> None:
         """The case is on screen with the AI and the truth: this reader cannot read it blind any more."""
-        if self.patient_id is None or self.phase not in (OPEN, REVEALED):
+        if self.patient_id is None or not self.available or not shows_unblinded(self.phase):
             return
-        key = case_key(self.reader_name, self.patient_id)
-        if key not in self._seen:
-            self._seen.add(key)
-            try:
-                self.settings.save_seen(self._seen)
-            except OSError as exc:
-                log.warning("could not save the cases seen unblinded: %s", exc.strerror or exc)
-
-    def seen_unblinded(self, reader: str, patient_id: str) -> bool:
-        """Seen by this reader, or at this workstation before any name was typed."""
-        return case_key(reader, patient_id) in self._seen or case_key("", patient_id) in self._seen
+        try:
+            self.store.mark_seen(self.reader_name, self.patient_id)
+        except ReviewLogError as exc:
+            log.warning("could not store that the case was seen unblinded: %s", describe(exc))
 
     # -- showing
 
@@ -411,22 +403,19 @@ class ReviewDock(QDockWidget):
         self.message.setStyleSheet("color: #e05050;" if error else "color: #60c060;")
         self.message.setText(text)
 
-    def _compute_phase(self) -> str:
+    def _case_state(self) -> CaseState | None:
+        """What the log says about this reader and the case on screen (None: no case, or no log)."""
         if self.patient_id is None or not self.available:
-            return NO_CASE
-        if not self.blinded_mode:
-            return OPEN
-        name = self.reader_name
-        last = self.store.latest(self.patient_id, reader=name) if name else None
-        if last is None:
-            # a case this reader has seen unblinded cannot be read blind: it stays open
-            return OPEN if self.seen_unblinded(name, self.patient_id) else BLIND
-        if last.verdict == "own" and last.phase == "blinded":
-            return REVEALED
-        return OPEN  # this reader has seen the AI on this case: further reviews are open amendments
+            return None
+        return self.store.case_state(self.reader_name, self.patient_id)
+
+    def _compute_phase(self) -> str:
+        state = self._case_state()
+        return NO_CASE if state is None else state.phase
 
     def _refresh(self) -> None:
-        phase = self._compute_phase()
+        state = self._case_state()
+        phase = NO_CASE if state is None else state.phase
         changed = phase != self.phase
         self.phase = phase
         if self.patient_id is None:
@@ -438,10 +427,9 @@ class ReviewDock(QDockWidget):
             what = {OPEN: "open reading: the AI is shown",
                     BLIND: "<b>blinded reading</b>: AI and ground truth hidden until you record your own read",
                     REVEALED: "<b>blinded reading</b>: your own read is recorded; AI revealed, now agree or disagree"}[phase]
-            if phase == OPEN and self.blinded_mode:
+            if phase == OPEN and state.blinded_mode:
                 what = ("blinded reading, but you have seen this case unblinded: an open review"
-                        if self.seen_unblinded(self.reader_name, self.patient_id) and
-                        not self.store.latest(self.patient_id, reader=self.reader_name or None) else
+                        if state.latest is None else
                         "blinded reading done for this case: further reviews are open amendments")
             self.title.setText(f"<b>{self.patient_id}</b> · {what}")
         self._fill_history()
@@ -476,9 +464,9 @@ class ReviewDock(QDockWidget):
         if self.patient_id is None or not self.available:
             return
         # blinded reading is independent reading: the reader sees only their own reviews
-        only = self.reader_name if self.blinded_mode else None  # no name yet: no reviews are this reader's
+        only = self.only_reader  # no name yet: no reviews are this reader's
         self.history_label.setText("Your reviews of this case (blinded reading: other readers' are not shown)"
-                                   if self.blinded_mode else "History of this case (append-only, newest first)")
+                                   if only is not None else "History of this case (append-only, newest first)")
         for review in reversed(self.store.history(self.patient_id, reader=only)):
             row = QTreeWidgetItem([local_time(review.created), review.reader, verdict_text(review), review.birads,
                                    score_text(review), review.model_version, review.comment.replace("\n", " ")])

@@ -1,1 +1,1 @@
-"""The readers' reviews: the append-only, hash-chained review store."""
+"""The readers' reviews: the append-only, hash-chained review log and the blinded-reading protocol it enforces."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from model.reviews.protocol import BLIND, OPEN, REVEALED
 from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.case_text import percent
 from app.main_window import MainWindow
-from app.panels.review_panel import BLIND, OPEN, REVEALED
 
 CASES = 4  # the first, then three through the prefetch path
 

@@ -13,11 +13,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from model.registry.versions import ModelRegistry
-from model.jobs.job import Job, find_resumable, start_job
-from model.jobs.spec import JobSpec
-from model.jobs.verdict import GATE_METRICS
+from model.jobs.retrain import GATE_METRICS, Job, JobSpec, find_resumable, start_job
 from model.data.study_index import build_index
-from model.train.config import TrainConfig
+from model.train.loop import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, save_model
 from tests.app.qt_helpers import TIMEOUT_MS, open_root
 from tests.conftest import make_dicom

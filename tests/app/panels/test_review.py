@@ -7,12 +7,12 @@ import csv
 import pytest
 from PySide6.QtCore import Qt
 
-from model.reviews.store import Review
+from model.reviews.protocol import BLIND, OPEN, REVEALED
+from model.reviews.records import Review
 from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.case_text import first_case_with_truth
 from app.main_window import MainWindow
-from app.panels.review_panel import BLIND, OPEN, REVEALED
 
 
 def make_window(qtbot, model_path=None) -> MainWindow:
@@ -452,3 +452,64 @@ def test_typing_in_the_review_fields_never_triggers_viewer_keys(qtbot, viewer_wi
     assert window.viewer.canvas.hasFocus() or window.viewer.canvas.viewport().hasFocus()
     key(qtbot, window, Qt.Key.Key_N)  # and the viewer's keys work again
     qtbot.waitUntil(lambda: window.worklist.current_patient() != patient_id, timeout=5000)
+
+
+def test_the_reading_mode_and_the_cases_seen_unblinded_are_kept_in_the_review_log(qtbot, viewer_window, demo_root):
+    """Not in the settings: any client of the log (another window, a script) sees them and is held to them."""
+    from PySide6.QtCore import QSettings
+
+    from model.errors import ReviewRefused
+    from model.reviews.protocol import own_read
+    from model.reviews.store import ReviewStore
+
+    window = viewer_window
+    window.review.reader.setText("Dr C")
+    window.review.reader.editingFinished.emit()
+    index = open_root(qtbot, window, demo_root)
+    seen = next(iter(index.patients()))
+    show_case(qtbot, window, seen)  # open reading: the case is on screen unblinded
+    window.set_blinded_mode(True)
+    folder = window.settings.folder
+    assert QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat).value("review/blinded") is None
+    assert not (folder / "cases-seen-unblinded.json").exists()
+    other = ReviewStore(window.reviews.path)
+    try:
+        assert other.blinded_mode and other.seen_unblinded("Dr C", seen)
+        with pytest.raises(ReviewRefused, match="seen this case unblinded"):
+            other.record(own_read("Dr C", seen, "2"))
+    finally:
+        other.close()
+
+
+def test_what_an_older_version_kept_in_the_settings_is_taken_over_by_the_log(qtbot, monkeypatch, demo_root):
+    """The reading mode in settings.ini and the cases seen unblinded in cases-seen-unblinded.json move into the
+    review log at the first start, and leave the settings."""
+    import json
+
+    from PySide6.QtCore import QSettings
+
+    from model.data.study_index import build_index
+    from model.fileio import user_data_dir
+
+    monkeypatch.setenv("BCIR_MODEL", "none")
+    first, second = list(build_index(demo_root).patients())[:2]
+    folder = user_data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    old = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
+    old.setValue("review/reader", "Dr C")
+    old.setValue("review/blinded", "true")
+    old.sync()
+    (folder / "cases-seen-unblinded.json").write_text(json.dumps([f"Dr C\t{first}"]))
+    window = make_window(qtbot)
+    try:
+        assert window.actions.blinded.isChecked() and window.reviews.blinded_mode
+        assert window.reviews.seen_unblinded("Dr C", first) and not window.reviews.seen_unblinded("Dr C", second)
+        assert not (folder / "cases-seen-unblinded.json").exists()
+        assert QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat).value("review/blinded") is None
+        open_root(qtbot, window, demo_root)
+        show_case(qtbot, window, first)
+        assert window.review.phase == OPEN and "seen this case unblinded" in window.review.title.text()
+        show_case(qtbot, window, second)
+        assert window.review.phase == BLIND
+    finally:
+        window.close()

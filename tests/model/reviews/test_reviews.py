@@ -9,8 +9,11 @@ import threading
 
 import pytest
 
-from model.reviews.store import (BIRADS, CSV_COLUMNS, SCHEMA_VERSION, Review, ReviewLogError, ReviewLogTampered,
-                           ReviewStore)
+from model.errors import ReviewLogError, ReviewLogTampered
+from model.reviews.export import CSV_COLUMNS, export_csv
+from model.reviews.records import BIRADS, Review
+from model.reviews.schema import SCHEMA_VERSION
+from model.reviews.store import ReviewStore
 
 
 def open_review(patient="P_00001", reader="dr_a", verdict="agree", birads="2", **kw) -> Review:
@@ -37,13 +40,13 @@ def test_default_path_is_user_data_dir(tmp_path, monkeypatch):
 def test_wal_synchronous_full_and_schema_version(store):
     assert store.pragma("journal_mode").lower() == "wal"
     assert store.pragma("synchronous") == 2  # FULL
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     # a separate connection sees the database file itself in WAL mode
     raw = sqlite3.connect(store.path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         raw.close()
 
@@ -179,7 +182,7 @@ def test_export_csv_round_trip(store, tmp_path):
     session.commit_own("0")
     session.commit_verdict("agree", 0.875)
     out = tmp_path / "export" / "reviews.csv"
-    assert store.export_csv(out) == 3
+    assert export_csv(store, out) == 3
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -202,7 +205,7 @@ def test_export_csv_round_trip(store, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["reviews.csv"]  # no temp files left
     # re-export over the old file: still atomic, still no leftovers
     store.record(open_review(patient="P_00003"))
-    assert store.export_csv(out) == 4
+    assert export_csv(store, out) == 4
     assert sorted(p.name for p in out.parent.iterdir()) == ["reviews.csv"]
 
 
@@ -239,7 +242,7 @@ def test_no_patient_ids_in_logs(store, tmp_path, caplog):
     session = store.blinded_session("dr_a", "SECRET_PATIENT_123")
     session.commit_own("3", "note")
     session.commit_verdict("agree", 0.5)
-    store.export_csv(tmp_path / "out.csv")
+    export_csv(store, tmp_path / "out.csv")
     with pytest.raises(ValueError) as info:
         store.record(open_review(patient="SECRET_PATIENT_123", birads="9"))
     assert caplog.records  # something was logged
@@ -333,7 +336,8 @@ def test_every_table_dropped_is_caught_by_user_version_and_then_by_the_anchor(tm
     path = tmp_path / "reviews.sqlite"
     _three(path)
     raw = _raw(path)
-    raw.executescript("DROP TABLE reviews; DROP TABLE review_chain; DROP TABLE log_meta; DROP TABLE schema_version;")
+    raw.executescript("DROP TABLE reviews; DROP TABLE review_chain; DROP TABLE log_meta; DROP TABLE schema_version;"
+                      "DROP TABLE seen_unblinded; DROP TABLE reading_mode;")
     with pytest.raises(ReviewLogTampered, match="reviews table is missing"):
         ReviewStore(path)
     raw.execute("PRAGMA user_version = 0")  # the header's mark wiped too: now only the anchor knows
@@ -413,7 +417,7 @@ def test_a_log_without_the_chain_is_chained_once_and_says_so(tmp_path):
                     (f"2024-01-0{i + 1}T00:00:00+00:00", f"P_{i}"))
     raw.close()
     with ReviewStore(path) as s:
-        assert s.schema_version == 2 and s.count() == 4
+        assert s.schema_version == 3 and s.count() == 4
         migrated = s.state.chain_migrated
         assert migrated["reviews"] == 4 and migrated["from_schema"] == 1 and migrated["at"]
         s.record(open_review(patient="P_new"))
@@ -471,14 +475,14 @@ def test_an_empty_file_is_refused_not_started_again(tmp_path):
 def test_a_new_log_that_fails_half_way_leaves_no_file(tmp_path, monkeypatch):
     """A new log is written under another name and linked into place, so a crash never leaves an empty file that
     the next start would have to refuse."""
-    import model.reviews.store
+    import model.reviews.schema
 
     path = tmp_path / "reviews.sqlite"
 
     def crash(*args, **kwargs):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(model.reviews.store, "_initialise", crash)
+    monkeypatch.setattr(model.reviews.schema, "initialise", crash)
     with pytest.raises(ReviewLogError, match="disk I/O error"):
         ReviewStore(path)
     assert list(tmp_path.iterdir()) == []
