@@ -377,7 +377,7 @@ class MainWindow(QMainWindow):
 
     def export_reviews(self, path: str | Path) -> int | None:
         try:
-            count = export_csv(self.reviews, path)
+            count = export_csv(self.reviews, path, reader=self.review.only_reader)  # in blinded reading: own reviews
         except Exception as exc:  # noqa: BLE001 - one line, the viewer stays up
             self.errors.show(describe(exc), context=f"Exporting reviews to {path}")
             return None

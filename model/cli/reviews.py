@@ -1,4 +1,4 @@
-"""``bcir reviews``: check the review log and back it up safely (see :mod:`model.reviews.store`)."""
+"""``bcir reviews``: list, export, check and back up the review log (see :mod:`model.reviews.store`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,44 @@ import json
 import sys
 from pathlib import Path
 
+LIST_COLUMNS = ("#", "WHEN", "READER", "PATIENT", "VERDICT", "BI-RADS", "AI SHOWN", "MODEL", "COMMENT")
+
 
 def _open(args: argparse.Namespace):
     from model.reviews.store import ReviewStore
 
     return ReviewStore(Path(args.db) if args.db else None, create=False)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from model.reviews.records import REVIEW_COLUMNS
+    from model.reviews.words import local_time, score_text, verdict_text
+
+    with _open(args) as store:
+        path = store.path
+        reviews = store.history(args.patient, reader=args.reader) if args.patient else store.all(reader=args.reader)
+    if args.json:
+        json.dump({"reviews": [{c: getattr(r, c) for c in REVIEW_COLUMNS} for r in reviews]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    if not reviews:
+        print(f"no reviews{' that match' if args.reader is not None or args.patient else ''} in {path}")
+        return 0
+    rows = [(str(r.id), local_time(r.created), r.reader, r.patient_id, verdict_text(r), r.birads, score_text(r),
+             r.model_version, " ".join(r.comment.split())) for r in reviews]
+    widths = [max(len(cells[i]) for cells in [LIST_COLUMNS, *rows]) for i in range(len(LIST_COLUMNS) - 1)]
+    for cells in [LIST_COLUMNS, *rows]:
+        print("  ".join([*(c.ljust(w) for c, w in zip(cells, widths)), cells[-1]]).rstrip())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from model.reviews.export import export_csv
+
+    with _open(args) as store:
+        count = export_csv(store, args.out, reader=args.reader)
+    print(f"{count} reviews exported to {args.out}")
+    return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -39,10 +72,24 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``reviews`` command (``verify``, ``backup``) to ``bcir``'s subparsers."""
-    p = subparsers.add_parser("reviews", help="check the append-only review log, or back it up safely")
+    """Add the ``reviews`` command (``list``, ``export``, ``verify``, ``backup``) to ``bcir``'s subparsers."""
+    p = subparsers.add_parser("reviews", help="list or export the append-only review log, check it, or back it up")
     sub = p.add_subparsers(dest="reviews_command", required=True, metavar="ACTION")
     db_help = "the review log (default: reviews.sqlite in the user data folder, or $BCIR_DATA_DIR)"
+    reader_help = "only this reader's reviews (what the app shows and exports to that reader in blinded reading)"
+
+    s = sub.add_parser("list", help="every review, oldest first: a table, or JSON with every column")
+    s.add_argument("--db", help=db_help)
+    s.add_argument("--reader", help=reader_help)
+    s.add_argument("--patient", help="only this patient's reviews")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.set_defaults(func=_cmd_list)
+
+    e = sub.add_parser("export", help="write every review to a CSV file, the same file as the app's export")
+    e.add_argument("out", metavar="OUT.csv", help="the CSV file to write (atomically)")
+    e.add_argument("--db", help=db_help)
+    e.add_argument("--reader", help=reader_help)
+    e.set_defaults(func=_cmd_export)
 
     v = sub.add_parser("verify", help="check every review against the hash chain and the anchor; print the head hash")
     v.add_argument("--db", help=db_help)
