@@ -13,9 +13,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from model.registry.versions import ModelRegistry
-from model.jobs.retrain import GATE_METRICS, Job, JobSpec, find_resumable, start_job
+from model.jobs.job import Job, find_resumable, start_job
+from model.jobs.spec import JobSpec
+from model.jobs.verdict import GATE_METRICS
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, save_model
 from tests.app.qt_helpers import TIMEOUT_MS, open_root
 from tests.conftest import make_dicom
@@ -58,12 +60,12 @@ def quick_dialog(qtbot, window, folder):
     dialog = window.show_retrain()
     with qtbot.waitSignal(dialog.summaryReady, timeout=TIMEOUT_MS):
         dialog.set_folder(folder)
-    dialog.scratch.setChecked(True)
-    dialog.spacing.setValue(0.2)
-    dialog.tile.setValue(64)
-    dialog.epochs.setValue(1)
-    dialog.batch.setValue(8)
-    dialog.device.setCurrentText("cpu")
+    dialog.form.scratch.setChecked(True)
+    dialog.form.spacing.setValue(0.2)
+    dialog.form.tile.setValue(64)
+    dialog.form.epochs.setValue(1)
+    dialog.form.batch.setValue(8)
+    dialog.form.device.setCurrentText("cpu")
     dialog.config_overrides = dict(QUICK)
     return dialog
 
@@ -106,11 +108,11 @@ def test_the_summary_counts_what_the_folder_holds_and_lists_its_problems(qtbot, 
     assert summary.patients == len(index.patients()) and summary.images == len(index.images)
     assert summary.lesions == len(abnormalities)
     assert summary.malignant == sum(a.malignant for a in abnormalities)
-    text = dialog.summary_label.text()
+    text = dialog.folder_box.summary_label.text()
     assert f"{summary.patients} patients, {summary.images} images" in text
     assert f"{summary.malignant} malignant</b>, {summary.benign} benign" in text
-    problems = [(dialog.problems.topLevelItem(i).text(0), dialog.problems.topLevelItem(i).text(1))
-                for i in range(dialog.problems.topLevelItemCount())]
+    tree = dialog.folder_box.problems
+    problems = [(tree.topLevelItem(i).text(0), tree.topLevelItem(i).text(1)) for i in range(tree.topLevelItemCount())]
     assert ("file", str(root / "broken.dcm")) in problems
     assert any(kind == "mask" and victim.source in where for kind, where in problems)
     assert f"Problems: {summary.mask_problems} masks, {summary.skipped_files} files" in text
@@ -125,7 +127,7 @@ def test_an_unlabelled_folder_cannot_be_trained_on_and_says_why(qtbot, window, t
     with qtbot.waitSignal(dialog.summaryReady, timeout=TIMEOUT_MS) as blocker:
         dialog.set_folder(tmp_path / "plain")
     assert not blocker.args[0].trainable and not dialog.start_button.isEnabled()
-    assert "Cannot train" in dialog.summary_label.text()
+    assert "Cannot train" in dialog.folder_box.summary_label.text()
     assert dialog.start() is None and "Choose a folder" in dialog.setup_message.text()
 
 
@@ -142,13 +144,14 @@ def test_a_run_reaches_the_gate_the_new_model_is_used_and_rolled_back(qtbot, win
 
     dialog = quick_dialog(qtbot, window, demo_root)
     # before Start: the held-out set the gate will use, too small to decide, and a time estimate from real steps
-    assert "Held out for the safety gate (70/30 split): 2 patients" in dialog.plan_label.text()
-    assert "Too small to decide between two models" in dialog.plan_label.text()
+    assert "Held out for the safety gate (70/30 split): 2 patients" in dialog.estimate_view.plan_label.text()
+    assert "Too small to decide between two models" in dialog.estimate_view.plan_label.text()
     with qtbot.waitSignal(dialog.estimateReady, timeout=RUN_MS) as estimated:
         dialog.estimate_time()  # the options were set after the folder was read: time them now rather than later
     guess = estimated.args[0]
     assert guess.units.tile == 64 and guess.units.steps == 3 and guess.counts.epochs == 1
-    assert "Estimated from 3 timed steps of" in dialog.estimate_label.text() and "64 px on cpu" in dialog.estimate_label.text()
+    estimate_text = dialog.estimate_view.estimate_label.text()
+    assert "Estimated from 3 timed steps of" in estimate_text and "64 px on cpu" in estimate_text
     with qtbot.waitSignal(dialog.jobFinished, timeout=RUN_MS) as blocker:
         job = start_anyway(dialog)
         assert dialog.pages.currentIndex() == 1
@@ -158,9 +161,9 @@ def test_a_run_reaches_the_gate_the_new_model_is_used_and_rolled_back(qtbot, win
     assert guess.counts.batches_per_epoch == epoch_start["batches"]
     assert guess.counts.gate_images == job.comparison()["rows"][0]["images"]
     # the live view followed the run: an epoch on the curves, the log, the gate table on the same patients
-    assert [e for e, _ in dialog.curve_points("train_loss")] == [1]
-    assert "safety gate" in dialog.log_view.toPlainText()
-    cells = dialog.gate_cells()
+    assert [e for e, _ in dialog.run_view.curve_points("train_loss")] == [1]
+    assert "safety gate" in dialog.run_view.log_view.toPlainText()
+    cells = dialog.gate_view.cells()
     assert len(cells) == len(GATE_METRICS)
     dice_row = cells[[k for k, _, _ in GATE_METRICS].index("dice_mean")]
     assert all(c not in ("", "n/a") for c in dice_row[:2]) and dice_row[2] in ("new", "current", "tie")
@@ -169,7 +172,7 @@ def test_a_run_reaches_the_gate_the_new_model_is_used_and_rolled_back(qtbot, win
     assert rows["current"]["patients"] == rows["new"]["patients"] == comparison["patients"]
     assert dice_row[0] == f"{rows['current']['dice_mean']:.3f}" and dice_row[1] == f"{rows['new']['dice_mean']:.3f}"
     assert dice_row[3] == f"{rows['new']['images_with_lesions']} images with a lesion, 2 patients"  # the size behind it
-    assert "training protocol" in dialog.gate_description.text()  # why the curve's Dice is not the gate's
+    assert "training protocol" in dialog.gate_view.description.text()  # why the curve's Dice is not the gate's
     assert registry.active().version == bundled.version  # nothing switched by itself
     assert len(registry.list()) == 1
 
@@ -183,11 +186,12 @@ def test_a_run_reaches_the_gate_the_new_model_is_used_and_rolled_back(qtbot, win
     assert entry.gate is not None and entry.log_path is not None and entry.parent is None
     assert window.ai.model_version == entry.version and entry.version in window.ai_label.text()
     assert {ai.result.model_version for ai in window.viewer.ai.values()} == {entry.version}
-    assert not dialog.use_button.isEnabled()
+    assert not dialog.gate_view.use_button.isEnabled()
     dialog.show_setup()  # "Train again": the model to fine-tune and to compare with is the one now in use
-    assert entry.version in dialog.fine_tune.text() and dialog.spec().base_model == str(entry.weights)
+    assert entry.version in dialog.form.fine_tune.text() and dialog.spec().base_model == str(entry.weights)
     second = start_anyway(dialog)  # the new run's bar starts empty, not at the last run's "done"
-    assert dialog.progress.format() != "done" and dialog.progress.value() < 1000 and not dialog.gate_box.isVisible()
+    progress = dialog.run_view.progress
+    assert progress.format() != "done" and progress.value() < 1000 and not dialog.gate_view.isVisible()
     second.kill()
 
     # rollback in one click, from Tools → Models
@@ -209,17 +213,18 @@ def test_cancel_stops_the_run_and_leaves_the_registry_unchanged(qtbot, window, d
     registry = ModelRegistry()
     before = [(e.version, e.active) for e in registry.list()]
     dialog = quick_dialog(qtbot, window, demo_root)
-    dialog.epochs.setValue(50)
+    dialog.form.epochs.setValue(50)
     dialog.config_overrides = {**QUICK, "max_batches_per_epoch": None}
     with qtbot.waitSignal(dialog.jobFinished, timeout=RUN_MS) as blocker:
         job = start_anyway(dialog)
-        qtbot.waitUntil(lambda: "training" in dialog.run_state.text() or "epoch" in dialog.progress.format(), timeout=RUN_MS)
+        qtbot.waitUntil(lambda: "training" in dialog.run_view.run_state.text()
+                        or "epoch" in dialog.run_view.progress.format(), timeout=RUN_MS)
         qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "cancelled"
     assert job.new_model_path() is None
     assert not (job.run_dir / "model.safetensors").exists()
     assert [(e.version, e.active) for e in registry.list()] == before
-    assert not dialog.gate_box.isVisible()
+    assert not dialog.gate_view.isVisible()
 
 
 def test_a_killed_run_is_offered_for_resume_at_the_next_start(qtbot, demo_root):
@@ -249,7 +254,7 @@ def test_a_killed_run_is_offered_for_resume_at_the_next_start(qtbot, demo_root):
         with qtbot.waitSignal(window.retrain_dialog.jobFinished, timeout=RUN_MS) as blocker:
             pass
         assert blocker.args[0] == "done", job.log_path.read_text()[-2000:]
-        assert [e for e, _ in window.retrain_dialog.curve_points("train_loss")] == [1, 2]  # epoch 1 kept, epoch 2 added
+        assert [e for e, _ in window.retrain_dialog.run_view.curve_points("train_loss")] == [1, 2]  # epoch 1 kept, epoch 2 added
         assert "resumed after epoch 1" in job.log_path.read_text() or "resuming" in job.log_path.read_text()
     finally:
         window.close()
@@ -333,7 +338,7 @@ def test_the_dialog_stops_following_a_job_whose_folder_is_gone(qtbot, window, de
     with qtbot.waitSignal(dialog.jobFinished, timeout=TIMEOUT_MS) as blocker:
         job.kill()  # no event is processed between these two lines: the dialog next sees the folder gone
         shutil.rmtree(job.dir)
-    assert blocker.args[0] == "failed" and "gone" in dialog.run_state.text()
+    assert blocker.args[0] == "failed" and "gone" in dialog.run_view.run_state.text()
 
 
 # ---------------------------------------------------------------------------
@@ -343,28 +348,28 @@ def test_the_dialog_stops_following_a_job_whose_folder_is_gone(qtbot, window, de
 def test_return_and_tab_in_the_path_field_read_the_folder_typed_and_never_open_browse(qtbot, window, demo_root, tmp_path,
                                                                                      monkeypatch):
     browsed = []
-    monkeypatch.setattr("app.dialogs.retrain_dialog.QFileDialog.getExistingDirectory", lambda *a, **k: browsed.append(a) or "")
+    monkeypatch.setattr("app.dialogs.retrain_folder.QFileDialog.getExistingDirectory", lambda *a, **k: browsed.append(a) or "")
     other = tmp_path / "other"
     shutil.copytree(demo_root, other)
     shutil.rmtree(next(p for p in (other / "CBIS-DDSM").iterdir() if p.is_dir()))  # one image fewer than the demo
     dialog = window.show_retrain()
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow, timeout=TIMEOUT_MS)
-    dialog.folder.setFocus()
+    dialog.folder_box.path.setFocus()
     with qtbot.waitSignal(dialog.summaryReady, timeout=TIMEOUT_MS) as first:
-        qtbot.keyClicks(dialog.folder, str(demo_root))
-        qtbot.keyClick(dialog.folder, Qt.Key.Key_Return)
+        qtbot.keyClicks(dialog.folder_box.path, str(demo_root))
+        qtbot.keyClick(dialog.folder_box.path, Qt.Key.Key_Return)
     assert browsed == [] and first.args[0].root == str(Path(demo_root).resolve())
 
-    dialog.folder.selectAll()
+    dialog.folder_box.path.selectAll()
     with qtbot.waitSignal(dialog.summaryReady, timeout=TIMEOUT_MS) as second:
-        qtbot.keyClicks(dialog.folder, str(other))
-        qtbot.keyClick(dialog.folder, Qt.Key.Key_Tab)  # leaving the field reads the folder typed
+        qtbot.keyClicks(dialog.folder_box.path, str(other))
+        qtbot.keyClick(dialog.folder_box.path, Qt.Key.Key_Tab)  # leaving the field reads the folder typed
     assert second.args[0].root == str(other.resolve()) and second.args[0].images == first.args[0].images - 1
-    assert f"{second.args[0].images} images" in dialog.summary_label.text() and browsed == []
+    assert f"{second.args[0].images} images" in dialog.folder_box.summary_label.text() and browsed == []
     with qtbot.assertNotEmitted(dialog.summaryReady, wait=300):  # Return again on the same folder: not read twice
-        dialog.folder.setFocus()
-        qtbot.keyClick(dialog.folder, Qt.Key.Key_Return)
+        dialog.folder_box.path.setFocus()
+        qtbot.keyClick(dialog.folder_box.path, Qt.Key.Key_Return)
 
 
 def test_the_demo_studies_are_one_click_away(qtbot, demo_root, monkeypatch):
@@ -372,9 +377,9 @@ def test_the_demo_studies_are_one_click_away(qtbot, demo_root, monkeypatch):
     window = make_window(qtbot)
     try:
         dialog = window.show_retrain()
-        assert dialog.demo_button.isVisible()
+        assert dialog.folder_box.demo_button.isVisible()
         with qtbot.waitSignal(dialog.summaryReady, timeout=TIMEOUT_MS) as blocker:
-            qtbot.mouseClick(dialog.demo_button, Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(dialog.folder_box.demo_button, Qt.MouseButton.LeftButton)
         assert blocker.args[0].root == str(Path(demo_root).resolve()) and dialog.start_button.isEnabled()
     finally:
         window.close()
@@ -384,10 +389,10 @@ def test_options_are_remembered_and_the_papers_defaults_are_one_click_away(qtbot
     window = make_window(qtbot)
     try:
         dialog = quick_dialog(qtbot, window, demo_root)
-        dialog.epochs.setValue(7)
-        dialog.augment.setValue(3)
-        dialog.minutes.setValue(12)
-        dialog.views.setCurrentIndex(1)
+        dialog.form.epochs.setValue(7)
+        dialog.form.augment.setValue(3)
+        dialog.form.minutes.setValue(12)
+        dialog.form.views.setCurrentIndex(1)
         assert dialog.start() is None  # 2 held-out patients: asked first, and "Cancel" starts nothing
         assert "Start anyway?" in dialog.start_prompt.text() and "at least 10 are needed" in dialog.start_prompt.text()
         button(dialog.start_prompt, "Cancel").click()
@@ -399,16 +404,46 @@ def test_options_are_remembered_and_the_papers_defaults_are_one_click_away(qtbot
     again = make_window(qtbot)  # the next session
     try:
         dialog = again.show_retrain()
-        assert (dialog.epochs.value(), dialog.augment.value(), dialog.minutes.value(), dialog.tile.value()) == (7, 3, 12, 64)
-        assert dialog.scratch.isChecked() and dialog.views.currentData() == ("CC", "MLO")
-        assert dialog.device.currentText() == "cpu" and abs(dialog.spacing.value() - 0.2) < 1e-9
-        dialog.defaults_button.click()
+        form = dialog.form
+        assert (form.epochs.value(), form.augment.value(), form.minutes.value(), form.tile.value()) == (7, 3, 12, 64)
+        assert dialog.form.scratch.isChecked() and dialog.form.views.currentData() == ("CC", "MLO")
+        assert dialog.form.device.currentText() == "cpu" and abs(dialog.form.spacing.value() - 0.2) < 1e-9
+        dialog.form.defaults_button.click()
         paper = TrainConfig()
-        assert (dialog.epochs.value(), dialog.batch.value(), dialog.augment.value(), dialog.tile.value()) == (
+        assert (form.epochs.value(), form.batch.value(), form.augment.value(), form.tile.value()) == (
             paper.max_epochs, paper.batch_size, paper.augment_factor, paper.tile)
-        assert dialog.views.currentData() == paper.views and dialog.minutes.value() == 0
+        assert dialog.form.views.currentData() == paper.views and dialog.form.minutes.value() == 0
     finally:
         again.close()
+
+
+def test_a_tile_the_network_cannot_take_is_refused_at_once_and_nothing_starts(qtbot, window, demo_root, monkeypatch):
+    monkeypatch.setattr(RetrainDialog, "AUTO_ESTIMATE", True)
+    dialog = quick_dialog(qtbot, window, demo_root)
+    dialog.estimate_view.stop()  # the timing the folder scheduled: the test asks for one itself below
+    work = []  # what a start or a timing would do: a training child, a timing child, an image read
+    monkeypatch.setattr("app.dialogs.retrain_dialog.start_job", lambda *a, **k: work.append("start_job"))
+    monkeypatch.setattr("app.dialogs.retrain_dialog.pick_timing_image", lambda *a, **k: work.append("timing image"))
+    monkeypatch.setattr("app.dialogs.retrain_estimate.time_units_in_child", lambda *a, **k: work.append("timing"))
+    monkeypatch.setattr("model.data.dicom_io.read_image", lambda *a, **k: work.append("read_image"))
+    assert dialog.start_button.isEnabled() and dialog.setup_message.text() == ""
+
+    dialog.form.tile.setValue(100)  # typed: the spin box steps by 32 but takes any value in range
+    line = "Tile 100 is not a multiple of 16 (the network pools 4 times by 2)"
+    assert dialog.setup_message.text() == line and not dialog.start_button.isEnabled()  # at once, before Start
+    assert not dialog.estimate_view.delay.isActive() and dialog.estimate_view.plan_label.text() == ""
+    assert dialog.start() is None and dialog.start_prompt is None and dialog.job is None
+    dialog.estimate_time()
+    assert dialog.setup_message.text() == line
+    assert work == [] and not (Path(os.environ["BCIR_DATA_DIR"]) / "jobs").exists()
+
+    dialog.config_overrides = {**QUICK, "val_fraction": 1.0}  # a field set by code keeps its own name
+    dialog.form.tile.setValue(64)
+    assert dialog.setup_message.text() == "val_fraction 1.0 is out of range (above 0 and below 1)"
+    dialog.config_overrides = dict(QUICK)
+    dialog.form.epochs.setValue(2)
+    assert dialog.setup_message.text() == "" and dialog.start_button.isEnabled()  # fixed: the line goes, Start is back
+    assert "Held out for the safety gate" in dialog.estimate_view.plan_label.text()
 
 
 # ---------------------------------------------------------------------------
@@ -440,15 +475,15 @@ def test_the_gate_says_not_measurable_shows_sizes_and_asks_before_a_worse_model(
     dialog = window.show_retrain()
     with qtbot.waitSignal(dialog.jobFinished, timeout=TIMEOUT_MS):
         dialog.attach(job)
-    cells = {label: row for (_, label, _), row in zip(GATE_METRICS, dialog.gate_cells())}
+    cells = {label: row for (_, label, _), row in zip(GATE_METRICS, dialog.gate_view.cells())}
     assert cells["Malignancy AUC"] == ["not measurable: one class only"] * 2 + ["—", "0 malignant, 3 benign, 2 patients"]
     auc_row = [k for k, _, _ in GATE_METRICS].index("auc")
-    assert dialog.gate_table.item(auc_row, 1).toolTip() == "not measurable: one class only (3 benign)"
+    assert dialog.gate_view.table.item(auc_row, 1).toolTip() == "not measurable: one class only (3 benign)"
     assert cells["Sensitivity"][1] == "not measurable: no malignant abnormality"
     assert cells["Dice"] == ["0.467", "0.187", "current", "3 images with a lesion, 2 patients"]
     assert all(row[3] for row in cells.values())  # a held-out size beside every figure
-    assert "Too few held-out cases to decide" in dialog.gate_description.text()
-    assert "worse on 1 of 7 figures: Dice" in dialog.gate_description.text()
+    assert "Too few held-out cases to decide" in dialog.gate_view.description.text()
+    assert "worse on 1 of 7 figures: Dice" in dialog.gate_view.description.text()
     assert "Retrain done" in window.retrain_status.text()  # the status bar says a choice is waiting
 
     assert dialog.use_new_model() is None  # worse on Dice: asked first, nothing switched
@@ -481,8 +516,8 @@ def test_train_again_starts_with_an_empty_bar_not_the_last_runs_done(qtbot, wind
     dialog = window.show_retrain()
     with qtbot.waitSignal(dialog.jobFinished, timeout=TIMEOUT_MS):
         dialog.attach(_done_job(tmp_path))
-    assert dialog.progress.format() == "done" and dialog.progress.value() == 1000
-    auc = dialog.gate_cells()[[k for k, _, _ in GATE_METRICS].index("auc")]
+    assert dialog.run_view.progress.format() == "done" and dialog.run_view.progress.value() == 1000
+    auc = dialog.gate_view.cells()[[k for k, _, _ in GATE_METRICS].index("auc")]
     assert auc == ["not measurable: too few"] * 2 + ["—", "1 malignant, 2 benign, 2 patients"]  # not 0.000
     dialog.show_setup()  # "Train again…"
     next_dir = Path(os.environ["BCIR_DATA_DIR"]) / "jobs" / "20260101-000001-eeeeee"
@@ -490,8 +525,8 @@ def test_train_again_starts_with_an_empty_bar_not_the_last_runs_done(qtbot, wind
     (next_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path)).to_json()))
     (next_dir / "state.json").write_text(json.dumps({"state": "running", "pid": None, "message": "starting"}))
     dialog.attach(Job(next_dir))  # what Start does once the child is launched
-    assert dialog.progress.format() == "starting…" and dialog.progress.value() == 0
-    assert not dialog.gate_box.isVisibleTo(dialog) and dialog.pages.currentIndex() == 1
+    assert dialog.run_view.progress.format() == "starting…" and dialog.run_view.progress.value() == 0
+    assert not dialog.gate_view.isVisibleTo(dialog) and dialog.pages.currentIndex() == 1
     dialog._timer.stop()
 
 
@@ -575,7 +610,7 @@ def test_a_run_finished_in_the_background_waits_in_the_status_bar(qtbot, tmp_pat
         assert "the safety gate waits for your choice" in window.retrain_status.text()
         assert not window.retrain_dialog.isVisible()
         qtbot.mouseClick(window.retrain_status, Qt.MouseButton.LeftButton)
-        assert window.retrain_dialog.isVisible() and window.retrain_dialog.gate_box.isVisibleTo(window.retrain_dialog)
+        assert window.retrain_dialog.isVisible() and window.retrain_dialog.gate_view.isVisibleTo(window.retrain_dialog)
     finally:
         window.close()
 
@@ -585,6 +620,6 @@ def test_ctrl_q_quits_while_the_retrain_window_has_focus(qtbot):
     dialog = window.show_retrain()
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow, timeout=TIMEOUT_MS)
-    dialog.epochs.setFocus()
-    qtbot.keyClick(dialog.epochs, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    dialog.form.epochs.setFocus()
+    qtbot.keyClick(dialog.form.epochs, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
