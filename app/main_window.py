@@ -426,7 +426,7 @@ class MainWindow(QMainWindow):
     def _follow_background_retrain(self) -> None:
         """At start: a retrain left training in the background when the app was quit, and finished since, has a
         safety gate waiting for the reader: the status bar says so (a run still going is followed by offer_resume)."""
-        from model.jobs.retrain import find_undecided_background
+        from model.jobs.job import find_undecided_background
 
         if self.retrain_dialog is not None and self.retrain_dialog.job is not None:
             return
@@ -499,7 +499,7 @@ class MainWindow(QMainWindow):
         A job folder that cannot be read (a damaged spec or state file) is left alone with one line in the log:
         it must never stop the viewer from starting.
         """
-        from model.jobs.retrain import list_jobs
+        from model.jobs.job import list_jobs
 
         running, resumable = [], []
         try:

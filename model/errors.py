@@ -75,6 +75,20 @@ def failure_reason(exc: BaseException) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
+class ConfigError(BcirError):
+    """A setting of the wrong kind or out of its range. ``option`` names it as the settings do (``tile``);
+    ``str()`` is one line that names it so; :meth:`naming` says the same line with the name the reader used
+    (``--tile``, "Tile")."""
+
+    def __init__(self, option: str, problem: str):
+        self.option = option
+        self.problem = " ".join(str(problem).split())  # always one line
+        super().__init__(f"{option} {self.problem}")
+
+    def naming(self, name: str) -> str:
+        return f"{name} {self.problem}"
+
+
 class ReviewError(BcirError):
     """A review that cannot be recorded, or a review log that cannot be used."""
 

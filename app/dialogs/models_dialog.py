@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.registry.versions import ModelRegistry, RegistryEntry, card_facts, held_out_figures
-from model.jobs.retrain import judge
+from model.jobs.verdict import judge
 
 from app.errors import describe
 

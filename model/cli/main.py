@@ -228,23 +228,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from tqdm import tqdm
 
-    from model.train.loop import TrainConfig, TrainEvent, train
+    from model.errors import ConfigError
+    from model.train.config import TrainConfig, TrainEvent
 
-    config = TrainConfig()
-    if args.config:
-        config = TrainConfig.from_json(json.loads(Path(args.config).read_text()))
-    overrides = {
-        "max_epochs": args.epochs, "views": tuple(v.strip().upper() for v in args.views.split(",")) if args.views else None,
-        "working_spacing_mm": args.working_spacing, "tile": args.tile, "batch_size": args.batch_size,
-        "micro_batch": args.micro_batch, "lr": args.lr, "augment_factor": args.augment_factor, "device": args.device,
-        "init_weights": args.init_weights, "max_minutes": args.max_minutes, "bf16": True if args.bf16 else None,
-        "normal_ratio": args.normal_ratio, "seed": args.seed,
+    # the settings are checked before anything is read: a bad one is one line naming the option as written, exit 2
+    from_file = json.loads(Path(args.config).read_text()) if args.config else {}
+    if not isinstance(from_file, dict):
+        print(f"bcir train: config file {args.config} must hold one JSON object of TrainConfig fields", file=sys.stderr)
+        return 2
+    flags = {  # TrainConfig field: (the option, its value)
+        "max_epochs": ("--epochs", args.epochs),
+        "views": ("--views", tuple(v.strip().upper() for v in args.views.split(",")) if args.views else None),
+        "working_spacing_mm": ("--working-spacing", args.working_spacing), "tile": ("--tile", args.tile),
+        "batch_size": ("--batch-size", args.batch_size), "micro_batch": ("--micro-batch", args.micro_batch),
+        "lr": ("--lr", args.lr), "augment_factor": ("--augment-factor", args.augment_factor),
+        "device": ("--device", args.device), "init_weights": ("--init-weights", args.init_weights),
+        "max_minutes": ("--max-minutes", args.max_minutes), "bf16": ("--bf16", True if args.bf16 else None),
+        "normal_ratio": ("--normal-ratio", args.normal_ratio), "seed": ("--seed", args.seed),
     }
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    given = {key: value for key, (_, value) in flags.items() if value is not None}
+    try:
+        config = TrainConfig.from_json({**from_file, **given})
+    except ConfigError as exc:
+        name = (flags[exc.option][0] if exc.option in given
+                else f"{exc.option} in {args.config}" if exc.option in from_file else exc.option)
+        print(f"bcir train: {exc.naming(name)}", file=sys.stderr)
+        return 2
+
+    from model.train.loop import train  # torch: only once the settings hold
     bar = None
     rank = int(__import__("os").environ.get("RANK", 0))
 
@@ -332,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     from model.cli.models import register as register_models
 
     register_models(sub)
+
+    from model.cli.retrain import register as register_retrain
+
+    register_retrain(sub)
 
     from model.cli.jobs import register as register_jobs
 

@@ -87,7 +87,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             elif not isinstance(value, dict):
                 print(f"    {key}: {_num(value)}")
     if entry.gate:
-        from model.jobs.retrain import format_comparison
+        from model.jobs.verdict import format_comparison
 
         print("  safety gate:")
         for line in format_comparison(entry.gate).splitlines():

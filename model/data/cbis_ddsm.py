@@ -7,44 +7,23 @@ and empty values, ``assessment``/``density``/``subtlety`` 0, several
 abnormalities per image, one patient in two subsets. The NBIA retriever adds a
 ``metadata.csv``; the Kaggle JPEG copy adds ``dicom_info.csv``.
 
-CSVs are recognised by their columns, never by their file names.
+CSVs are recognised by their columns, never by their file names
+(:mod:`model.data.csv_kinds`, which also holds their columns); the rows are read here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from model.data.csv_input import DELIMITERS, CsvError, CsvRow, column_name, header_names, read_table, read_text, shown
+from model.data.csv_input import CsvRow, CsvTable, drop_repeated_rows, shown, where
+from model.data.csv_kinds import read_csv_of_kind
 
-MASS_COLUMNS = (
-    "patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
-    "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
-    "image file path", "cropped image file path", "ROI mask file path",
-)
-CALC_COLUMNS = (
-    "patient_id", "breast density", "left or right breast", "image view", "abnormality id",
-    "abnormality type", "calc type", "calc distribution", "assessment", "pathology", "subtlety",
-    "image file path", "cropped image file path", "ROI mask file path",
-)
-METADATA_COLUMNS = (
-    "Series UID", "Collection", "3rd Party Analysis", "Data Description URI", "Subject ID", "Study UID",
-    "Study Description", "Study Date", "Series Description", "Manufacturer", "Modality", "SOP Class Name",
-    "SOP Class UID", "Number of Images", "File Size", "File Location", "Download Timestamp",
-)
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK")
 BENIGN_PATHOLOGIES = ("BENIGN", "BENIGN_WITHOUT_CALLBACK")
 FULL_SERIES = "full mammogram images"
 CROP_SERIES = "cropped images"
 MASK_SERIES = "ROI mask images"
-
-# Header names as compared (model.data.csv_input.column_name: case, blanks and "_" vs " " do not matter).
-_DESCRIPTION_NAMES = frozenset(column_name(c) for c in MASS_COLUMNS + CALC_COLUMNS)
-# Without these the truth of a row is unknown (the descriptors, side and view are not needed for it).
-DESCRIPTION_REQUIRED = ("patient_id", "abnormality id", "abnormality type", "pathology", "image file path",
-                        "cropped image file path", "ROI mask file path")
-# A header with this many of the description names is a description CSV, complete or not.
-_DESCRIPTION_MIN_NAMES = 7
 
 
 @dataclass(frozen=True)
@@ -122,81 +101,18 @@ def _norm_path(value: str | None) -> str:
     return _clean(value).replace("\\", "/").strip("/")
 
 
-def _kind_of(names: list[str]) -> str | None:
-    """The kind a header row (names as compared) says, complete or not; None for a CSV that is not ours."""
-    from model.data.labelled_folder import looks_like_labels
-
-    columns = set(names)
-    if looks_like_labels(columns):
-        return "labels"
-    if len(columns & _DESCRIPTION_NAMES) >= _DESCRIPTION_MIN_NAMES:
-        mass = bool(columns & {"mass shape", "mass margins"})
-        return "calc" if not mass and columns & {"calc type", "calc distribution"} else "mass"
-    if {"series uid", "file location"} <= columns:
-        return "metadata"
-    if "seriesinstanceuid" in columns and columns & {"image path", "file path"}:
-        return "dicom_info"
-    return None
-
-
-def _missing(kind: str, names: list[str]) -> list[str]:
-    from model.data.labelled_folder import LABEL_COLUMNS
-
-    required = LABEL_COLUMNS if kind == "labels" else DESCRIPTION_REQUIRED if kind in ("mass", "calc") else ()
-    return [c for c in required if column_name(c) not in names]
-
-
-_KIND_WORDS = {"mass": "a CBIS-DDSM mass description CSV", "calc": "a CBIS-DDSM calc description CSV",
-               "labels": "a labels CSV (image,mask,pathology,patient)"}
-
-
-def identify_csv(path: Path) -> tuple[str | None, str]:
-    """(kind, delimiter) from the header row: 'mass', 'calc', 'labels', 'metadata', 'dicom_info', or None.
-
-    None is a CSV that is not ours (passed over quietly). Raises CsvError for a
-    file that is no readable CSV at all (empty, binary, not a regular file) and
-    for one that looks like a description or labels CSV but lacks a column
-    its truth depends on.
-    """
-    text = read_text(path, limit=64 * 1024)
-    for delimiter in DELIMITERS:
-        names = header_names(text, delimiter)
-        kind = _kind_of(names)
-        if kind is None:
-            continue
-        missing = _missing(kind, names)
-        if missing:
-            raise CsvError(path, f"looks like {_KIND_WORDS[kind]} but has no {', '.join(repr(m) for m in missing)} "
-                                 f"column{'s' if len(missing) > 1 else ''}")
-        return kind, delimiter
-    return None, ","
-
-
-def csv_kind(path: Path) -> str | None:
-    """'mass', 'calc', 'metadata', 'dicom_info', 'labels' (a site's labelled folder) or None, from the header row.
-
-    None also for a CSV that cannot be read (:func:`identify_csv` says why).
-    """
-    try:
-        return identify_csv(path)[0]
-    except CsvError:
-        return None
-
-
-def _table(path: Path, kinds: tuple[str, ...]):
-    kind, delimiter = identify_csv(path)
-    if kind not in kinds:
-        raise CsvError(path, f"not {' or '.join(_KIND_WORDS.get(k, k) for k in kinds)}")
-    return kind, read_table(path, delimiter)
-
-
 def read_description_csv(path: Path) -> list[DescriptionRow]:
     """All rows of one mass or calc description CSV; a row whose truth cannot be used keeps a ``problem``.
 
     Raises CsvError for a CSV that cannot be read (or is no description CSV).
     """
-    kind, table = _table(path, ("mass", "calc"))
-    return [_description_row(path, kind, row) for row in table.rows]
+    kind, table = read_csv_of_kind(path, ("mass", "calc"))
+    return description_rows_of(table, kind)
+
+
+def description_rows_of(table: CsvTable, kind: str) -> list[DescriptionRow]:
+    """The rows of a description CSV already recognised as ``kind`` ('mass' or 'calc') and read."""
+    return [_description_row(table.path, kind, row) for row in table.rows]
 
 
 def _description_row(path: Path, kind: str, row: CsvRow) -> DescriptionRow:
@@ -251,39 +167,14 @@ def _description_row(path: Path, kind: str, row: CsvRow) -> DescriptionRow:
     )
 
 
-def _with_problem(row, problem: str):
-    return replace(row, problem=f"{row.problem}; {problem}" if row.problem else problem)
-
-
 def find_duplicate_rows(rows: list[DescriptionRow]) -> tuple[list[DescriptionRow], list[tuple[str, str]]]:
     """(rows kept, notes): a row that repeats another (same image and abnormality id, same values, in any
     description CSV) is left out with a note (csv path, reason); rows with the same image and abnormality id
     but other values all keep a problem, since which one is right is unknown."""
-    first: dict[tuple[str, int], int] = {}
-    kept: list[DescriptionRow] = []
-    notes: list[tuple[str, str]] = []
-    for row in rows:
-        if not row.image_path or not row.abnormality_id:
-            kept.append(row)
-            continue
-        key = (row.image_path, row.abnormality_id)
-        if key not in first:
-            first[key] = len(kept)
-            kept.append(row)
-            continue
-        earlier = kept[first[key]]
-        if replace(earlier, csv_name="", row=0, csv_path="", problem=None) == replace(row, csv_name="", row=0, csv_path="", problem=None):
-            notes.append((row.csv_path, f"row {row.row}: repeats {_where(earlier, row)}; left out"))
-            continue
-        kept[first[key]] = _with_problem(earlier, f"abnormality {row.abnormality_id} of this image is also "
-                                                  f"{_where(row, earlier)}, with other values")
-        kept.append(_with_problem(row, f"abnormality {row.abnormality_id} of this image is also "
-                                       f"{_where(earlier, row)}, with other values"))
-    return kept, notes
-
-
-def _where(other, row) -> str:
-    return f"row {other.row}" if other.csv_path == row.csv_path else f"{other.csv_name} row {other.row}"
+    return drop_repeated_rows(
+        rows, key=lambda row: (row.image_path, row.abnormality_id) if row.image_path and row.abnormality_id else None,
+        conflict=lambda other, row: f"abnormality {row.abnormality_id} of this image is also {where(other, row)}, "
+                                    "with other values")
 
 
 def series_uid_of(csv_path: str) -> str | None:
@@ -304,7 +195,12 @@ class SeriesLocation:
 
 def read_metadata_csv(path: Path) -> list[SeriesLocation]:
     """NBIA retriever's metadata.csv: Series UID → folder ("./CBIS-DDSM/<subject>/<date...>/<series>")."""
-    _, table = _table(path, ("metadata",))
+    _, table = read_csv_of_kind(path, ("metadata",))
+    return metadata_locations_of(table)
+
+
+def metadata_locations_of(table: CsvTable) -> list[SeriesLocation]:
+    """The series locations of a metadata.csv already recognised and read."""
     out = []
     for row in table.rows:
         uid, location = row.get("series uid"), _norm_path(row.get("file location"))
@@ -318,7 +214,12 @@ def read_metadata_csv(path: Path) -> list[SeriesLocation]:
 
 def read_dicom_info_csv(path: Path) -> list[SeriesLocation]:
     """Kaggle's dicom_info.csv: one row per JPEG with its SeriesInstanceUID and description."""
-    _, table = _table(path, ("dicom_info",))
+    _, table = read_csv_of_kind(path, ("dicom_info",))
+    return dicom_info_locations_of(table)
+
+
+def dicom_info_locations_of(table: CsvTable) -> list[SeriesLocation]:
+    """The series locations of a dicom_info.csv already recognised and read."""
     out = []
     for row in table.rows:
         uid = row.get("seriesinstanceuid")
@@ -328,80 +229,3 @@ def read_dicom_info_csv(path: Path) -> list[SeriesLocation]:
         out.append(SeriesLocation(uid, Path(location), _optional_text(row.get("seriesdescription")),
                                   _optional_text(row.get("patientid"))))
     return out
-
-
-@dataclass
-class FolderCsvs:
-    """What a folder's CSVs say (:func:`read_folder_csvs`)."""
-
-    kinds: set[str] = field(default_factory=set)
-    descriptions: list[tuple[Path, list[DescriptionRow]]] = field(default_factory=list)
-    label_rows: list = field(default_factory=list)  # model.data.labelled_folder.LabelRow, each naming an image in the folder
-    locations: list[tuple[Path, SeriesLocation]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason): unreadable CSVs, unusable rows
-    # Patients whose truth is not all known: a row of theirs names no usable image. Their images that no row
-    # names are not lesion-free.
-    unsure_patients: set[str] = field(default_factory=set)
-    # A CSV that is (or may be) a description or labels CSV could not be read: an image no row names is not
-    # known to be lesion-free, whoever its patient.
-    truth_incomplete: bool = False
-
-
-def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
-    """Read every CSV of a folder by its columns; never raises for a bad CSV or row (they go to ``skipped``).
-
-    Unrelated CSVs are passed over quietly. Paths in a labels CSV must resolve
-    inside ``root``; the description CSVs' paths are checked where they are
-    mapped to files (:class:`model.data.study_index._Resolver`).
-    """
-    from model.data.labelled_folder import check_label_rows, read_labels_csv
-
-    found = FolderCsvs()
-    description_rows: list[DescriptionRow] = []
-    for path in csvs:
-        kind = None
-        try:
-            kind, _ = identify_csv(path)
-            if kind in ("mass", "calc"):
-                found.descriptions.append((path, []))
-                for row in read_description_csv(path):
-                    if row.image_path:
-                        description_rows.append(row)
-                        continue
-                    found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
-                    if row.patient_id:
-                        found.unsure_patients.add(row.patient_id)
-                    else:
-                        found.truth_incomplete = True
-            elif kind == "labels":
-                for row in read_labels_csv(path, root=root):
-                    if row.image is None:
-                        found.skipped.append((str(path), f"row {row.row}: {row.problem}"))
-                        if row.patient:
-                            found.unsure_patients.add(row.patient)
-                        else:
-                            found.truth_incomplete = True
-                    else:
-                        found.label_rows.append(row)
-            elif kind == "metadata":
-                found.locations += [(path.parent, loc) for loc in read_metadata_csv(path)]
-            elif kind == "dicom_info":
-                # Kaggle paths start with "CBIS-DDSM/jpeg/..."; resolve against the folder that holds them.
-                base = root.parent if (root / "jpeg").is_dir() else root
-                found.locations += [(base, loc) for loc in read_dicom_info_csv(path)]
-        except CsvError as exc:
-            found.skipped.append((str(path), f"unreadable CSV: {exc.reason}"))
-            if kind not in ("metadata", "dicom_info"):
-                found.truth_incomplete = True
-            continue
-        if kind:
-            found.kinds.add(kind)
-    description_rows, notes = find_duplicate_rows(description_rows)
-    found.skipped += notes
-    by_csv: dict[str, list[DescriptionRow]] = {}
-    for row in description_rows:
-        by_csv.setdefault(row.csv_path, []).append(row)
-    found.descriptions = [(path, by_csv.get(str(path), [])) for path, _ in found.descriptions]
-    found.label_rows, notes = check_label_rows(found.label_rows)
-    found.skipped += notes
-    return found

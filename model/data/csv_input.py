@@ -4,7 +4,7 @@ The CBIS-DDSM description CSVs (:mod:`model.data.cbis_ddsm`) and a site's labels
 CSV (:mod:`model.data.labelled_folder`) are read here, and so are the retriever's
 ``metadata.csv`` and Kaggle's ``dicom_info.csv``. The rules:
 
-* A CSV is recognised by its header row, never by its name. The delimiter is
+* A CSV is recognised by its header row (:mod:`model.data.csv_kinds`), never by its name. The delimiter is
   the one of ``,``, ``;`` and tab that splits the header into the expected
   names (Excel writes ``;`` in many locales, tab for "Unicode text").
 * A CSV is either read or unreadable with a one-line reason
@@ -20,6 +20,9 @@ CSV (:mod:`model.data.labelled_folder`) are read here, and so are the retriever'
   other columns, its image and patient too. A row with fewer values has its
   last cells empty (hand-made CSVs leave optional ones out); whatever a reader
   needed from them is reported by that reader.
+* A row that repeats another (the same key and values, in any CSV of the
+  folder) is left out with a note; rows with the same key but other values all
+  keep a problem, since which one is right is unknown (:func:`drop_repeated_rows`).
 * A path written in a CSV must resolve inside the dataset folder
   (:func:`resolve_inside`), or it is not used and the row says why; and only
   files the folder scan listed are ever read.
@@ -32,8 +35,10 @@ import csv
 import io
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from model.errors import BcirError
 
@@ -230,7 +235,57 @@ def _delimiter_name(delimiter: str) -> str:
     return {",": "comma", ";": "semicolon", "\t": "tab"}.get(delimiter, repr(delimiter))
 
 
+# ---------------------------------------------------------------------------
+# rows that repeat each other
+
+# A reader's row: a frozen dataclass with ``csv_name``, ``csv_path``, ``row`` (its number) and ``problem``; its
+# other fields are the values it gives.
+Row = TypeVar("Row")
+
+
+def with_problem(row: Row, problem: str) -> Row:
+    """``row`` with ``problem`` added after the problems it has."""
+    return replace(row, problem=f"{row.problem}; {problem}" if row.problem else problem)
+
+
+def where(other, row) -> str:
+    """``other`` as a reason on ``row`` names it: its row number, and its CSV's name when that is another CSV."""
+    return f"row {other.row}" if other.csv_path == row.csv_path else f"{other.csv_name} row {other.row}"
+
+
+def _values(row):
+    return replace(row, csv_name="", row=0, csv_path="", problem=None)
+
+
+def drop_repeated_rows(rows: list[Row], key: Callable[[Row], Hashable | None],
+                       conflict: Callable[[Row, Row], str]) -> tuple[list[Row], list[tuple[str, str]]]:
+    """(rows kept, notes) over the rows of one kind from every CSV of a folder.
+
+    A row that repeats an earlier row with the same ``key`` (same values, in any
+    CSV) is left out with a note (csv path, reason). Rows with the same key but
+    other values all keep a problem, ``conflict(other, row)``: which one is right
+    is unknown. A row whose key is None is kept as it is.
+    """
+    first: dict[Hashable, int] = {}
+    kept: list[Row] = []
+    notes: list[tuple[str, str]] = []
+    for row in rows:
+        row_key = key(row)
+        if row_key is None or row_key not in first:
+            if row_key is not None:
+                first[row_key] = len(kept)
+            kept.append(row)
+            continue
+        earlier = kept[first[row_key]]
+        if _values(earlier) == _values(row):
+            notes.append((row.csv_path, f"row {row.row}: repeats {where(earlier, row)}; left out"))
+            continue
+        kept[first[row_key]] = with_problem(earlier, conflict(row, earlier))
+        kept.append(with_problem(row, conflict(earlier, row)))
+    return kept, notes
+
+
 __all__ = [
     "DELIMITERS", "FIELD_LIMIT", "MAX_CSV_BYTES", "CsvError", "CsvPathError", "CsvRow", "CsvTable", "column_name",
-    "header_names", "read_table", "read_text", "resolve_inside", "shown",
+    "drop_repeated_rows", "header_names", "read_table", "read_text", "resolve_inside", "shown", "where", "with_problem",
 ]

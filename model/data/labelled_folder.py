@@ -18,12 +18,14 @@ or a missing value keeps a ``problem`` (the CSV is read by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from model.data.csv_input import CsvPathError, column_name, resolve_inside, shown
+from model.data.cbis_ddsm import known_pathology
+from model.data.csv_input import CsvPathError, CsvTable, drop_repeated_rows, resolve_inside, shown, where, with_problem
+from model.data.csv_kinds import read_csv_of_kind
 
-LABEL_COLUMNS = ("image", "mask", "pathology", "patient")
+# CBIS-DDSM's pathology words (model.data.cbis_ddsm.known_pathology checks them), and NORMAL for a lesion-free image.
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK", "NORMAL")
 
 
@@ -47,25 +49,18 @@ class LabelRow:
         return self.pathology == "NORMAL" and self.mask is None and self.problem is None
 
 
-def is_labels_csv(columns: set[str]) -> bool:
-    """A complete labels header (names as compared, :func:`model.data.csv_input.column_name`)."""
-    return {column_name(c) for c in LABEL_COLUMNS} <= {column_name(c) for c in columns}
-
-
-def looks_like_labels(columns: set[str]) -> bool:
-    """Three of the four label columns: a labels CSV, complete or not (a missing column is then reported)."""
-    return len({column_name(c) for c in LABEL_COLUMNS} & {column_name(c) for c in columns}) >= 3
-
-
 def read_labels_csv(path: Path, *, root: Path | None = None) -> list[LabelRow]:
     """Every row of a labels CSV; paths must resolve inside ``root`` (default: the CSV's folder).
 
     Raises :class:`model.data.csv_input.CsvError` for a CSV that cannot be read.
     """
-    from model.data.cbis_ddsm import _table, known_pathology
+    _, table = read_csv_of_kind(path, ("labels",))
+    return label_rows_of(table, Path(root) if root is not None else path.parent)
 
-    _, table = _table(path, ("labels",))
-    root = Path(root) if root is not None else path.parent
+
+def label_rows_of(table: CsvTable, root: Path) -> list[LabelRow]:
+    """The rows of a labels CSV already recognised and read; paths must resolve inside ``root``."""
+    path = table.path
     rows = []
     for row in table.rows:
         if row.problem:  # values shifted or missing: not even the image or the patient is known
@@ -119,39 +114,15 @@ def check_label_rows(rows: list[LabelRow]) -> tuple[list[LabelRow], list[tuple[s
     values, or that call an image NORMAL while another row gives it a lesion,
     all keep a problem: which one is right is unknown.
     """
-    kept: list[LabelRow] = []
-    notes: list[tuple[str, str]] = []
-    seen: dict[tuple, int] = {}
-    for row in rows:
-        key = (row.image, row.mask)
-        if row.image is None or key not in seen:
-            if row.image is not None:
-                seen[key] = len(kept)
-            kept.append(row)
-            continue
-        earlier = kept[seen[key]]
-        if _values(earlier) == _values(row):
-            notes.append((row.csv_path, f"row {row.row}: repeats {_where(earlier, row)}; left out"))
-            continue
-        kept[seen[key]] = _with_problem(earlier, f"{_where(row, earlier)} names the same image and mask with other values")
-        kept.append(_with_problem(row, f"{_where(earlier, row)} names the same image and mask with other values"))
+    kept, notes = drop_repeated_rows(
+        rows, key=lambda row: (row.image, row.mask) if row.image is not None else None,
+        conflict=lambda other, row: f"{where(other, row)} names the same image and mask with other values")
     normal = {row.image: row for row in kept if row.image is not None and row.pathology == "NORMAL" and row.mask is None}
     lesion = {row.image: row for row in kept if row.image is not None and row.mask is not None}
     for i, row in enumerate(kept):
         if row.image in normal and row.image in lesion:
             other = lesion[row.image] if row is normal[row.image] else normal[row.image]
             what = "gives this image a lesion" if row is normal[row.image] else "calls this image NORMAL"
-            kept[i] = _with_problem(row, f"{_where(other, row)} {what}")
+            kept[i] = with_problem(row, f"{where(other, row)} {what}")
     return kept, notes
 
-
-def _values(row: LabelRow) -> LabelRow:
-    return replace(row, csv_name="", row=0, csv_path="", problem=None)
-
-
-def _with_problem(row: LabelRow, problem: str) -> LabelRow:
-    return replace(row, problem=f"{row.problem}; {problem}" if row.problem else problem)
-
-
-def _where(other: LabelRow, row: LabelRow) -> str:
-    return f"row {other.row}" if other.csv_path == row.csv_path else f"{other.csv_name} row {other.row}"

@@ -91,7 +91,7 @@ def labels_of(images) -> dict[str, bool]:
 
 def reproduce_split(index, config: dict) -> PatientSplit:
     """The split ``model.train.loop.train`` makes of ``index`` with these settings (views, val_fraction, split_seed)."""
-    from model.train.data import select_images
+    from model.data.selection import select_images
 
     images, _ = select_images(index, tuple(config.get("views") or ("CC",)))
     return split_patients(labels_of(images), val_fraction=float(config.get("val_fraction", 0.3)),

@@ -37,8 +37,9 @@ from model.data.dicom_io import (
     ImageHeader, is_itk_image, name_side_view, os_error_reason, patient_from_name, read_header, read_image,
     special_file_reason,
 )
+from model.data.folder_csvs import read_folder_csvs
 from model.errors import ImageReadError
-from model.data.labelled_folder import LabelRow, read_labels_csv
+from model.data.labelled_folder import LabelRow
 
 # What kind of folder an index came from (:func:`detect_layout`).
 LAYOUTS = ("cbis-ddsm", "kaggle-jpeg", "labelled-folder", "dicom-only", "empty")
@@ -191,7 +192,7 @@ def index_from_json(data: dict) -> StudyIndex:
 
 
 def detect_layout(csv_kinds: Iterable[str], images: int) -> str:
-    """The folder's layout from the kinds of CSV found in it (:func:`model.data.cbis_ddsm.csv_kind`) and its image count.
+    """The folder's layout from the kinds of CSV found in it (:func:`model.data.csv_kinds.csv_kind`) and its image count.
 
     ``kaggle-jpeg``: description CSVs with Kaggle's ``dicom_info.csv``;
     ``cbis-ddsm``: description CSVs (with or without the retriever's
@@ -437,7 +438,7 @@ def build_index(
     report(ScanProgress("listing", len(candidates), len(candidates), time.perf_counter() - start))
 
     # CSVs, by their columns: each is read or listed as unreadable with the reason; unusable rows are listed too.
-    found = cbis_ddsm.read_folder_csvs(csvs, root)
+    found = read_folder_csvs(csvs, root)
     descriptions: list[tuple[Path, list[DescriptionRow]]] = found.descriptions
     label_rows: list[LabelRow] = found.label_rows
     locations: list[tuple[Path, SeriesLocation]] = found.locations
@@ -463,20 +464,17 @@ def build_index(
     roi_files: set[Path] = set()
     gt_patients = {row.patient_id for _, rows in descriptions for row in rows if row.patient_id}
 
-    # Ground truth from the description CSVs. A row with a problem still marks its image (never lesion-free);
-    # a row that names no usable image is listed, and its patient's other images are not called lesion-free.
+    # Ground truth from the description CSVs (each row names an image: read_folder_csvs listed the others). A row
+    # with a problem still marks its image (never lesion-free); a row whose image path leads outside the folder is
+    # listed, and its patient's other images are not called lesion-free.
     pending: list[tuple[IndexedImage, Abnormality, list[Path]]] = []
     for csv_path, rows in descriptions:
         bases = _csv_bases(root, csv_path)
         for row in rows:
             try:
-                image_files = resolver.files(row.image_path, bases, "image file path") if row.image_path else []
+                image_files = resolver.files(row.image_path, bases, "image file path")
             except CsvPathError as exc:
-                image_files, row_problem = [], exc.reason
-            else:
-                row_problem = None if row.image_path else row.problem
-            if row_problem:
-                skipped.append(Skipped(str(csv_path), f"row {row.row}: {row_problem}"))
+                skipped.append(Skipped(str(csv_path), f"row {row.row}: {exc.reason}"))
                 found.unsure_patients.add(row.patient_id)
                 continue
             image_file = next((p for p in image_files if p in headers), None)
@@ -529,23 +527,20 @@ def build_index(
                 del images[row.image]
                 unknown_view.add(row.image)
                 skipped.append(Skipped(str(row.image), reason))
-        if row.image in unknown_view:
-            if row.mask:
-                roi_files.add(row.mask)
-            continue
-        if row.normal:
-            continue
         if row.mask:
-            roi_files.add(row.mask)
+            roi_files.add(row.mask)  # never an image of its own, whether or not its image is listed
+        if row.image in unknown_view or row.normal:
+            continue
         mask_header = headers.get(row.mask) if row.mask else None
-        problem = row.problem  # a problem row (unknown pathology, lesion without mask, ...) keeps its image off "lesion-free"
-        if problem:
-            pass
+        if row.problem:  # a problem row (unknown pathology, lesion without mask, ...) keeps its image off "lesion-free"
+            problem = row.problem
         elif mask_header is None:
             problem = "mask file missing or unreadable"
         elif mask_header.shape != header.shape:
             problem = (f"mask size {mask_header.rows}x{mask_header.columns} differs from image size "
                        f"{header.rows}x{header.columns}; left out, not resized")
+        else:
+            problem = None
         image.abnormalities.append(Abnormality(
             id=len(image.abnormalities) + 1, type=row.type, pathology=row.pathology, malignant=is_malignant(row.pathology),
             mask_path=str(row.mask) if mask_header else None, problem=problem, source=f"{row.csv_name} row {row.row}",

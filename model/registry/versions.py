@@ -150,7 +150,7 @@ def held_out_figures(entry: "RegistryEntry") -> dict:
     which protocol ("evaluation": whole views, as ``bcir eval`` and the safety gate measure; "training": the
     training loop's ROI tiles), whether the AUC could be measured, and whether the set is too small to compare
     models (model.jobs.retrain.held_out_warnings). The Models window and ``bcir models list`` show these together."""
-    from model.jobs.retrain import held_out_warnings
+    from model.evaluate.held_out import held_out_warnings
 
     m = entry.metrics
     not_measurable = m.get("not_measurable") or {}

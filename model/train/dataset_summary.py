@@ -2,7 +2,7 @@
 
 The retrain dialog shows this before a run starts; ``summarize_folder`` is the
 same index the training uses (:func:`model.data.study_index.build_index`), counted,
-and the same image selection (:func:`model.train.data.select_images`), so the
+and the same image selection (:func:`model.data.selection.select_images`), so the
 summary never promises images the training would then leave out.
 
 Problems are of two kinds: ``mask`` (an abnormality that cannot be used: a
@@ -111,7 +111,7 @@ class FolderSummary:
 def summarize_index(index: StudyIndex, *, views: Iterable[str] = ("CC",)) -> FolderSummary:
     """Count an index already built (the dialog may have one)."""
     from model.evaluate.evaluation import dataset_fingerprint
-    from model.train.data import select_images
+    from model.data.selection import select_images
 
     wanted = tuple(v.strip().upper() for v in views if v and v.strip())
     abnormalities = [a for i in index.images for a in i.abnormalities]

@@ -18,231 +18,34 @@ only rank 0 writes.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
-import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader
 
-from model.fileio import atomic_write_bytes, atomic_write_json, clean_stale_parts, user_cache_dir
-from model.nn.network import BCirUNet
 from model.data.preprocess import PreprocessConfig
+from model.data.selection import select_images
 from model.data.split import labels_of, load_split, patients_section, site_key, split_patients
 from model.data.study_index import build_index
-from model.train.data import RoiDataset, build_samples, prepare_all, select_images
+from model.fileio import atomic_write_json, clean_stale_parts, user_cache_dir
+from model.nn.network import BCirUNet
 from model.nn.weights import load_model, new_card, save_model, settle_pending_cards
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; saved with the run (``config.json``) and in the model card."""
-
-    # data
-    views: tuple[str, ...] = ("CC",)  # the paper uses CC only; add "MLO" to train on both
-    working_spacing_mm: float = 0.1
-    tile: int = 1024  # ROI size at the working spacing (the paper: 1024)
-    augment_factor: int = 40  # the paper's x40 expansion, virtual
-    normal_ratio: float = 0.25  # lesion-free tiles per lesion tile (ours, beyond the paper)
-    val_fraction: float = 0.3  # the paper's 70/30, by patient
-    split_seed: int = 0
-    # optimisation (the paper)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 64  # reached with gradient accumulation over micro-batches
-    micro_batch: int = 8
-    max_epochs: int = 200
-    early_stop_delta: float = 1e-3  # stop when the epoch loss changes by less than this
-    # loss
-    dice_weight: float = 1.0  # ours: soft Dice added to the paper's BCE; 0 switches it off
-    malignancy_weight: float = 0.5  # BCE on the malignancy head
-    # network
-    dropout: float = 0.1
-    # run
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False  # bf16 autocast for training on CPUs with native bf16
-    init_weights: str | None = None  # fine-tune from this model (its card becomes the parent)
-    max_batches_per_epoch: int | None = None  # cap for quick runs and tests
-    max_minutes: float | None = None  # stop after the last epoch that fits this wall-clock budget
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "views" in values:
-            values["views"] = tuple(values["views"])
-        return cls(**values)
-
-    @property
-    def accumulation(self) -> int:
-        return max(1, math.ceil(self.batch_size / self.micro_batch))
-
-
-@dataclass
-class TrainEvent:
-    kind: str  # "prepare", "epoch_start", "batch", "epoch_end", "checkpoint", "done", "cancelled", "early_stop"
-    epoch: int = 0
-    epochs: int = 0
-    batch: int = 0
-    batches: int = 0
-    loss: float | None = None
-    metrics: dict = field(default_factory=dict)
-    eta_s: float | None = None
-    message: str = ""
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    model_path: Path | None
-    best_path: Path | None
-    epochs_done: int
-    history: list[dict]
-    cancelled: bool
-    stopped_early: bool
-    rank_weight_digests: list[str]
+from model.train.checkpoint import load_checkpoint, save_checkpoint
+from model.train.config import TrainConfig, TrainEvent, TrainResult
+from model.train.data import RoiDataset, build_samples, prepare_all
+from model.train.distributed import average_buffers, dist_env, init_distributed, weight_digest
+from model.train.loss import compute_loss
+from model.train.validation import validate
 
 
 class Cancelled(Exception):
-    pass
-
-
-# ---------------------------------------------------------------------------
-# distributed helpers
-
-
-def _dist_env() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _init_distributed(device: torch.device) -> bool:
-    rank, world, _ = _dist_env()
-    if world <= 1:
-        return False
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return True
-
-
-def _average_buffers(net: torch.nn.Module, world: int) -> None:
-    """BatchNorm statistics are updated by each rank's own batches; average them so every rank holds the same model."""
-    import torch.distributed as dist
-
-    for buffer in net.buffers():
-        if buffer.is_floating_point():
-            dist.all_reduce(buffer)
-            buffer.div_(world)
-        else:
-            dist.broadcast(buffer, src=0)
-
-
-def _weight_digest(net: torch.nn.Module) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-# ---------------------------------------------------------------------------
-# loss and metrics
-
-
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    prob = torch.sigmoid(logits)
-    inter = (prob * target).sum(dim=(1, 2, 3))
-    total = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
-    return 1 - ((2 * inter + eps) / (total + eps)).mean()
-
-
-def compute_loss(config: TrainConfig, mask_logits, malignancy_logits, masks, malignant) -> torch.Tensor:
-    loss = F.binary_cross_entropy_with_logits(mask_logits.float(), masks)
-    if config.dice_weight:
-        loss = loss + config.dice_weight * soft_dice_loss(mask_logits.float(), masks)
-    if config.malignancy_weight:
-        loss = loss + config.malignancy_weight * F.binary_cross_entropy_with_logits(malignancy_logits.float(), malignant)
-    return loss
-
-
-# ---------------------------------------------------------------------------
-# checkpoints: one safetensors file holds model, optimiser and (in its metadata) the loop state
-
-
-def _save_checkpoint(path: Path, net: BCirUNet, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    for pid, values in opt_state["state"].items():
-        for name, value in values.items():
-            t = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"optim.{pid}.{name}"] = t.detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"state": json.dumps(state), "param_groups": json.dumps(opt_state["param_groups"])}
-    atomic_write_bytes(path, save_safetensors(tensors, metadata=meta))
-
-
-def _load_checkpoint(path: Path, net: BCirUNet, optimizer: torch.optim.Optimizer) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
-    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state: dict = {"state": {}, "param_groups": json.loads(meta["param_groups"])}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict(opt_state)
-    torch.set_rng_state(tensors["rng.torch"])
-    return json.loads(meta["state"])
-
-
-# ---------------------------------------------------------------------------
-# the run
-
-
-def _validate(net, loader, config, device) -> dict:
-    net.eval()
-    losses, inter, total = [], 0.0, 0.0
-    scores, labels = [], []
-    with torch.no_grad():
-        for images, masks, malignant, lesion in loader:
-            images, masks, malignant = images.to(device), masks.to(device), malignant.to(device)
-            mask_logits, malignancy_logits = net(images)
-            losses.append(float(compute_loss(config, mask_logits, malignancy_logits, masks, malignant)) * len(images))
-            pred = (mask_logits > 0).float()
-            inter += float((pred * masks).sum())
-            total += float(pred.sum() + masks.sum())
-            keep = lesion.bool()
-            scores += torch.sigmoid(malignancy_logits.float()).cpu()[keep].tolist()
-            labels += malignant.cpu()[keep].tolist()
-    net.train()
-    n = max(1, len(loader.dataset))
-    metrics = {"val_loss": sum(losses) / n, "val_dice": (2 * inter / total) if total else 1.0}
-    if len(set(labels)) == 2:
-        from model.evaluate.metrics import roc_auc
-
-        metrics["val_auc"] = float(roc_auc(np.array(labels), np.array(scores)))
-    return metrics
+    """Raised inside the loop when ``should_stop`` says so; the loop ends the run as cancelled."""
 
 
 def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(), *,
@@ -254,8 +57,8 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     out = Path(out_dir)
     emit = callback or (lambda e: None)
     device = resolve_device(config.device)
-    distributed = _init_distributed(device)
-    rank, world, local_rank = _dist_env()
+    distributed = init_distributed(device)
+    rank, world, local_rank = dist_env()
     if distributed and device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
@@ -319,7 +122,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     history: list[dict] = []
     start_epoch, best_dice = 1, -1.0
     if resume and checkpoint_path.is_file():
-        state = _load_checkpoint(checkpoint_path, net, optimizer)
+        state = load_checkpoint(checkpoint_path, net, optimizer)
         start_epoch, history, best_dice = state["epoch"] + 1, state["history"], state["best_dice"]
         emit(TrainEvent("prepare", epoch=state["epoch"], message=f"resumed after epoch {state['epoch']}"))
     model_net = net
@@ -371,7 +174,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                 images, masks, malignant = images.to(device), masks.to(device), malignant.to(device)
                 last_of_step = b % accumulation == 0 or b == batches
                 sync = (not distributed) or last_of_step
-                context = net.no_sync() if (distributed and not sync) else _null()
+                context = net.no_sync() if (distributed and not sync) else nullcontext()
                 with context:
                     with autocast:
                         mask_logits, malignancy_logits = net(images)
@@ -394,8 +197,8 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                 t = torch.tensor([running, float(seen)], dtype=torch.float64, device=device)
                 dist.all_reduce(t)
                 train_loss = float(t[0] / max(t[1], 1))
-                _average_buffers(model_net, world)
-            metrics = _validate(model_net, val_loader, config, device) if len(val_set) else {}
+                average_buffers(model_net, world)
+            metrics = validate(model_net, val_loader, config, device) if len(val_set) else {}
             entry = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": time.perf_counter() - epoch_start}
             history.append(entry)
             improved = metrics.get("val_dice", -1.0) > best_dice
@@ -404,7 +207,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
             if is_main:
                 if improved:
                     save_model(model_net, card_for({**metrics, "epoch": epoch}), out / "best.safetensors")
-                _save_checkpoint(checkpoint_path, model_net, optimizer,
+                save_checkpoint(checkpoint_path, model_net, optimizer,
                                  {"epoch": epoch, "history": history, "best_dice": best_dice, "config": config.to_json()})
                 atomic_write_json(out / "history.json", history)
             emit(TrainEvent("epoch_end", epoch=epoch, epochs=config.max_epochs, loss=train_loss, metrics=entry))
@@ -422,7 +225,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         cancelled = True
         emit(TrainEvent("cancelled", epoch=epoch, message="cancelled; the last complete epoch's checkpoint is kept"))
 
-    digests = [_weight_digest(model_net)]
+    digests = [weight_digest(model_net)]
     if distributed:
         import torch.distributed as dist
 
@@ -444,10 +247,3 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         dist.barrier()
     return TrainResult(out, model_path, best_path, len(history), history, cancelled, stopped_early, digests)
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

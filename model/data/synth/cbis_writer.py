@@ -32,7 +32,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from model.data.cbis_ddsm import CALC_COLUMNS, CROP_SERIES, FULL_SERIES, MASK_SERIES, MASS_COLUMNS, METADATA_COLUMNS
+from model.data.cbis_ddsm import CROP_SERIES, FULL_SERIES, MASK_SERIES
+from model.data.csv_kinds import CALC_COLUMNS, MASS_COLUMNS, METADATA_COLUMNS
 from model.data.synth.phantom import render_view
 from model.data.synth.specs import BreastSpec, LesionSpec
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from model.jobs import retrain as retrain_job
 from model.cli.main import main
 from model.fileio import user_data_dir
 from model.registry.versions import ModelRegistry
-from model.jobs.retrain import Job, JobSpec, format_comparison, judge, list_jobs
+from model.jobs.job import Job, list_jobs
+from model.jobs.spec import JobSpec
+from model.jobs.state import update_state
+from model.jobs.verdict import format_comparison, judge
 from model.nn.weights import bundled_model_path, read_card
 from model.registry.resolve import resolve_model
 
@@ -150,7 +152,7 @@ def test_an_interrupted_gate_resumes_from_the_terminal_then_reject_keeps_the_cur
     history = (job.run_dir / "history.json").read_text()
 
     # gone down during the gate: a live pid that is not the job's child
-    retrain_job._update_state(job.dir, state="gating", pid=os.getpid())
+    update_state(job.dir, state="gating", pid=os.getpid())
     code, out, _ = _bcir(capsys, "jobs", "list")
     assert "interrupted, resumable" in out and "bcir jobs resume JOB" in out
     code, out, err = _bcir(capsys, "jobs", "resume", job.id, "--follow")
@@ -273,7 +275,7 @@ def test_accept_of_a_worse_model_lists_the_worse_figures_and_needs_force(tmp_pat
     bundled = load_model(bundled_model_path())
     job = _hand_made_job("20250101-100000-cccccc", tmp_path, {"state": "done", "pid": None, "message": "done"})
     new = save_model(bundled.net, {**bundled.card, "model_version": "worse-one"}, job.run_dir / "best.safetensors")
-    retrain_job._update_state(job.dir, model=str(new))
+    update_state(job.dir, model=str(new))
     row = {"available": True, "patients": ["A", "B"], "images": 4, "images_with_lesions": 3, "lesions": 3,
            "abnormalities_scored": 3, "malignant": 1, "benign": 2, "iou_mean": 0.3, "lesion_sensitivity": 0.5,
            "fp_per_image": 1.0, "auc": 1.0, "auc_ci": [1.0, 1.0], "sensitivity": 0.0, "specificity": 1.0}

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import cbis_ddsm
-from model.data.cbis_ddsm import CALC_COLUMNS, MASS_COLUMNS
+from model.data import cbis_ddsm, csv_kinds, folder_csvs
+from model.data.csv_kinds import CALC_COLUMNS, MASS_COLUMNS
 from model.data.study_index import build_index, classify_roi_files
 from tests.conftest import make_dicom
 
@@ -94,7 +94,7 @@ class Tree:
                     w.writerow([r.get(c, "") for c in columns])
         if metadata:
             with open(self.root / "metadata.csv", "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=cbis_ddsm.METADATA_COLUMNS)
+                w = csv.DictWriter(f, fieldnames=csv_kinds.METADATA_COLUMNS)
                 w.writeheader()
                 for m in self.meta:
                     w.writerow(m)
@@ -191,11 +191,30 @@ def test_csv_reader_quirks(tmp_path):
     assert rows[0].breast_density == 3  # 'breast_density' spelling (mass)
     calc = cbis_ddsm.read_description_csv(root / "calc_case_description_test_set.csv")[0]
     assert calc.breast_density is None  # 'breast density' spelling (calc), value 0
-    assert cbis_ddsm.csv_kind(root / "metadata.csv") == "metadata"
+    assert csv_kinds.csv_kind(root / "metadata.csv") == "metadata"
     renamed = root / "whatever.csv"
     shutil.copy(root / "calc_case_description_test_set.csv", renamed)
-    assert cbis_ddsm.csv_kind(renamed) == "calc"  # by columns, not by name
+    assert csv_kinds.csv_kind(renamed) == "calc"  # by columns, not by name
     assert cbis_ddsm.is_malignant("MALIGNANT") and not cbis_ddsm.is_malignant("BENIGN_WITHOUT_CALLBACK")
+
+
+def test_a_folder_identifies_each_csv_once(tmp_path, monkeypatch):
+    """Before: the folder identified each CSV, then the reader it chose identified it again."""
+    root = build_tree(tmp_path)
+    (root / "labels.csv").write_text("image,mask,pathology,patient\nimg.png,,NORMAL,S1\n")
+    identified = []
+
+    def counting(path):
+        identified.append(path.name)
+        return identify(path)
+
+    identify = csv_kinds.identify_csv
+    monkeypatch.setattr(csv_kinds, "identify_csv", counting)
+    monkeypatch.setattr(folder_csvs, "identify_csv", counting)
+    csvs = sorted(root.glob("*.csv"))
+    found = folder_csvs.read_folder_csvs(csvs, root)
+    assert found.kinds == {"mass", "calc", "metadata", "labels"}
+    assert sorted(identified) == sorted(p.name for p in csvs)
 
 
 def test_mask_decided_by_content(tmp_path):

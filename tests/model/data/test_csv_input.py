@@ -15,13 +15,14 @@ import pytest
 
 from model.data import cbis_ddsm
 from model.data import csv_input
+from model.data import csv_kinds
 from model.data import study_index
-from model.data.cbis_ddsm import MASS_COLUMNS
+from model.data.csv_kinds import MASS_COLUMNS
 from model.data.csv_input import CsvError, CsvPathError, resolve_inside
 from model.train.dataset_summary import summarize_index
-from model.data.labelled_folder import read_labels_csv
+from model.data.labelled_folder import LabelRow, check_label_rows, read_labels_csv
 from model.data.study_index import build_index
-from model.train.data import select_images
+from model.data.selection import select_images
 from tests.conftest import make_dicom
 from tests.model.data.test_cbis_index import SHAPE, Tree, _image, _mask, _mass_row
 
@@ -331,6 +332,18 @@ def test_labels_duplicates_and_contradictions(tmp_path):
     assert any("calls this image NORMAL" in b.problem for b in by_patient["X2"].abnormalities)
 
 
+def test_labels_rows_with_the_same_image_and_mask_but_other_values_are_a_problem_on_both():
+    def row(csv: str, number: int, pathology: str) -> LabelRow:
+        return LabelRow(csv, number, Path("a.png"), Path("ma.png"), pathology, "X1", csv_path=f"site/{csv}")
+
+    kept, notes = check_label_rows([row("labels.csv", 1, "MALIGNANT"), row("labels.csv", 2, "BENIGN"),
+                                    row("more.csv", 1, "MALIGNANT")])
+    assert [(r.row, r.problem) for r in kept] == [
+        (1, "row 2 names the same image and mask with other values"),
+        (2, "row 1 names the same image and mask with other values")]
+    assert notes == [("site/more.csv", "row 1: repeats labels.csv row 1; left out")]
+
+
 def test_field_over_the_csv_limit_is_listed_not_a_traceback(tmp_path):
     """Before: _csv.Error 'field larger than field limit (131072)' escaped build_index."""
     t, row = _one_patient(tmp_path, **{"mass shape": "X" * 200_000})
@@ -365,7 +378,7 @@ def test_unrelated_csvs_stay_quiet(tmp_path):
     t, row = _one_patient(tmp_path)
     t.write()  # the retriever's metadata.csv (and no description CSV yet)
     _write_rows(tmp_path / MASS_CSV, [row])
-    _write_rows(tmp_path / "calc_case_description_test_set.csv", [], columns=cbis_ddsm.CALC_COLUMNS)  # header only
+    _write_rows(tmp_path / "calc_case_description_test_set.csv", [], columns=csv_kinds.CALC_COLUMNS)  # header only
     (tmp_path / "notes.csv").write_text('patient_id,pathology,age\nP_00001,"broken quote,60\n')
     (tmp_path / "site_export.csv").write_text("a;b;c\n1;2;3\n")
     index = build_index(tmp_path, workers=1)
@@ -380,7 +393,7 @@ def test_readers_raise_only_typed_errors(tmp_path, monkeypatch):
         cbis_ddsm.read_description_csv(path)
     with pytest.raises(CsvError):
         cbis_ddsm.read_metadata_csv(path)
-    assert cbis_ddsm.csv_kind(path) is None
+    assert csv_kinds.csv_kind(path) is None
     big = tmp_path / "big.csv"
     big.write_text("image,mask,pathology,patient\n" + "images/a.png,,NORMAL,X1\n" * 50_000)  # 1.2 MB
     monkeypatch.setattr(csv_input, "MAX_CSV_BYTES", 1024 * 1024)

@@ -19,6 +19,8 @@ import pytest
 
 from model.data import cbis_ddsm
 from model.data import labelled_folder
+from model.data.csv_kinds import csv_kind
+from model.data.folder_csvs import read_folder_csvs
 from model.errors import BcirError
 from model.data.study_index import build_index
 from model.data.synth.cbis_writer import write_demo_dataset
@@ -78,7 +80,7 @@ def _one_line(text: str) -> bool:
 
 def _check_readers(path: Path, root: Path) -> None:
     """Each reader: rows, or a typed error with a one-line reason; never a guessed pathology."""
-    cbis_ddsm.csv_kind(path)
+    csv_kind(path)
     readers = (cbis_ddsm.read_description_csv, cbis_ddsm.read_metadata_csv, cbis_ddsm.read_dicom_info_csv,
                lambda p: labelled_folder.read_labels_csv(p, root=root))
     for reader in readers:
@@ -94,7 +96,7 @@ def _check_readers(path: Path, root: Path) -> None:
                 assert row.problem or row.pathology in labelled_folder.PATHOLOGIES, row
                 assert row.image is None or row.image.is_relative_to(root), row
                 assert row.problem is None or _one_line(row.problem), row
-    found = cbis_ddsm.read_folder_csvs([path], root)
+    found = read_folder_csvs([path], root)
     assert all(_one_line(reason) for _, reason in found.skipped), found.skipped
 
 

@@ -21,8 +21,9 @@ from model.evaluate.report import write_report
 from model.data import split as msplit  # names used as msplit.X: the file runs against older code too (to fail there)
 from model.data.split import split_patients
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig, train
-from model.train.data import select_images
+from model.train.config import TrainConfig
+from model.train.loop import train
+from model.data.selection import select_images
 from model.nn.weights import LoadedModel, bundled_model_path, load_model, read_card, save_model
 
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=2, micro_batch=4, batch_size=8, device="cpu",

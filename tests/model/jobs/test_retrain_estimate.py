@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from model.jobs.estimate import RunCounts, UnitTimes, count_run, estimate, pick_timing_image, time_units
-from model.jobs.retrain import plan_held_out
+from model.jobs.estimate import RunCounts, UnitTimes, count_run, estimate, pick_timing_image
+from model.jobs.plan import plan_held_out
+from model.jobs.timing import time_units
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path
 
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=3, micro_batch=4, batch_size=8, device="cpu",

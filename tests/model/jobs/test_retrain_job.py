@@ -10,15 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from model.jobs import retrain as retrain_job
 from model.evaluate.evaluation import dataset_fingerprint
+from model.evaluate.held_out import AUC_MIN_PER_CLASS, MIN_HELD_OUT_PATIENTS
 from model.registry.versions import ModelRegistry
-from model.jobs.retrain import (AUC_MIN_PER_CLASS, GATE_METRICS, MIN_HELD_OUT_PATIENTS, Job, JobSpec, WorseModel, accept,
-                               find_resumable, find_undecided_background, format_comparison, judge, plan_held_out, reject,
-                               run_gate, start_job)
+from model.jobs import job as job_module
+from model.jobs.decision import WorseModel, accept, reject
+from model.jobs.gate import run_gate
+from model.jobs.job import Job, find_resumable, find_undecided_background, start_job
+from model.jobs.plan import plan_held_out
+from model.jobs.spec import JobSpec
+from model.jobs.state import update_state
+from model.jobs.verdict import GATE_METRICS, better_by_figure, format_comparison, judge
 from model.data import split as msplit
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, read_card, save_model
 from model.registry.resolve import resolve_model
 
@@ -188,7 +193,7 @@ def test_a_killed_job_is_found_and_resumed(demo_root, folders):
     assert not (job.run_dir / "model.safetensors").exists()
 
     # after a restart, this process knows nothing of the child: only the files
-    retrain_job._CHILDREN.clear()
+    job_module._CHILDREN.clear()
     assert find_resumable(folders) == [Job(job.dir)]
     resumed = find_resumable(folders)[0].resume()
     assert resumed.state()["state"] == "running"
@@ -200,7 +205,7 @@ def test_a_killed_job_is_found_and_resumed(demo_root, folders):
 
     # gone down during the gate: the resume runs the gate again and does not train on
     final = (job.run_dir / "model.safetensors").read_bytes()
-    retrain_job._update_state(job.dir, state="gating", pid=os.getpid())  # a live pid, but not the job's child
+    update_state(job.dir, state="gating", pid=os.getpid())  # a live pid, but not the job's child
     assert find_resumable(folders) == [job]
     assert _finished(job.resume())["state"] == "done"
     assert "training had finished" in job.log_path.read_text()
@@ -240,7 +245,7 @@ def test_better_follows_each_metrics_direction():
     current = {"dice_mean": 0.5, "iou_mean": 0.4, "lesion_sensitivity": 0.8, "fp_per_image": 1.0, "auc": 0.7,
                "sensitivity": None, "specificity": 0.6}
     new = {**current, "dice_mean": 0.6, "fp_per_image": 2.0, "auc": 0.6, "sensitivity": 0.9}
-    better = retrain_job._better(current, new)
+    better = better_by_figure(current, new)
     assert better == {"dice_mean": "new", "iou_mean": "tie", "lesion_sensitivity": "tie", "fp_per_image": "current",
                       "auc": "current", "sensitivity": None, "specificity": "tie"}
 
@@ -289,7 +294,7 @@ def test_sigterm_stops_at_a_batch_and_leaves_the_job_resumable(demo_root, folder
     pid = job.state()["pid"]
     os.kill(pid, signal.SIGTERM)  # a shutdown rather than the reader's cancel
     state = job.wait(60)
-    assert retrain_job._CHILDREN[pid].returncode == 128 + signal.SIGTERM, _log_tail(job)
+    assert job_module._CHILDREN[pid].returncode == 128 + signal.SIGTERM, _log_tail(job)
     assert state["state"] == "running" and "SIGTERM" in state["message"] and "\n" not in state["message"]
     assert job.events()[0][-1]["kind"] == "interrupted"
     assert not (job.run_dir / "model.safetensors").exists() and job.checkpoint_path.is_file()
@@ -331,7 +336,7 @@ def test_a_pause_stops_after_a_batch_says_why_and_resumes(demo_root, folders):
     assert not list(job.run_dir.glob("*.safetensors"))  # no half epoch became a model
     assert job.paused() and job.resumable() and not job.interrupted() and find_resumable(folders) == [job]
 
-    retrain_job._CHILDREN.clear()  # the next start of the app: only the files
+    job_module._CHILDREN.clear()  # the next start of the app: only the files
     Job(job.dir).resume()
     assert not job.pause_path.exists() and job.state()["state"] == "running"
     _wait_for_event(job, lambda e: e["kind"] == "epoch_start")
@@ -392,9 +397,9 @@ def test_keep_in_background_is_logged_and_a_finished_one_is_found_undecided(tmp_
     assert job.state()["background"] and "the app was quit; the training goes on in the background" in (
         job.log_path.read_text())
     assert find_undecided_background(tmp_path) == []  # still running
-    retrain_job._update_state(job.dir, state="done")
+    update_state(job.dir, state="done")
     assert find_undecided_background(tmp_path) == [job]
-    retrain_job._update_state(job.dir, decision="kept-current")
+    update_state(job.dir, decision="kept-current")
     assert find_undecided_background(tmp_path) == []
 
 
@@ -488,7 +493,7 @@ def test_a_run_outlives_the_process_that_started_it(demo_root, folders):
     import sys
 
     spec = _spec(demo_root, augment_factor=40, max_epochs=2, max_batches_per_epoch=None)
-    script = ("import json, sys; from model.jobs.retrain import JobSpec, start_job; "
+    script = ("import json, sys; from model.jobs.spec import JobSpec; from model.jobs.job import start_job; "
               "job = start_job(JobSpec.from_json(json.loads(sys.argv[1])), sys.argv[2]); "
               "job.keep_in_background('the app was quit'); print(job.dir)")
     out = subprocess.run([sys.executable, "-c", script, json.dumps(spec.to_json()), str(folders)], capture_output=True,

@@ -16,7 +16,7 @@ from model.errors import ModelFileError
 from model.nn.network import BCirUNet
 from model.data.preprocess import PreprocessConfig
 from model.registry.versions import ModelRegistry
-from model.train.loop import TrainConfig
+from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, new_card, random_model, read_card, save_model
 
 

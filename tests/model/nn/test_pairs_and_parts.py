@@ -17,7 +17,8 @@ import pytest
 from model.errors import ModelFileError
 from model import fileio
 from model.nn import weights as mweights  # names used as mweights.X: the file runs against older code too
-from model.train.loop import TrainConfig, train
+from model.train.config import TrainConfig
+from model.train.loop import train
 from model.nn.weights import load_model, random_model, read_card, save_model
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model.data.cbis_ddsm import MASS_COLUMNS
+from model.data.csv_kinds import MASS_COLUMNS
 from model.train.dataset_summary import FolderSummary, summarize_folder
 from model.evaluate.evaluation import dataset_fingerprint
 from model.data.study_index import build_index, index_from_json

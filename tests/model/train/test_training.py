@@ -15,7 +15,8 @@ import numpy as np
 from model.train.augment import ROTATIONS, TRANSFORMS, Transform, sample_roi
 from model.data.split import split_patients
 from model.data.study_index import build_index
-from model.train.loop import TrainConfig, TrainEvent, train
+from model.train.config import TrainConfig, TrainEvent
+from model.train.loop import train
 
 # Small demo studies carry no spacing, so 0.05 mm is assumed: 0.2 mm working spacing gives ~144 x 90 px views.
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=2, micro_batch=4, batch_size=8, device="cpu", normal_ratio=0.5)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from model.data.cbis_ddsm import csv_kind, read_description_csv
+from model.data.cbis_ddsm import read_description_csv
+from model.data.csv_kinds import csv_kind
 from model.data.masks import load_mask
 from model.data.study_index import build_index
 from model.data.synth.cbis_writer import write_demo_dataset

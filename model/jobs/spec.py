@@ -1,0 +1,50 @@
+"""A retrain job's settings (JobSpec), saved as the job folder's spec.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class JobSpec:
+    """Everything a retrain job needs; saved as ``spec.json``."""
+
+    root: str  # the labelled folder to train on
+    config: dict = field(default_factory=dict)  # TrainConfig fields (a TrainConfig is accepted too); {} = the paper's
+    base_model: str | None = None  # the current model: the gate's "current", and the start point when fine_tune
+    fine_tune: bool = False  # start from base_model (TrainConfig.init_weights) rather than from scratch
+    holdout_root: str | None = None  # a locked hold-out folder; None: the new run's validation patients
+    gate_views: tuple[str, ...] = ("CC",)
+    bootstrap: int = 2000  # bootstrap resamples for the AUC's 95% CI
+    data_summary: dict | None = None  # FolderSummary.to_json() of root, when the caller has it (kept in the registry)
+
+    def __post_init__(self):
+        if dataclasses.is_dataclass(self.config):
+            self.config = dataclasses.asdict(self.config)
+        self.config = json.loads(json.dumps(self.config))  # as spec.json will hold it: tuples become lists
+        self.root = str(self.root)
+        self.base_model = str(self.base_model) if self.base_model else None
+        self.holdout_root = str(self.holdout_root) if self.holdout_root else None
+        self.gate_views = tuple(self.gate_views)
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["gate_views"] = list(self.gate_views)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "JobSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def train_config(self):
+        """The TrainConfig the child trains with (``init_weights`` follows ``fine_tune``)."""
+        from model.train.config import TrainConfig
+
+        config = TrainConfig.from_json(self.config)
+        return dataclasses.replace(config, init_weights=self.base_model if self.fine_tune else None)
+
+
+__all__ = ["JobSpec"]
