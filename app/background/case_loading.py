@@ -19,7 +19,7 @@ import numpy as np
 from model.data.dicom_io import Mammogram, WindowPreset, read_image
 from model.data.display import presets, voi_table_lut, window_lut
 from model.errors import ImageReadError
-from model.data.masks import load_mask, mask_outlines
+from model.data.masks import load_truth, mask_outlines
 from model.data.preprocess import chest_wall_side
 from model.data.study_index import Abnormality, IndexedImage
 
@@ -154,22 +154,12 @@ def _chest_wall(pyramid: list[np.ndarray], domain: tuple[int, int], shifted: boo
 
 def _truth(image: IndexedImage, shape: tuple[int, int]) -> tuple[list[TruthOutline], list[str]]:
     truth, problems = [], []
-    for abnormality in image.abnormalities:
+    for lesion in load_truth(image, shape).lesions:
+        abnormality = lesion.abnormality
         name = f"{image_label(image)} {abnormality_text(abnormality)} (abnormality {abnormality.id})"
-        if abnormality.problem:
-            problems.append(f"{name}: {abnormality.problem}")
-            continue
-        if not abnormality.mask_path:
-            problems.append(f"{name}: no mask file")
-            continue
-        try:
-            mask = load_mask(abnormality.mask_path, shape=shape)
-        except (ImageReadError, ValueError) as exc:
-            problems.append(f"{name}: {exc}")
-            continue
-        outlines = [o + 0.5 for o in mask_outlines(mask)]
-        if not outlines:
-            problems.append(f"{name}: empty mask")
+        outlines = [o + 0.5 for o in mask_outlines(lesion.mask)] if lesion.mask is not None else []
+        if not outlines:  # a mask of a pixel or two has no outline to draw either
+            problems.append(f"{name}: {lesion.reason or 'empty mask'}")
             continue
         truth.append(TruthOutline(abnormality, outlines))
     return truth, problems

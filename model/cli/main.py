@@ -99,7 +99,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
     from model.fileio import user_cache_dir
     from model.infer.predictor import InferenceConfig, Predictor
-    from model.data.masks import load_mask
+    from model.data.masks import load_truth
     from model.infer.overlay import render_overlay, write_png
 
     model = _load_model(args.weights)
@@ -126,13 +126,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             mask = result.lesion_mask(model.threshold)  # the listed lesions, as the reader sees them in yellow
             mask_path = out_dir / f"{stem}_mask.png"
             write_png(mask_path, mask.view("uint8") * 255)  # uint8 stays uint8: no full-size int64 copy
-            truth = []
-            for a in image.abnormalities:
-                if a.mask_path and not a.problem:
-                    try:
-                        truth.append(load_mask(a.mask_path, (image.rows, image.columns)))
-                    except Exception:  # noqa: BLE001 - a truth mask that cannot be drawn leaves the overlay without it
-                        log.debug("infer: a truth mask could not be read", exc_info=True)
+            truth = [t.mask for t in load_truth(image).usable]  # a mask that cannot be read is left off the overlay
             write_png(out_dir / f"{stem}_overlay.png", render_overlay(mammogram, mask, truth))
             item = result.to_json()
             item["mask_path"] = str(mask_path)

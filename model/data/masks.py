@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from model.data.dicom_io import read_image
+from model.errors import ImageReadError
+
+if TYPE_CHECKING:
+    from model.data.study_index import Abnormality, IndexedImage
 
 
 def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -23,6 +29,55 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     if shape is not None and mask.shape != tuple(shape):
         raise ValueError(f"mask {mask.shape[0]}x{mask.shape[1]} does not match image {shape[0]}x{shape[1]}")
     return mask
+
+
+@dataclass(frozen=True)
+class TruthLesion:
+    """One ground-truth lesion of an image: its mask, or why it cannot be used."""
+
+    abnormality: Abnormality
+    mask: np.ndarray | None  # bool on the image's pixel grid; None when unusable
+    reason: str = ""  # why it is unusable: the index's problem, 'no mask file', the read error, 'empty mask'
+
+
+@dataclass(frozen=True)
+class ImageTruth:
+    """An image's ground truth as masks, in the order of its abnormalities."""
+
+    known: bool  # False when no description covers the image: there is nothing to compare with
+    lesions: list[TruthLesion]
+
+    @property
+    def usable(self) -> list[TruthLesion]:
+        return [t for t in self.lesions if t.mask is not None]
+
+    @property
+    def unusable(self) -> list[TruthLesion]:
+        return [t for t in self.lesions if t.mask is None]
+
+
+def load_truth(image: IndexedImage, shape: tuple[int, int] | None = None, *, strict: bool = False) -> ImageTruth:
+    """The ground-truth masks of ``image`` on a grid of ``shape`` (default: the image's rows and columns).
+
+    A lesion with a problem in the index, without a mask file, whose mask cannot be read or has another size, or
+    whose mask is empty is returned unusable with its reason. ``strict``: a mask that cannot be read (or has
+    another size) raises its ImageReadError or ValueError instead (training leaves such an image out whole).
+    """
+    shape = tuple(shape) if shape is not None else (image.rows, image.columns)
+    lesions = []
+    for abnormality in image.abnormalities:
+        if abnormality.problem or not abnormality.mask_path:
+            lesions.append(TruthLesion(abnormality, None, abnormality.problem or "no mask file"))
+            continue
+        try:
+            mask = load_mask(abnormality.mask_path, shape)
+        except (ImageReadError, ValueError) as exc:
+            if strict:
+                raise
+            lesions.append(TruthLesion(abnormality, None, str(exc)))
+            continue
+        lesions.append(TruthLesion(abnormality, mask, "") if mask.any() else TruthLesion(abnormality, None, "empty mask"))
+    return ImageTruth(known=image.gt_known or bool(image.abnormalities), lesions=lesions)
 
 
 def mask_outlines(mask: np.ndarray, *, simplify_px: float = 1.0) -> list[np.ndarray]:

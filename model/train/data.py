@@ -31,7 +31,7 @@ from model.train.augment import Transform, sample_roi, transform_for
 from model.data.dicom_io import read_image
 from model.errors import ImageReadError
 from model.fileio import atomic_write_bytes
-from model.data.masks import load_mask
+from model.data.masks import load_truth
 from model.data.preprocess import PreprocessConfig, prepare
 from model.data.selection import CaseReport
 from model.data.study_index import IndexedImage
@@ -113,8 +113,9 @@ def prepare_image(image: IndexedImage, preprocess: PreprocessConfig, tile: int, 
     breast = geometry.to_working(region.mask)
     union = np.zeros(working.shape, bool)
     lesions = []
-    for a in image.abnormalities:
-        m = geometry.to_working(load_mask(a.mask_path, (image.rows, image.columns)))
+    for truth in load_truth(image, strict=True).usable:  # a mask that cannot be read leaves the image out
+        a = truth.abnormality
+        m = geometry.to_working(truth.mask)
         if not m.any():
             continue
         union |= m
