@@ -4,61 +4,30 @@ Everything costly happens here, in the AI worker's thread: the predicted mask
 on the original pixel grid (cut to the part that holds it), its outlines, the
 probability heatmap placed over the original grid, and the comparison with the
 ground truth (per lesion hit or false positive, missed truth lesions, Dice and
-IoU of the image). The GUI thread only hands the arrays to its items.
-
-``lesion_verdicts`` and ``compare_with_truth`` are plain computations that
-belong in ``model/`` (next to ``model.evaluate.metrics.match_lesions``); they live here
-until they move.
+IoU of the image: :func:`model.infer.compare.compare_with_truth`, the rule
+``bcir eval`` counts by). The GUI thread only hands the arrays to its items.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.errors import ImageReadError, ModelFileError
-from model.data.masks import load_mask, mask_outlines
-from model.evaluate.metrics import connected_components, dice, iou, match_lesions
-from model.data.study_index import Abnormality, IndexedImage
+from model.errors import ModelFileError
+from model.data.masks import load_truth, mask_outlines
+from model.infer.compare import TruthComparison, compare_with_truth
+from model.data.study_index import IndexedImage
 
-from app.case_text import abnormality_text, image_label
+from app.case_text import image_label
 
 if TYPE_CHECKING:  # model.infer.predictor imports torch: only the worker that loads the model needs it
-    from model.infer.predictor import ImageResult, Lesion
+    from model.infer.predictor import ImageResult
 
 log = logging.getLogger("bcir.app")
-
-@dataclass
-class TruthComparison:
-    """The prediction of one image against its ground truth."""
-
-    known: bool  # False when no description CSV covers the image: nothing to compare with
-    lesion_hits: list[bool | None]  # per predicted lesion (result order): overlaps a truth lesion; None when unknown
-    truth: list[Abnormality] = field(default_factory=list)  # the truth lesions compared (masks usable)
-    truth_hit: list[bool] = field(default_factory=list)  # per compared truth lesion
-    truth_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1 (exclusive ends)
-    dice: float | None = None  # the whole predicted mask against the union of the compared truth masks
-    iou: float | None = None
-    problems: list[str] = field(default_factory=list)  # truth lesions that could not be compared, and why
-    lesion_truths: list[list[int]] = field(default_factory=list)  # per predicted lesion: indices into ``truth`` it hit
-    truth_areas_px: list[int] = field(default_factory=list)  # per compared truth lesion
-
-    def found_by(self, t: int) -> list[int]:
-        """The predicted lesions (0-based, result order) that hit truth lesion ``t``."""
-        return [n for n, truths in enumerate(self.lesion_truths) if t in truths]
-
-    @property
-    def missed(self) -> list[tuple[Abnormality, tuple[int, int, int, int]]]:
-        return [(a, box) for a, hit, box in zip(self.truth, self.truth_hit, self.truth_boxes) if not hit]
-
-    @property
-    def false_positives(self) -> int:
-        return sum(1 for h in self.lesion_hits if h is False)
-
 
 @dataclass
 class AiImage:
@@ -132,80 +101,6 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def lesion_verdicts(lesions: list[Lesion], mask: np.ndarray, truth_masks: list[np.ndarray],
-                    origin: tuple[int, int] = (0, 0)) -> tuple[list[list[int]], np.ndarray]:
-    """Per lesion of the result: which truth masks its component of ``mask`` overlaps (indices, [] when none).
-
-    A lesion is found by its bounding box: its component is the one that covers
-    most of the box (the lesion list is made from the same mask on the working
-    grid, so box and component agree). Also returns the mask of the listed
-    lesions only. ``origin`` is the (x, y) of the arrays' first pixel when they
-    are a crop of the image.
-    """
-    ox, oy = origin
-    labels, count = connected_components(mask)
-    overlaps: list[set[int]] = [set() for _ in range(count + 1)]  # per component: the truth lesions it touches
-    for t, truth in enumerate(truth_masks):
-        for component in np.unique(labels[truth]):
-            overlaps[int(component)].add(t)
-    chosen = np.zeros(count + 1, bool)
-    found = []
-    for lesion in lesions:
-        x0, y0, x1, y1 = lesion.bbox
-        box = labels[max(0, y0 - oy) : max(0, y1 - oy), max(0, x0 - ox) : max(0, x1 - ox)]
-        ids, counts = np.unique(box, return_counts=True)
-        keep = ids > 0
-        if not keep.any():
-            found.append([])
-            continue
-        component = int(ids[keep][np.argmax(counts[keep])])
-        chosen[component] = True
-        found.append(sorted(overlaps[component]))
-    return found, chosen[labels]
-
-
-def compare_with_truth(image: IndexedImage, result: ImageResult, mask: np.ndarray) -> TruthComparison:
-    """The prediction (``mask`` on the original grid, ``result.lesions``) against the image's ground truth."""
-    if not image.gt_known and not image.abnormalities:
-        return TruthComparison(known=False, lesion_hits=[None] * len(result.lesions))
-    truth, masks, boxes, problems = [], [], [], []
-    for abnormality in image.abnormalities:
-        name = f"{abnormality_text(abnormality)} (abnormality {abnormality.id})"
-        if abnormality.problem or not abnormality.mask_path:
-            problems.append(f"{name}: {abnormality.problem or 'no mask file'}")
-            continue
-        try:
-            truth_mask = load_mask(abnormality.mask_path, shape=mask.shape)
-        except (ImageReadError, ValueError) as exc:
-            problems.append(f"{name}: {exc}")
-            continue
-        box = _bbox(truth_mask)
-        if box is None:
-            problems.append(f"{name}: empty mask")
-            continue
-        truth.append(abnormality)
-        masks.append(truth_mask)
-        boxes.append(box)
-    if image.abnormalities and not truth:  # truth exists but none of it can be compared
-        return TruthComparison(known=False, lesion_hits=[None] * len(result.lesions), problems=problems)
-    union = np.zeros(mask.shape, bool)
-    for truth_mask in masks:
-        union |= truth_mask
-    # Everything below only looks where the prediction or the truth is: the same numbers, on a crop.
-    box = _bbox(mask | union)
-    if box is not None:
-        x0, y0, x1, y1 = box
-        crop = (slice(y0, y1), slice(x0, x1))
-        mask, union, masks = mask[crop], union[crop], [m[crop] for m in masks]
-    found, listed = lesion_verdicts(result.lesions, mask, masks, origin=(box[0], box[1]) if box else (0, 0))
-    truth_hit = list(match_lesions(masks, listed).hits) if masks else []
-    return TruthComparison(
-        known=True, lesion_hits=[bool(f) for f in found], truth=truth, truth_hit=truth_hit, truth_boxes=boxes,
-        dice=dice(mask, union), iou=iou(mask, union), problems=problems, lesion_truths=found,
-        truth_areas_px=[int(np.count_nonzero(m)) for m in masks],
-    )
-
-
 def prepare_ai_image(image: IndexedImage, result: ImageResult, threshold: float,
                      roi_point: tuple[float, float] | None = None, roi_tile: tuple[int, int] | None = None) -> AiImage:
     """Everything the overlays and the findings panel need from one result."""
@@ -230,7 +125,8 @@ def prepare_ai_image(image: IndexedImage, result: ImageResult, threshold: float,
     return AiImage(
         indexed=image, result=result, threshold=threshold, fill=fill, fill_origin=origin, outlines=outlines,
         heat=np.ascontiguousarray(heat), heat_rect=(float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)),
-        comparison=compare_with_truth(image, result, mask), roi_point=roi_point, roi_rect=roi_rect,
+        comparison=compare_with_truth(load_truth(image, mask.shape), result.lesion_labels(threshold), len(result.lesions)),
+        roi_point=roi_point, roi_rect=roi_rect,
     )
 
 

@@ -272,11 +272,12 @@ class FindingsDock(QDockWidget):
                 row.setForeground(P_COLUMN, QBrush(MALIGNANT_COLOR))
             row.setForeground(VERDICT_COLUMN, QBrush(HIT_COLOR if found else MISS_COLOR))
             item.addChild(row)
-        if not comparison.truth and not comparison.problems:
+        if not comparison.truth and not comparison.not_compared:
             truth = QTreeWidgetItem([f"truth: {image_truth(image)}"])
             truth.setData(0, SPAN_ROLE, True)
             item.addChild(truth)
-        for problem in comparison.problems:
+        for lesion in comparison.not_compared:
+            problem = f"{abnormality_text(lesion.abnormality)} (abnormality {lesion.abnormality.id}): {lesion.reason}"
             row = QTreeWidgetItem([f"not compared: {problem}"])
             row.setToolTip(0, problem)
             row.setData(0, SPAN_ROLE, True)

@@ -5,9 +5,11 @@ What is measured (``bcir eval``):
 * **Segmentation**, whole-view inference exactly as the app runs it: Dice and
   IoU per image (the union of an image's ground-truth masks against the
   predicted mask, over images that have lesions) and per lesion (each lesion
-  against the predicted components that overlap it); lesion detection
-  sensitivity and false-positive components per image, over every evaluated
-  image, lesion-free ones included.
+  against the listed lesions that overlap it); lesion detection sensitivity
+  and false-positive lesions per image, over every evaluated image, lesion-free
+  ones included. Hits, misses and false positives are counted over the lesions
+  the result lists, by :func:`model.infer.compare.compare_with_truth`: the
+  findings panel's rule, so both give the same numbers for the same image.
 * **Malignancy**, on the paper's protocol: the head on a tile-sized ROI centred
   on each usable ground-truth abnormality (its mask's centroid), label =
   pathology. AUC with a percentile-bootstrap 95% CI, sensitivity and
@@ -39,6 +41,7 @@ from model.data import cbis_ddsm
 from model.evaluate import metrics
 from model.errors import ImageReadError
 from model.errors import failure_reason
+from model.infer.compare import compare_with_truth, iou_from_dice
 from model.data.study_index import IndexedImage, StudyIndex, build_index
 
 MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5
@@ -327,7 +330,7 @@ def evaluate(
     """
     from model.data.dicom_io import read_image
     from model.infer.predictor import Predictor
-    from model.data.masks import load_mask
+    from model.data.masks import load_truth
     from model.data.preprocess import prepare
     from model.nn.weights import LoadedModel, load_model
 
@@ -371,26 +374,13 @@ def evaluate(
         if should_stop and should_stop():
             raise InterruptedError("evaluation cancelled")
         shape = (image.rows, image.columns)
-        usable = []
-        for a in image.abnormalities:
-            if a.problem or not a.mask_path:
-                problems += 1
-                continue
-            try:
-                truth = load_mask(a.mask_path, shape)
-            except InterruptedError:
-                raise
-            except Exception:  # noqa: BLE001 - a mask that cannot be read for any reason is an unusable abnormality
-                problems += 1
-                continue
-            if not truth.any():
-                problems += 1
-                continue
-            usable.append((a, truth))
-        if image.abnormalities and not usable:
-            skipped["every abnormality's mask unusable"] += 1
-            continue
         try:  # everything that reads or runs on this one image; its failure, of any kind, never stops the others
+            truth = load_truth(image, shape)  # a mask that cannot be read, or is empty, is an unusable abnormality
+            usable = [(t.abnormality, t.mask) for t in truth.usable]
+            problems += len(truth.unusable)
+            if image.abnormalities and not usable:
+                skipped["every abnormality's mask unusable"] += 1
+                continue
             mammogram = read_image(image.path)
             result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
             # malignancy on the paper's protocol: the head on a ROI centred on each ground-truth abnormality
@@ -406,38 +396,39 @@ def evaluate(
             skipped["image unreadable" if isinstance(exc, ImageReadError) else f"failed: {reason}"] += 1
             image_errors.append({"path": image.path, "reason": reason})
             continue
-        pred = result.lesion_mask(threshold)  # the listed lesions, as the reader sees them in yellow
-        if pred.shape != shape:
+        labels = result.lesion_labels(threshold)  # the listed lesions, as the reader sees them in yellow and in rows
+        if labels.shape != shape:
             skipped["image size differs from its index entry"] += 1
             continue
+        pred = labels > 0
         union = np.zeros(shape, bool)
-        for _, truth in usable:
-            union |= truth
+        for _, mask in usable:
+            union |= mask
 
-        # segmentation, per image and per lesion
-        match = metrics.match_lesions([t for _, t in usable], pred)  # specks are already out of the lesion mask
+        # segmentation, per image and per lesion: the findings panel's comparison
+        comparison = compare_with_truth(truth, labels, len(result.lesions))
         record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
-                  "lesions": len(usable), "detected": int(sum(match.hits)), "false_positives": match.false_positives,
+                  "lesions": len(usable), "detected": comparison.detected, "false_positives": comparison.false_positives,
                   "dice": None, "iou": None, "case_score": float(result.case_score),
                   "malignant": image_class(image)}
         if usable:
-            record["dice"] = metrics.dice(pred, union)
-            record["iou"] = metrics.iou(pred, union)
+            record["dice"] = comparison.dice
+            record["iou"] = comparison.iou
             image_dice.append(record["dice"])
             image_iou.append(record["iou"])
         n_lesions += len(usable)
-        n_detected += int(sum(match.hits))
-        n_fp += match.false_positives
+        n_detected += comparison.detected
+        n_fp += comparison.false_positives
         correct_pixels += int(np.count_nonzero(pred == union))
         total_pixels += union.size
         lesion_pixels += int(np.count_nonzero(union))
 
-        for (a, truth), hit, d, p in zip(usable, match.hits, match.dice, p_malignant):
-            x, y = _centroid(truth)
+        for (a, mask), hit, d, p in zip(usable, comparison.truth_hit, comparison.truth_dice, p_malignant):
+            x, y = _centroid(mask)
             lesion_records.append({"path": image.path, "patient_id": image.patient_id, "abnormality_id": a.id,
                                    "type": a.type, "pathology": a.pathology, "malignant": bool(a.malignant),
                                    "p_malignant": float(p), "detected": bool(hit), "dice": float(d),
-                                   "iou": metrics.iou_from_dice(d), "centroid": [x, y], "area_px": int(truth.sum())})
+                                   "iou": iou_from_dice(d), "centroid": [x, y], "area_px": int(mask.sum())})
         image_records.append(record)
         patients_done.add(image.patient_id)
         if progress:

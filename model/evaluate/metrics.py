@@ -1,14 +1,12 @@
-"""Evaluation metrics: overlap, ROC/AUC with a bootstrap interval, lesion matching, pixel accuracy.
+"""Evaluation metrics: ROC/AUC with a bootstrap interval, sensitivity and specificity, pixel accuracy.
 
-numpy only (plus ``scipy.ndimage.label`` for connected components); no torch,
-no sklearn. Every function says what it returns when a quantity is undefined
-(one class only, nothing to average): ``None``, never a made-up number.
+numpy only; no torch, no sklearn. Every function says what it returns when a
+quantity is undefined (one class only, nothing to average): ``None``, never a
+made-up number. Dice, IoU and lesion matching are the truth comparison's
+(:mod:`model.infer.compare`), which the findings panel shares.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,29 +16,6 @@ def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if pred.shape != truth.shape:
         raise ValueError(f"shapes differ: prediction {pred.shape}, truth {truth.shape}")
     return pred, truth
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """2|P∩T| / (|P| + |T|); 1.0 when both are empty (nothing to find, nothing found)."""
-    pred, truth = _pair(pred, truth)
-    total = int(pred.sum()) + int(truth.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(pred, truth).sum()) / total
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    """|P∩T| / |P∪T| (Jaccard); 1.0 when both are empty."""
-    pred, truth = _pair(pred, truth)
-    union = int(np.logical_or(pred, truth).sum())
-    if union == 0:
-        return 1.0
-    return int(np.logical_and(pred, truth).sum()) / union
-
-
-def iou_from_dice(d: float) -> float:
-    """IoU of the same pair of sets: J = D / (2 - D)."""
-    return d / (2.0 - d)
 
 
 def pixel_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -159,80 +134,7 @@ def sensitivity_specificity(labels, scores, threshold: float) -> tuple[float | N
     return sens, spec
 
 
-# ---------------------------------------------------------------------------
-# lesions
-
-
-@dataclass
-class LesionMatch:
-    hits: list[bool]  # per truth lesion: overlapped by a predicted component
-    false_positives: int  # predicted components that touch no truth lesion
-    dice: list[float]  # per truth lesion: Dice with the union of the components that overlap it (0 when missed)
-    components: int = 0  # predicted components considered
-    component_sizes: list[int] = field(default_factory=list)
-
-    def __iter__(self):  # unpacks as (hits, false_positives, dice)
-        return iter((self.hits, self.false_positives, self.dice))
-
-
-_EIGHT = np.ones((3, 3), dtype=bool)
-
-
-def connected_components(mask: np.ndarray, min_size: int = 0) -> tuple[np.ndarray, int]:
-    """(labels, count): 8-connected components of ``mask`` (as the inference finds lesions), smaller than ``min_size`` dropped."""
-    from scipy.ndimage import label
-
-    labels, count = label(np.asarray(mask, dtype=bool), structure=_EIGHT)
-    if min_size > 1 and count:
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        keep = sizes >= min_size
-        keep[0] = False
-        remap = np.zeros(count + 1, dtype=labels.dtype)
-        remap[keep] = np.arange(1, int(keep.sum()) + 1, dtype=labels.dtype)
-        labels, count = remap[labels], int(keep.sum())
-    return labels, int(count)
-
-
-def match_lesions(truth_masks: Sequence[np.ndarray], predicted: np.ndarray, *, min_component_px: int = 0) -> LesionMatch:
-    """Match predicted connected components to ground-truth lesions.
-
-    * A truth lesion is detected when at least one predicted component overlaps it.
-    * Its Dice is computed between the lesion and the union of the components
-      overlapping it, so the score lives in the lesion's neighbourhood and is
-      not diluted by far-away predictions; a missed lesion scores 0. (IoU of
-      the same pair: ``iou_from_dice``.)
-    * A predicted component that overlaps no truth lesion is a false positive.
-
-    Components smaller than ``min_component_px`` are ignored (the inference
-    drops such specks from its lesion list). Returns a :class:`LesionMatch`,
-    which also unpacks as ``(hits, false_positives, dice)``.
-    """
-    predicted = np.asarray(predicted, dtype=bool)
-    labels, count = connected_components(predicted, min_component_px)
-    touched = np.zeros(count + 1, dtype=bool)
-    hits, dices = [], []
-    for truth in truth_masks:
-        truth = np.asarray(truth, dtype=bool)
-        if truth.shape != predicted.shape:
-            raise ValueError(f"truth mask {truth.shape} does not match the prediction {predicted.shape}")
-        ids = np.unique(labels[truth])
-        ids = ids[ids > 0]
-        touched[ids] = True
-        hits.append(ids.size > 0)
-        if ids.size == 0:
-            dices.append(0.0)
-            continue
-        # the lesion's neighbourhood: the bounding box of the lesion and its overlapping components
-        region = truth | np.isin(labels, ids)
-        ys, xs = np.nonzero(region)
-        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-        dices.append(dice(np.isin(labels[box], ids), truth[box]))
-    false_positives = int(count - touched[1:].sum())
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].tolist() if count else []
-    return LesionMatch(hits=hits, false_positives=false_positives, dice=dices, components=count, component_sizes=sizes)
-
-
 __all__ = [
-    "LesionMatch", "all_background_accuracy", "average_ranks", "bootstrap_auc_ci", "connected_components", "dice",
-    "iou", "iou_from_dice", "match_lesions", "pixel_accuracy", "roc_auc", "roc_curve", "sensitivity_specificity",
+    "all_background_accuracy", "average_ranks", "bootstrap_auc_ci", "pixel_accuracy", "roc_auc", "roc_curve",
+    "sensitivity_specificity",
 ]

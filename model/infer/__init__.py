@@ -1,1 +1,1 @@
-"""Running a model on images: the predictor with its tiling and result cache, and the overlays it writes."""
+"""Running a model on images: the predictor, its tiling and result cache, overlays, and the one truth comparison."""

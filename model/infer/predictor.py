@@ -88,11 +88,42 @@ class ImageResult:
         """The predicted lesion mask on the original pixel grid: the components listed in ``lesions`` only
         (specks under ``min_lesion_mm2`` and components past the ``max_lesions`` most confident are left out).
         What the reader sees in yellow and what ``bcir eval`` scores."""
+        return self._listed_components(threshold) > 0
+
+    def lesion_labels(self, threshold: float) -> np.ndarray:
+        """The listed lesions on the original pixel grid: ``n`` on the pixels of ``lesions[n - 1]``, 0 elsewhere.
+
+        Each lesion's pixels are its own component (the one it was listed from, mapped back as ``lesion_mask``
+        maps it), so a lesion split or merged by the mapping is still one lesion. ``threshold`` is the one the
+        lesions were listed at. For a result the Predictor made, ``lesion_labels(t) > 0`` is ``lesion_mask(t)``.
+        """
+        components = self._listed_components(threshold)
+        count = int(components.max())
+        # Which lesion each component is: the one with its box and area (the list was made from these very pixels).
+        ys, xs = np.nonzero(components)
+        codes = components[ys, xs]
+        by_shape: dict[tuple, list[int]] = {}
+        for n, lesion in enumerate(self.lesions, 1):
+            by_shape.setdefault((*lesion.bbox, lesion.area_px), []).append(n)
+        to_lesion = np.zeros(count + 1, np.uint8)
+        for code in range(1, count + 1):
+            cy, cx = ys[codes == code], xs[codes == code]
+            if cy.size:
+                key = (int(cx.min()), int(cy.min()), int(cx.max()) + 1, int(cy.max()) + 1, int(cy.size))
+                if by_shape.get(key):
+                    to_lesion[code] = by_shape[key].pop(0)
+        return to_lesion[components]
+
+    def _listed_components(self, threshold: float) -> np.ndarray:
+        """uint8 on the original grid: ``k`` on the pixels of the k-th most confident listed component, else 0."""
         labels, chosen, _ = lesion_components(self.probability, int(round(threshold * 255)),
                                               self.geometry.working_spacing_mm ** 2, self.min_lesion_mm2, self.max_lesions)
-        keep = np.zeros(int(labels.max()) + 1, bool)
-        keep[[k for _, k in chosen]] = True
-        return self.geometry.to_original(keep[labels])
+        if len(chosen) > 255:
+            raise ValueError(f"{len(chosen)} lesions listed: at most 255 can be told apart (max_lesions is "
+                             f"{InferenceConfig.max_lesions} by default)")
+        code = np.zeros(int(labels.max()) + 1, np.uint8)
+        code[[k for _, k in chosen]] = np.arange(1, len(chosen) + 1)
+        return self.geometry.to_original(code[labels], nearest=True)
 
     def probability_original(self) -> np.ndarray:
         """uint8 probability (0-255) on the original pixel grid."""

@@ -15,7 +15,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
 from model.data.masks import load_mask
-from model.evaluate.metrics import dice, iou
+from model.infer.compare import dice, iou
 from model.data.study_index import build_index
 from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 

@@ -1,4 +1,5 @@
-"""The AI result made ready for the overlays and the findings (no Qt): fill, heatmap placement, truth comparison."""
+"""The AI result made ready for the overlays and the findings (no Qt): fill, heatmap placement, the truth comparison
+of what is drawn (the comparison itself: tests/model/infer/test_compare.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 
 from model.errors import ModelFileError
 from model.infer.predictor import ImageResult, Lesion
-from model.evaluate.metrics import dice, iou
+from model.infer.compare import dice
 from model.data.preprocess import Geometry
 from model.data.study_index import Abnormality, IndexedImage
 
-from app.background.ai_results import compare_with_truth, lesion_verdicts, prepare_ai_image
+from app.background.ai_results import prepare_ai_image
 
 ROWS, COLS = 120, 90
 
@@ -50,55 +51,6 @@ def image_with(truths: list[tuple[str, np.ndarray | None, str | None]], tmp_path
                                          mask_path=mask_path, problem=problem))
     return IndexedImage(path="/x/a.dcm", patient_id="P", laterality="R", view="CC", rows=ROWS, columns=COLS,
                         abnormalities=abnormalities, gt_known=gt_known)
-
-
-def test_hits_false_positives_misses_and_overlap(tmp_path):
-    found, elsewhere = disc(30, 30, 8), disc(70, 95, 6)
-    mask = found | elsewhere
-    truth_found, truth_missed = disc(33, 32, 9), disc(70, 40, 5)
-    image = image_with([("MALIGNANT", truth_found, None), ("BENIGN", truth_missed, None)], tmp_path)
-    lesions = [lesion_of(elsewhere, 0.8), lesion_of(found, 0.6)]  # result order: by p(malignant)
-    comparison = compare_with_truth(image, result_of(mask.astype(np.uint8) * 255, lesions), mask)
-    assert comparison.known and comparison.lesion_hits == [False, True]
-    assert comparison.truth_hit == [True, False] and comparison.false_positives == 1
-    (missed, box), = comparison.missed
-    assert missed.id == 2 and box == (65, 35, 76, 46)
-    union = truth_found | truth_missed
-    assert comparison.dice == pytest.approx(dice(mask, union)) and comparison.iou == pytest.approx(iou(mask, union))
-
-
-def test_a_normal_image_makes_every_lesion_a_false_positive_and_no_truth_means_no_verdict(tmp_path):
-    mask = disc(40, 50, 7)
-    result = result_of(mask.astype(np.uint8) * 255, [lesion_of(mask, 0.3)])
-    normal = compare_with_truth(image_with([], tmp_path, gt_known=True), result, mask)
-    assert normal.known and normal.lesion_hits == [False] and normal.dice == 0.0 and not normal.missed
-    unknown = compare_with_truth(image_with([], tmp_path, gt_known=False), result, mask)
-    assert not unknown.known and unknown.lesion_hits == [None] and unknown.dice is None
-
-
-def test_truth_that_cannot_be_compared_is_listed_not_used(tmp_path):
-    mask = disc(40, 50, 7)
-    wrong_size = np.zeros((10, 10), bool)
-    wrong_size[2:5, 2:5] = True
-    image = image_with([("MALIGNANT", None, "mask 10x10 does not match image"), ("BENIGN", wrong_size, None)], tmp_path)
-    comparison = compare_with_truth(image, result_of(mask.astype(np.uint8) * 255, [lesion_of(mask, 0.4)]), mask)
-    assert not comparison.known and comparison.lesion_hits == [None] and len(comparison.problems) == 2
-    assert "does not match" in comparison.problems[0] and "does not match" in comparison.problems[1]
-
-
-def test_lesion_verdicts_pick_the_component_under_the_box_and_work_on_crops():
-    a, b = disc(20, 20, 5), disc(60, 90, 5)
-    truth = disc(60, 92, 3)
-    lesions = [lesion_of(a, 0.9), lesion_of(b, 0.2)]
-    hits, listed = lesion_verdicts(lesions, a | b, [truth])
-    assert hits == [[], [0]] and np.array_equal(listed, a | b)
-    crop = (slice(10, 100), slice(10, 80))
-    hits_crop, listed_crop = lesion_verdicts(lesions, (a | b)[crop], [truth[crop]], origin=(10, 10))
-    assert hits_crop == hits and np.array_equal(listed_crop, listed[crop])
-    speck = np.zeros_like(a)
-    speck[100, 5] = True  # not a listed lesion: left out of the listed mask
-    _, listed = lesion_verdicts(lesions, a | b | speck, [truth])
-    assert not listed[100, 5]
 
 
 def test_fill_heatmap_and_outlines_sit_on_the_original_grid_of_a_flipped_scaled_result(tmp_path):

@@ -1,4 +1,5 @@
-"""Evaluation metrics on hand-made cases whose answers are worked out by hand."""
+"""Evaluation metrics on hand-made cases whose answers are worked out by hand (Dice, IoU and lesion matching:
+tests/model/infer/test_compare.py)."""
 
 from itertools import product
 
@@ -6,31 +7,13 @@ import numpy as np
 import pytest
 
 from model.evaluate import metrics
+from model.infer.compare import dice
 
 
 def _rect(shape, y0, y1, x0, x1):
     m = np.zeros(shape, bool)
     m[y0:y1, x0:x1] = True
     return m
-
-
-def test_dice_and_iou_of_two_overlapping_squares():
-    # two 10x10 squares offset by 5 in both directions: 100 px each, 5x5 = 25 px in common
-    a = _rect((20, 20), 0, 10, 0, 10)
-    b = _rect((20, 20), 5, 15, 5, 15)
-    assert metrics.dice(a, b) == pytest.approx(2 * 25 / 200)  # 0.25
-    assert metrics.iou(a, b) == pytest.approx(25 / 175)  # 1/7
-    assert metrics.iou_from_dice(metrics.dice(a, b)) == pytest.approx(metrics.iou(a, b))
-    assert metrics.dice(a, a) == 1.0 and metrics.iou(a, a) == 1.0
-
-
-def test_empty_masks():
-    empty = np.zeros((8, 8), bool)
-    some = _rect((8, 8), 2, 4, 2, 4)
-    assert metrics.dice(empty, empty) == 1.0 and metrics.iou(empty, empty) == 1.0
-    assert metrics.dice(empty, some) == 0.0 and metrics.iou(some, empty) == 0.0
-    with pytest.raises(ValueError):
-        metrics.dice(np.zeros((8, 8), bool), np.zeros((8, 9), bool))
 
 
 def test_auc_of_a_known_case():
@@ -113,43 +96,13 @@ def test_sensitivity_and_specificity_at_a_threshold():
     assert metrics.sensitivity_specificity(labels, scores, 0.95) == (0.0, 1.0)
 
 
-def test_match_lesions_one_hit_one_miss_one_false_positive():
-    shape = (60, 60)
-    hit_truth = _rect(shape, 10, 20, 10, 20)  # 100 px
-    miss_truth = _rect(shape, 40, 50, 10, 20)  # nothing predicted there
-    predicted = _rect(shape, 10, 20, 15, 25)  # overlaps hit_truth over 10x5 = 50 px, 100 px in all
-    predicted |= _rect(shape, 40, 45, 40, 45)  # far from any lesion: a false positive
-    hits, fps, dices = metrics.match_lesions([hit_truth, miss_truth], predicted)
-    assert hits == [True, False]
-    assert fps == 1
-    assert dices[0] == pytest.approx(2 * 50 / 200)  # 0.5
-    assert dices[1] == 0.0
-
-
-def test_match_lesions_component_over_two_lesions_and_specks():
-    shape = (40, 40)
-    a, b = _rect(shape, 5, 10, 5, 10), _rect(shape, 5, 10, 20, 25)
-    bridge = _rect(shape, 6, 9, 5, 25)  # one component across both lesions: two hits, no false positive
-    speck = _rect(shape, 30, 32, 30, 32)  # 4 px
-    match = metrics.match_lesions([a, b], bridge | speck)
-    assert match.hits == [True, True] and match.false_positives == 1 and match.components == 2
-    match = metrics.match_lesions([a, b], bridge | speck, min_component_px=5)
-    assert match.false_positives == 0 and match.components == 1
-    # a speck that touches a lesion does not make it 'found' once specks are ignored
-    assert metrics.match_lesions([a], _rect(shape, 5, 6, 5, 6), min_component_px=5).hits == [False]
-    # diagonal neighbours are one component (8-connectivity, as the inference labels lesions)
-    diag = np.zeros(shape, bool)
-    diag[1, 1] = diag[2, 2] = True
-    assert metrics.match_lesions([], diag).false_positives == 1
-
-
 def test_pixel_accuracy_is_high_for_a_model_that_finds_nothing():
     truth = _rect((100, 100), 40, 50, 40, 50)  # a 1% lesion
     nothing = np.zeros_like(truth)
     assert metrics.all_background_accuracy(truth) == pytest.approx(0.99)
     assert metrics.pixel_accuracy(nothing, truth) == pytest.approx(0.99)
-    assert metrics.dice(nothing, truth) == 0.0
+    assert dice(nothing, truth) == 0.0
     wrong_place = _rect((100, 100), 70, 80, 70, 80)
     assert metrics.pixel_accuracy(wrong_place, truth) == pytest.approx(0.98)  # 98% "accurate", Dice 0
-    assert metrics.dice(wrong_place, truth) == 0.0
+    assert dice(wrong_place, truth) == 0.0
     assert metrics.pixel_accuracy(truth, truth) == 1.0
