@@ -12,7 +12,6 @@ that view a second false positive that the panel does not list.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -22,10 +21,10 @@ import pytest
 
 from model.data.dicom_io import read_image
 from model.data.masks import load_truth
-from model.data.preprocess import prepare
+from model.data.preprocess import PreprocessConfig, prepare
 from model.data.study_index import build_index
 from model.infer.predictor import Predictor
-from model.nn.weights import load_model, save_model
+from model.nn.weights import load_model, new_card, save_model
 
 from app.background.ai_results import AiImage, load_predictor, run_case
 from app.panels.findings_panel import VERDICT_COLUMN, FindingsDock
@@ -45,6 +44,7 @@ def _found_and_false_positive(image, preprocess) -> np.ndarray:
     """On the working grid: the truth lesion with a piece cut off on the image grid, and a disc away from it."""
     mammogram = read_image(image.path)
     working, geometry, region = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, preprocess)
+    assert geometry.scale == 2, "the model works on a grid twice as fine as the image's"
     lesion = geometry.to_working(load_truth(image).usable[0].mask)
     ys, xs = np.nonzero(lesion)
     neck_row = next(r for r in sorted(_dropped_rows(geometry), key=lambda r: abs(r - ys.mean())) if lesion[r].any())
@@ -78,8 +78,8 @@ class ChosenMap:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory, disc_model) -> Path:
     """The disc model reading the demo's images (no pixel spacing in their headers) at 0.1 mm and working at 0.05."""
-    card = copy.deepcopy(disc_model.card)
-    card["preprocess"].update(default_spacing_mm=0.1, working_spacing_mm=0.05)
+    card = new_card(disc_model.net, version="test-discs-fine",
+                    preprocess=PreprocessConfig(default_spacing_mm=0.1, working_spacing_mm=0.05))
     return save_model(disc_model.net, card, tmp_path_factory.mktemp("model") / "discs-fine.safetensors")
 
 
