@@ -6,10 +6,20 @@ from pathlib import Path
 
 
 class BcirError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    The tree: :class:`DataError` (an image or CSV that cannot be read), :class:`ModelFileError` (a weights file or
+    card), :class:`RegistryError`, :class:`JobError` (a retrain job), :class:`ReviewError` (the review log),
+    :class:`ConfigError` (a setting) and :class:`Cancelled` (a stop request). ``model.cli.exit_codes`` maps them to
+    exit codes, ``app.errors`` shows them.
+    """
 
 
-class ImageReadError(BcirError):
+class DataError(BcirError):
+    """An input file that cannot be read or used as data (an image, a CSV)."""
+
+
+class ImageReadError(DataError):
     """A file could not be read as a 2D greyscale image.
 
     ``reason`` is a short phrase without the path ("truncated pixel data");
@@ -44,6 +54,22 @@ class DecodeError(ImageReadError):
 
 class ModelFileError(BcirError):
     """A weights file or model card that cannot be used."""
+
+
+class RegistryError(BcirError):
+    """A model version the registry does not hold, or a change of the registry it refuses."""
+
+
+class JobError(BcirError):
+    """A retrain job that cannot do what was asked of it now (resume, cancel, accept, ...)."""
+
+
+class Cancelled(BcirError):
+    """Stopped on request (``should_stop`` said so): not a failure, so callers end quietly. ``str()`` says what
+    stopped ("evaluation cancelled")."""
+
+    def __init__(self, message: str = "stopped on request"):
+        super().__init__(message)
 
 
 # One line, without the path, for anything that went wrong with one file of a batch: a batch (bcir infer,

@@ -73,7 +73,8 @@ def disc_model():
     import torch
 
     from model.nn.network import BCirUNet
-    from model.nn.weights import LoadedModel, new_card
+    from model.nn.card import new_card
+    from model.nn.weights import LoadedModel
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

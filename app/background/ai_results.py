@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.errors import ModelFileError
+from model.errors import Cancelled, ModelFileError
 from model.data.masks import load_truth, mask_outlines
 from model.infer.compare import TruthComparison, compare_with_truth
 from model.data.study_index import IndexedImage
@@ -146,12 +146,12 @@ def load_predictor(path: Path, cache_dir: Path | None):
 def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
     """Whole-view inference on ``images``, one after the other: reports AiProgress, then AiImage or AiFailure each.
 
-    Raises InterruptedError when asked to stop (between tiles).
+    Raises Cancelled when asked to stop (between tiles).
     """
     threshold = predictor.model.threshold
     for image in images:
         if should_stop():
-            raise InterruptedError("inference cancelled")
+            raise Cancelled("inference cancelled")
         report(AiProgress(image, 0, 0))
         try:
             result = predictor.predict(
@@ -159,7 +159,7 @@ def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
                 should_stop=should_stop,
             )
             report(prepare_ai_image(image, result, threshold))
-        except InterruptedError:  # an OSError too: a stop request, not a bad file
+        except Cancelled:  # a stop request, not a bad file
             raise
         except Exception as exc:  # noqa: BLE001 - one image that cannot run never stops the others
             from app.errors import describe

@@ -25,7 +25,7 @@ from model.data.study_index import IndexedImage
 
 from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, run_case, run_roi
 from app.errors import describe
-from app.background.workers import Cancelled, Worker, WorkerPool
+from app.background.workers import Worker, WorkerPool
 
 log = logging.getLogger("bcir.app")
 
@@ -41,18 +41,6 @@ class _Job:
     prefetch: bool = False  # a case nobody looks at yet: no caseDone, first to be cancelled
     worker: Worker | None = None
     generation: int = 0  # the model it was started for
-
-
-def _interruptible(task):
-    """Turn the predictor's InterruptedError into the worker's Cancelled."""
-
-    def run(report, should_stop):
-        try:
-            return task(report, should_stop)
-        except InterruptedError:
-            raise Cancelled() from None
-
-    return run
 
 
 class AiRunner(QObject):
@@ -267,7 +255,7 @@ class AiRunner(QObject):
                 return
             job.images = todo
             predictor = self.predictor
-            task = _interruptible(lambda report, should_stop: run_case(predictor, todo, report, should_stop))
+            task = lambda report, should_stop: run_case(predictor, todo, report, should_stop)
             callbacks = dict(on_progress=lambda event: self._on_case_event(job, event),
                              on_result=lambda _n: self._finish_case(job),
                              on_error=lambda message: self._on_case_error(job, message))

@@ -16,6 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from model.errors import Cancelled
+
 from app.errors import describe
 
 log = logging.getLogger("bcir.app")
@@ -24,10 +26,6 @@ Task = Callable[[Callable[[Any], None], Callable[[], bool]], Any]
 
 
 _OUTLIVING: list = []  # workers that did not stop when asked: never destroyed while their thread runs
-
-
-class Cancelled(Exception):
-    """Raised inside a task to stop at a progress point with nothing to return."""
 
 
 class Worker(QThread):
@@ -53,7 +51,7 @@ class Worker(QThread):
     def run(self) -> None:  # worker thread
         try:
             result = self._task(self.progressed.emit, self.is_cancelled)
-        except Cancelled:
+        except Cancelled:  # raised inside a task to stop at a progress point with nothing to return
             self.cancelled.emit()
         except Exception as exc:  # every error of every job ends here, as one line
             log.debug("%s failed:\n%s", self.objectName(), "".join(traceback.format_exception(exc)))

@@ -63,8 +63,8 @@ def card_html(entry: RegistryEntry) -> str:
     """The entry's card as the reader reads it: where it comes from, what it was trained on, how it did."""
     parts = [f"<h3>{html.escape(entry.version)}{' (active)' if entry.active else ''}"
              f"{' · bundled' if entry.bundled else ''}</h3>"]
-    if entry.card.get("intended_use"):
-        parts.append(f"<p><i>{html.escape(str(entry.card['intended_use']))}</i></p>")
+    if entry.card.intended_use:
+        parts.append(f"<p><i>{html.escape(entry.card.intended_use)}</i></p>")
     parts.append("<table>" + "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;</td><td>{_fmt(v)}</td></tr>"
                                      for k, v in card_facts(entry)) + "</table>")
     figures = held_out_figures(entry)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.data.study_index import build_index
+from model.errors import Cancelled
 from model.train.dataset_summary import FolderSummary, summarize_index
 
 from app.background.workers import WorkerPool
@@ -39,7 +40,7 @@ def summarize(folder: str, views, report, should_stop):
     start = time.perf_counter()
     index = build_index(folder, progress=report, should_stop=should_stop, workers=4)
     if should_stop():
-        raise InterruptedError("folder summary cancelled")
+        raise Cancelled("folder summary cancelled")
     summary = summarize_index(index, views=views)
     summary.seconds = time.perf_counter() - start
     return index, summary

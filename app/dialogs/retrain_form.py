@@ -57,7 +57,7 @@ def model_version(path: Path) -> str:
     from model.nn.weights import read_card
 
     try:
-        return str(read_card(path).get("model_version", path.stem))
+        return read_card(path).version
     except Exception:  # noqa: BLE001 - a label; the start checks the model properly
         return path.stem
 
@@ -186,8 +186,8 @@ class OptionsForm(QGroupBox):
                 self.startPointRefused.emit(f"The current model cannot be fine-tuned: {describe(exc)}")
                 self.scratch.setChecked(True)
                 return
-            self.spacing.setValue(float((card.get("preprocess") or {}).get("working_spacing_mm", self.spacing.value())))
-            self.tile.setValue(int(card.get("tile_size", self.tile.value())))
+            self.spacing.setValue(card.preprocess.working_spacing_mm)
+            self.tile.setValue(card.tile_size)
         self.spacing.setEnabled(not fine_tune)
         self.tile.setEnabled(not fine_tune)
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from model.cli.exit_codes import Refusal
+
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -17,8 +19,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     if not root.exists():
-        print(f"bcir eval: {root} does not exist", file=sys.stderr)
-        return 2
+        raise Refusal(f"{root} does not exist")
     model = load_model(require_model(args.weights))
     views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None

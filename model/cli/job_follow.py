@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from model.cli.job_errors import one_line
+from model.cli.exit_codes import one_line
 from model.jobs.estimate import eta_text
 
 FOLLOW_POLL_S = 0.2

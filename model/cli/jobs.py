@@ -16,7 +16,7 @@ import argparse
 import datetime as _dt
 import sys
 
-from model.cli.job_errors import Refusal, guarded, one_line
+from model.cli.exit_codes import Refusal, one_line
 from model.cli.job_follow import CANCEL_WAIT_S, decide_hint, epoch_line, follow_and_report
 from model.cli.models import print_json
 
@@ -281,43 +281,43 @@ def register(subparsers) -> None:
 
     q = sub.add_parser("list", help="every job; marks interrupted and resumable ones")
     q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    q.set_defaults(func=guarded("jobs", _cmd_list))
+    q.set_defaults(func=_cmd_list)
 
     q = sub.add_parser("show", help="a job's settings, state, last epoch and safety gate")
     q.add_argument("job", help=job_help)
     q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    q.set_defaults(func=guarded("jobs", _cmd_show))
+    q.set_defaults(func=_cmd_show)
 
     q = sub.add_parser("follow", help="watch a job (Ctrl+C stops watching, not the job)")
     q.add_argument("job", help=job_help)
-    q.set_defaults(func=guarded("jobs", _cmd_follow))
+    q.set_defaults(func=_cmd_follow)
 
     q = sub.add_parser("resume", help="continue an interrupted job after its last complete epoch")
     q.add_argument("job", help=job_help)
     q.add_argument("--follow", action="store_true", help="then watch it")
-    q.set_defaults(func=guarded("jobs", _cmd_resume))
+    q.set_defaults(func=_cmd_resume)
 
     q = sub.add_parser("cancel", help="stop a running job after its current batch (no model is kept)")
     q.add_argument("job", help=job_help)
-    q.set_defaults(func=guarded("jobs", _cmd_cancel))
+    q.set_defaults(func=_cmd_cancel)
 
     q = sub.add_parser("pause", help="stop a running job after its current batch, resumable (`jobs resume`)")
     q.add_argument("job", help=job_help)
-    q.set_defaults(func=guarded("jobs", _cmd_pause))
+    q.set_defaults(func=_cmd_pause)
 
     q = sub.add_parser("abandon", help="close an interrupted or paused job instead of resuming it")
     q.add_argument("job", help=job_help)
-    q.set_defaults(func=guarded("jobs", _cmd_abandon))
+    q.set_defaults(func=_cmd_abandon)
 
     q = sub.add_parser("accept", help="add a finished job's model to the registry and make it active (refused when "
                                       "the gate found it worse on any figure, unless --force)")
     q.add_argument("job", help=job_help)
     q.add_argument("--force", action="store_true", help="use the new model even when it is worse on some gate figure")
-    q.set_defaults(func=guarded("jobs", _cmd_accept))
+    q.set_defaults(func=_cmd_accept)
 
     q = sub.add_parser("reject", help="keep the current model; the job's model is not added")
     q.add_argument("job", help=job_help)
-    q.set_defaults(func=guarded("jobs", _cmd_reject))
+    q.set_defaults(func=_cmd_reject)
 
 
 __all__ = ["find_job", "register"]

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.errors import BcirError
+from model.cli.exit_codes import EXIT_BROKEN_PIPE, Refusal, report_error
 from model.errors import failure_reason
 
 log = logging.getLogger("bcir")
@@ -33,8 +33,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     if not root.exists():
-        print(f"bcir index: {root} does not exist", file=sys.stderr)
-        return 2
+        raise Refusal(f"{root} does not exist")
     index = build_index(root, progress=progress, workers=args.workers)
     for bar in bars.values():
         bar.close()
@@ -113,8 +112,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             roi = tuple(float(v) for v in args.roi.split(","))
             assert len(roi) == 2
         except (ValueError, AssertionError):
-            print("bcir infer: --roi takes X,Y in pixels of the original image", file=sys.stderr)
-            return 2
+            raise Refusal("--roi takes X,Y in pixels of the original image") from None
     results = []
     from model.data.dicom_io import read_image
 
@@ -166,6 +164,8 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
     from model.nn.network import parameter_counts
     from model.nn.runtime import device_label, resolve_device
 
+    from model.nn.card import TrainingRecord
+    from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION
     from model.nn.weights import shareable_card
 
     model = _load_model(args.weights)
@@ -176,14 +176,14 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         card = model.card
-        print(f"{card.get('name')} {card['model_version']} ({card['architecture']} v{card['architecture_version']})")
+        print(f"{card.name} {card.version} ({ARCHITECTURE} v{ARCHITECTURE_VERSION})")
         print(f"  weights: {model.path}")
         print(f"  trunk: {info['trunk_trainable_params']:,} trainable parameters + {info['trunk_bn_running_stats']:,} BatchNorm statistics; "
               f"malignancy head: {info['head_params']:,}")
         print(f"  working spacing {model.preprocess.working_spacing_mm} mm, tile {model.tile_size}, threshold {model.threshold}")
-        training = card.get("training", {})
-        print(f"  trained on: {training.get('data')}; date {training.get('date')}; parent {card.get('parent')}")
-        for k, v in (training.get("metrics") or {}).items():
+        training = card.training or TrainingRecord()
+        print(f"  trained on: {training.data}; date {training.date}; parent {card.parent}")
+        for k, v in (training.metrics or {}).items():
             print(f"    {k}: {v}")
         print(f"  device: {info['device']}")
     return 0
@@ -230,8 +230,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # the settings are checked before anything is read: a bad one is one line naming the option as written, exit 2
     from_file = json.loads(Path(args.config).read_text()) if args.config else {}
     if not isinstance(from_file, dict):
-        print(f"bcir train: config file {args.config} must hold one JSON object of TrainConfig fields", file=sys.stderr)
-        return 2
+        raise Refusal(f"config file {args.config} must hold one JSON object of TrainConfig fields")
     flags = {  # TrainConfig field: (the option, its value)
         "max_epochs": ("--epochs", args.epochs),
         "views": ("--views", tuple(v.strip().upper() for v in args.views.split(",")) if args.views else None),
@@ -248,8 +247,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         name = (flags[exc.option][0] if exc.option in given
                 else f"{exc.option} in {args.config}" if exc.option in from_file else exc.option)
-        print(f"bcir train: {exc.naming(name)}", file=sys.stderr)
-        return 2
+        raise Refusal(exc.naming(name)) from None
 
     from model.train.loop import train  # torch: only once the settings hold
     bar = None
@@ -368,9 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE (128 + 13)
-
-
 class _ReaderGone(BaseException):
     """stdout's reader closed the pipe (``bcir jobs list | head``). A BaseException, like KeyboardInterrupt, so
     that no command's own ``except OSError`` turns it into an error line; :func:`main` ends the command quietly."""
@@ -416,19 +411,11 @@ def main(argv: list[str] | None = None) -> int:
             return code
         except BrokenPipeError:
             raise _ReaderGone() from None
-        except BcirError as exc:
-            print(f"bcir {args.command}: {exc}", file=sys.stderr)
-            return 1
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"bcir {args.command}: {exc}", file=sys.stderr)
-            return 2
-        except MemoryError:
-            print(f"bcir {args.command}: out of memory", file=sys.stderr)
-            return 1
-        except OSError as exc:  # a folder without permission, a full disk: the OS's reason with the path
-            where = f": {os.fsdecode(exc.filename)}" if exc.filename else ""
-            print(f"bcir {args.command}: {' '.join((exc.strerror or str(exc)).split())}{where}", file=sys.stderr)
-            return 2
+        except (Exception, KeyboardInterrupt) as exc:  # every command group's errors: model.cli.exit_codes
+            code = report_error(exc, args)
+            if code is None:  # a bug: its traceback
+                raise
+            return code
     except _ReaderGone:
         _quiet_stdout(stdout)
         return EXIT_BROKEN_PIPE

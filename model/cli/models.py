@@ -92,8 +92,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print("  safety gate:")
         for line in format_comparison(entry.gate).splitlines():
             print(f"    {line}")
-    if entry.card.get("intended_use"):
-        print(f"  intended use: {entry.card['intended_use']}")
+    if entry.card.intended_use:
+        print(f"  intended use: {entry.card.intended_use}")
     if entry.log_path:
         print(f"  training log: {entry.log_path}")
     return 0
@@ -117,22 +117,6 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(func):
-    """Unknown versions and refusals (KeyError, ValueError) print one line and return 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except KeyError as exc:
-            print(f"bcir models {args.models_command}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-            return 2
-        except ValueError as exc:
-            print(f"bcir models {args.models_command}: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``models`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("models", help="the model registry: list, show, switch (rollback), add, remove")
@@ -140,25 +124,25 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     q = sub.add_parser("list", help="every model; * marks the active one, B the bundled one")
     q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    q.set_defaults(func=_guarded(_cmd_list))
+    q.set_defaults(func=_cmd_list)
 
     q = sub.add_parser("show", help="a model's card: version, parent, date, training data, metrics, gate")
     q.add_argument("version", nargs="?", help="default: the active model")
     q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    q.set_defaults(func=_guarded(_cmd_show))
+    q.set_defaults(func=_cmd_show)
 
     q = sub.add_parser("use", help="make VERSION the active model (also the way back to an older one)")
     q.add_argument("version")
-    q.set_defaults(func=_guarded(_cmd_use))
+    q.set_defaults(func=_cmd_use)
 
     q = sub.add_parser("add", help="copy a model (NAME.safetensors with its NAME.json card) into the registry")
     q.add_argument("weights")
     q.add_argument("--log", help="its training log, kept with it")
-    q.set_defaults(func=_guarded(_cmd_add))
+    q.set_defaults(func=_cmd_add)
 
     q = sub.add_parser("remove", help="delete VERSION (never the bundled or the active model)")
     q.add_argument("version")
-    q.set_defaults(func=_guarded(_cmd_remove))
+    q.set_defaults(func=_cmd_remove)
     return p
 
 

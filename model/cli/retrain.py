@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.cli.job_errors import Refusal, guarded, one_line
+from model.cli.exit_codes import Refusal, one_line
 from model.cli.job_follow import CANCEL_WAIT_S, follow, report_end
 
 VIEWS = ("CC", "MLO")
@@ -64,9 +64,7 @@ def _train_config(args: argparse.Namespace, current: Path | None):
         from model.nn.weights import read_card
 
         card = read_card(current)
-        kept = {"working_spacing_mm": float((card.get("preprocess") or {}).get("working_spacing_mm",
-                                                                                  TrainConfig.working_spacing_mm)),
-                "tile": int(card.get("tile_size", TrainConfig.tile))}
+        kept = {"working_spacing_mm": float(card.preprocess.working_spacing_mm), "tile": int(card.tile_size)}
         for key, option, unit in (("working_spacing_mm", "--working-spacing", " mm"), ("tile", "--tile", " px")):
             if key in values and abs(float(values[key]) - kept[key]) > 1e-9:
                 given = option if flags[key] is not None else f"{key} in {args.config}"
@@ -177,8 +175,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     summary.seconds = time.perf_counter() - started
     print(summary.text())
     if not summary.trainable:
-        print(f"bcir retrain: cannot train on {root}: {'; '.join(summary.reasons)}; nothing was started", file=sys.stderr)
-        return 2
+        raise Refusal(f"cannot train on {root}: {'; '.join(summary.reasons)}; nothing was started")
     holdout_index = build_index(Path(args.holdout).expanduser(), workers=4) if args.holdout else None
     split = run_split(index, config)  # the training's patient split: the held-out plan and the estimate both count it
     plan = plan_held_out(index, config, holdout_index=holdout_index, split=split)
@@ -237,7 +234,7 @@ def register(subparsers) -> None:
     p.add_argument("--detach", action="store_true", help="start the job, print its id and return")
     p.add_argument("--estimate", action="store_true", help="print the held-out set and how long the run would take "
                                                            "(from a few timed training steps), start nothing")
-    p.set_defaults(func=guarded("retrain", _cmd_retrain))
+    p.set_defaults(func=_cmd_retrain)
 
 
 __all__ = ["held_out_words", "register", "settings_line"]

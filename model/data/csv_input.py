@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from model.errors import BcirError
+from model.errors import DataError
 
 MAX_CSV_BYTES = 64 * 1024 * 1024  # the real CBIS-DDSM CSVs are about 1 MB, Kaggle's dicom_info.csv about 10 MB
 FIELD_LIMIT = csv.field_size_limit()  # 131,072: the csv module's (process-wide) limit, never raised here
@@ -48,7 +48,7 @@ HEADER_BYTES = 64 * 1024  # what is read to recognise a CSV
 DELIMITERS = (",", ";", "\t")
 
 
-class CsvError(BcirError):
+class CsvError(DataError):
     """A CSV that cannot be read. ``reason`` is one line without the path; ``str()`` adds the file name."""
 
     def __init__(self, path: str | Path, reason: str):
@@ -57,7 +57,7 @@ class CsvError(BcirError):
         super().__init__(f"{self.path.name}: {self.reason}")
 
 
-class CsvPathError(BcirError):
+class CsvPathError(DataError):
     """A path in a CSV that leads outside the dataset folder (or is no path at all). ``str()`` is the reason."""
 
     def __init__(self, reason: str):

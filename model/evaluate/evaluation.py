@@ -39,9 +39,10 @@ import numpy as np
 
 from model.data import cbis_ddsm
 from model.evaluate import metrics
-from model.errors import ImageReadError
+from model.errors import Cancelled, ImageReadError
 from model.errors import failure_reason
 from model.infer.compare import compare_with_truth, iou_from_dice
+from model.nn.card import ModelCard, TrainingRecord
 from model.data.study_index import IndexedImage, StudyIndex, build_index
 
 MALIGNANCY_THRESHOLD = 0.5  # the inference labels a lesion malignant at p >= 0.5
@@ -82,7 +83,7 @@ class HeldOut:
     notes: list[str] = field(default_factory=list)
 
 
-def held_out_patients(index: StudyIndex, card: dict, patients: Iterable[str] | None = None) -> HeldOut:
+def held_out_patients(index: StudyIndex, card: ModelCard | None, patients: Iterable[str] | None = None) -> HeldOut:
     """Which patients of ``index`` to evaluate on, and why.
 
     The card's training patients are read as model.data.split records them: plain IDs (cards of older versions), hashes
@@ -91,11 +92,11 @@ def held_out_patients(index: StudyIndex, card: dict, patients: Iterable[str] | N
     from model.data.split import RecordedSplit, resolve_split
 
     present = sorted({i.patient_id for i in index.images})
-    training = (card or {}).get("training") or {}
+    training = card.training if card is not None and card.training is not None else TrainingRecord()
     fingerprint = dataset_fingerprint(index)
-    same_folder = bool(training.get("data_fingerprint")) and training.get("data_fingerprint") == fingerprint
-    recorded = RecordedSplit.from_card(training)
-    config = training.get("config") if isinstance(training.get("config"), dict) else {}
+    same_folder = bool(training.data_fingerprint) and training.data_fingerprint == fingerprint
+    recorded = RecordedSplit.from_card(training.to_json())
+    config = training.config or {}
     resolved = (resolve_split(recorded, index, config=config if same_folder else None)
                 if recorded.names_training_patients else None)
     train = resolved.train if resolved is not None else None
@@ -144,7 +145,7 @@ def held_out_patients(index: StudyIndex, card: dict, patients: Iterable[str] | N
                      "folder shares patients with them cannot be checked here")
     return HeldOut(present, "all-patients",
                    f"a folder the model was not trained on (fingerprint {fingerprint} differs from the card's "
-                   f"{training.get('data_fingerprint') or 'none'}): all {len(present)} patients are held out", notes)
+                   f"{training.data_fingerprint or 'none'}): all {len(present)} patients are held out", notes)
 
 
 @dataclass
@@ -325,7 +326,7 @@ def evaluate(
     """Evaluate ``model`` (a LoadedModel, or a weights path) on the held-out patients of ``root``.
 
     ``root`` is a labelled folder or an already built :class:`StudyIndex`;
-    ``views=None`` takes every view. Raises InterruptedError when
+    ``views=None`` takes every view. Raises Cancelled when
     ``should_stop`` asks for it, ValueError when nothing can be evaluated.
     """
     from model.data.dicom_io import read_image
@@ -372,7 +373,7 @@ def evaluate(
 
     for done, image in enumerate(targets, 1):
         if should_stop and should_stop():
-            raise InterruptedError("evaluation cancelled")
+            raise Cancelled("evaluation cancelled")
         shape = (image.rows, image.columns)
         try:  # everything that reads or runs on this one image; its failure, of any kind, never stops the others
             truth = load_truth(image, shape)  # a mask that cannot be read, or is empty, is an unusable abnormality
@@ -389,7 +390,7 @@ def evaluate(
                 working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
                 centres = [geometry.point_to_working(*_centroid(t)) for _, t in usable]
                 p_malignant = predictor.malignancy(working, centres)
-        except InterruptedError:
+        except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - out of memory, a header pydicom cannot interpret, ...
             reason = failure_reason(exc)
@@ -492,7 +493,7 @@ def evaluate(
         per_type=per_type, abnormalities_with_problems=problems, images_skipped=dict(skipped),
         segmentation_threshold=threshold, min_lesion_mm2=predictor.config.min_lesion_mm2,
         data_fingerprint=dataset_fingerprint(index), seconds=time.perf_counter() - start, notes=notes,
-        per_image=image_records, per_abnormality=lesion_records, errors=image_errors, model_card=dict(model.card),
+        per_image=image_records, per_abnormality=lesion_records, errors=image_errors, model_card=model.card.to_json(),
     )
 
 

@@ -30,6 +30,7 @@ import torch
 
 from model.data.dicom_io import Mammogram, read_image
 from model.data.preprocess import Geometry, prepare
+from model.errors import Cancelled
 from model.nn.runtime import Runner
 from model.fileio import atomic_write_bytes
 from model.nn.weights import LoadedModel
@@ -199,7 +200,7 @@ class TiledSegmenter:
         window = blend_window(th, tw, self.config.overlap)
         for i in range(0, len(tiles), self.config.batch):
             if should_stop and should_stop():
-                raise InterruptedError("inference cancelled")
+                raise Cancelled("inference cancelled")
             chunk = tiles[i : i + self.config.batch]
             batch = torch.from_numpy(np.stack([image[y : y + th, x : x + tw] for y, x in chunk])[:, None])
             logits, _ = self.runner.segment(batch)

@@ -18,6 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
+from model.errors import Cancelled
 from model.fileio import clean_stale_parts
 from model.jobs.gate import run_gate
 from model.jobs.job import CHILD_MODULE, Job
@@ -181,7 +182,7 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
         return 0
     except _StopDuringPreparation:
         return stopped("preparation")
-    except InterruptedError:
+    except Cancelled:
         return stopped("gate")
     except Exception as exc:
         traceback.print_exc()

@@ -62,10 +62,10 @@ def accept(job: Job, registry=None, *, force: bool = False):
                        "malignant": counts.get("malignant"), "benign": counts.get("benign"),
                        "not_measurable": {f.key: f.not_measurable for f in verdict.figures if f.not_measurable},
                        "too_few_to_decide": bool(verdict.warnings)}
-                    if new_row and verdict else (card.get("training") or {}).get("metrics") or {}),
+                    if new_row and verdict else (card.training.metrics if card.training else None) or {}),
         "gate": comparison,
     }
-    version = card["model_version"]
+    version = card.version
     try:
         registry.get(version)  # accepted before, and the app went down before the switch
     except KeyError:

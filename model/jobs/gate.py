@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model.jobs.spec import JobSpec
-from model.jobs.state import now, one_line, read_json
+from model.jobs.state import now, one_line
 from model.jobs.verdict import GATE_DICE_PROTOCOL, GATE_METRICS, better_by_figure, judge
 
 
@@ -42,12 +42,13 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
     ``split.json``, hashed patients read with the site key) or ``split_val``
     (their IDs). Both models get the same index, views, patients and bootstrap
     seed. comparison.json names the patients by the site's hashes, never by
-    ID (model.data.split). Raises InterruptedError when ``should_stop`` asks.
+    ID (model.data.split). Raises Cancelled when ``should_stop`` asks.
     """
     from model.data.split import RecordedSplit, resolve_split, site_key
     from model.data.study_index import build_index
     from model.errors import ModelFileError
     from model.evaluate.evaluation import evaluate
+    from model.nn.weights import read_card
 
     config = spec.train_config()
     key = site_key()
@@ -101,7 +102,11 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         ci_a, ci_b = current["auc_ci"], new["auc_ci"]
         if None not in ci_a and None not in ci_b and ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]:
             notes.append("the AUCs' 95% confidence intervals overlap: the AUC difference may be chance")
-    new_card = read_json(new_model.with_suffix(".json")) or {}
+    try:
+        new_card = read_card(new_model)
+    except ModelFileError:  # the rows above say why the new model could not be evaluated
+        new_card = None
+    new_metrics = (new_card.training.metrics if new_card is not None and new_card.training else None) or {}
     chosen = "best" if new_model.name == "best.safetensors" else "final"
     comparison = {
         "format": "bcir-gate/1",
@@ -118,8 +123,8 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         "better": better_by_figure(current, new),
         "protocol": GATE_DICE_PROTOCOL,
         "new_model": {"path": str(new_model), "choice": chosen,
-                      "epoch": ((new_card.get("training") or {}).get("metrics") or {}).get("epoch"),
-                      "version": new_card.get("model_version")},
+                      "epoch": new_metrics.get("epoch"),
+                      "version": new_card.version if new_card is not None else None},
         "notes": notes,
     }
     verdict = judge(comparison)

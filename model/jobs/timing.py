@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from model.errors import Cancelled
 from model.jobs.estimate import UnitTimes, is_cached, train_cache_dir
 from model.jobs.process import lower_priority, start_child
 
@@ -37,7 +38,8 @@ def time_units(config, image=None, *, base_model: str | None = None, steps: int 
     from model.nn.runtime import resolve_device
     from model.train.loss import compute_loss
     from model.train.data import RoiDataset, build_samples, prepare_image
-    from model.nn.weights import LoadedModel, load_model, new_card
+    from model.nn.card import new_card
+    from model.nn.weights import LoadedModel, load_model
 
     began = time.perf_counter()
     device = resolve_device(config.device)
@@ -139,7 +141,7 @@ def time_units_in_child(config, image=None, *, base_model: str | None = None, st
                         should_stop: Callable[[], bool] | None = None, poll_s: float = 0.1) -> UnitTimes:
     """:func:`time_units` in ``python -m model.jobs.timing``, at the training child's priority.
 
-    InterruptedError when ``should_stop`` asks (the child is killed); RuntimeError with the child's last line when
+    Cancelled when ``should_stop`` asks (the child is killed); RuntimeError with the child's last line when
     it fails.
     """
     from model.data.study_index import _image_json
@@ -157,7 +159,7 @@ def time_units_in_child(config, image=None, *, base_model: str | None = None, st
                 if should_stop and should_stop():
                     proc.kill()
                     proc.wait()
-                    raise InterruptedError("time estimate stopped")
+                    raise Cancelled("time estimate stopped")
                 time.sleep(poll_s)
         finally:
             if proc.poll() is None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from model.data.split import shareable_training
+from model.nn.card import TrainingRecord
 from model.nn.weights import load_model, save_model
 
 DEMO_INTENDED_USE = (
@@ -33,9 +35,8 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
         source = run_dir / "model.safetensors"
     model = load_model(source)
     evaluation = json.loads(eval_json.read_text())
-    card = dict(model.card)
-    card.update(name=name, model_version=version, intended_use=DEMO_INTENDED_USE, source_run=str(run_dir.name))
-    training = shareable_training(card.get("training"))  # a run of an older version named its patients
+    card = model.card
+    training = shareable_training(card.training.to_json() if card.training else None)  # an older run named its patients
     patients = training.get("patients")
     if isinstance(patients, dict):  # counts and split digest only: no other site can use this site's hashes
         training["patients"] = {**{k: v for k, v in patients.items() if k not in ("train", "val")}, "site": None}
@@ -43,9 +44,9 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
     training["held_out_evaluation"] = {k: evaluation.get(k) for k in (
         "patients", "images", "dice_mean", "iou_mean", "lesion_sensitivity", "fp_per_image", "auc", "auc_ci",
         "sensitivity", "specificity", "pixel_accuracy", "pixel_accuracy_all_background", "per_type", "case_auc")}
-    card["training"] = training
-    for key in ("weights_file", "weights_sha256"):
-        card.pop(key, None)
+    card = replace(card, name=name, version=version, intended_use=DEMO_INTENDED_USE,
+                   data={**card.data, "source_run": str(run_dir.name)}, training=TrainingRecord.parse(training),
+                   weights_file=None, weights_sha256=None)
     return save_model(model.net, card, out)
 
 

@@ -32,12 +32,13 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from model.errors import ModelFileError
 from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
-from model.nn.weights import VERSION_RE, bundled_model_path, load_model, read_card, shareable_card
+from model.nn.card import VERSION_RE, ModelCard, TrainingRecord
+from model.nn.weights import bundled_model_path, load_model, read_card
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ ACTIVE_NAME = "active.json"
 class RegistryEntry:
     version: str
     weights: Path
-    card: dict
+    card: ModelCard
     bundled: bool
     active: bool
     added: str | None  # ISO date-time the entry was added; None for the bundled model
@@ -62,19 +63,19 @@ class RegistryEntry:
 
     @property
     def name(self) -> str:
-        return self.card.get("name") or self.version
+        return self.card.name or self.version
 
     @property
     def parent(self) -> str | None:
-        return self.card.get("parent")
+        return self.card.parent
 
     @property
     def created(self) -> str | None:
-        return self.card.get("created")
+        return self.card.created
 
     @property
-    def training(self) -> dict:
-        return self.card.get("training") or {}
+    def training(self) -> TrainingRecord:
+        return self.card.training or TrainingRecord()
 
     @property
     def training_data(self) -> dict:
@@ -82,7 +83,7 @@ class RegistryEntry:
 
     @property
     def settings(self) -> dict:
-        return self.info.get("settings") or self.training.get("config") or {}
+        return self.info.get("settings") or self.training.config or {}
 
     @property
     def metrics(self) -> dict:
@@ -99,7 +100,7 @@ class RegistryEntry:
             "added": self.added, "created": self.created, "parent": self.parent, "weights": str(self.weights),
             "log_path": str(self.log_path) if self.log_path else None, "training_data": self.training_data,
             "settings": self.settings, "metrics": self.metrics, "gate": self.gate, "source": self.info.get("source"),
-            "intended_use": self.card.get("intended_use"),
+            "intended_use": self.card.intended_use,
         }
 
 
@@ -111,26 +112,26 @@ class SkippedEntry:
     reason: str
 
 
-def training_data_from_card(card: dict) -> dict:
+def training_data_from_card(card: ModelCard) -> dict:
     from model.data.split import RecordedSplit
 
-    training = card.get("training") or {}
-    report = training.get("data_report") or {}
-    recorded = RecordedSplit.from_card(training)  # counts only: the card's patients are hashes, or IDs of old
+    training = card.training or TrainingRecord()
+    report = training.data_report or {}
+    recorded = RecordedSplit.from_card(training.to_json())  # counts only: the card's patients are hashes, or IDs of old
     return {
-        "data": training.get("data"),
-        "data_fingerprint": training.get("data_fingerprint"),
+        "data": training.data,
+        "data_fingerprint": training.data_fingerprint,
         "train_patients": recorded.train_count or 0,
         "val_patients": recorded.val_count or 0,
         "images_used": report.get("images_used"),
         "abnormalities_used": report.get("abnormalities_used"),
-        "date": training.get("date"),
+        "date": training.date,
     }
 
 
-def metrics_from_card(card: dict) -> dict:
-    training = card.get("training") or {}
-    return dict(training.get("held_out_evaluation") or training.get("metrics") or {})
+def metrics_from_card(card: ModelCard) -> dict:
+    training = card.training or TrainingRecord()
+    return dict(training.held_out_evaluation or training.metrics or {})
 
 
 _PATH_IN_PARENS = re.compile(r"\s*\((?:/|~/|[A-Za-z]:[\\/])[^)]*\)")
@@ -149,7 +150,7 @@ def held_out_figures(entry: "RegistryEntry") -> dict:
     """The Dice and AUC listed for a model with what stands behind them: how many held-out patients and images,
     which protocol ("evaluation": whole views, as ``bcir eval`` and the safety gate measure; "training": the
     training loop's ROI tiles), whether the AUC could be measured, and whether the set is too small to compare
-    models (model.jobs.retrain.held_out_warnings). The Models window and ``bcir models list`` show these together."""
+    models (model.evaluate.held_out.held_out_warnings). The Models window and ``bcir models list`` show these together."""
     from model.evaluate.held_out import held_out_warnings
 
     m = entry.metrics
@@ -202,7 +203,7 @@ def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
         facts.append(("Data fingerprint", str(data["data_fingerprint"])))
     if data.get("date"):
         facts.append(("Trained", str(data["date"])))
-    sha = entry.card.get("weights_sha256")
+    sha = entry.card.weights_sha256
     if sha:
         facts.append(("Weights SHA-256", f"{sha[:16]}…"))
     return facts
@@ -210,7 +211,7 @@ def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
 
 def shareable_gate(gate: dict | None) -> dict | None:
     """A safety-gate comparison without patient IDs: one written before patients were hashed (no ``patient_key``)
-    gets its patient lists hashed with the site's key, as model.jobs.retrain.run_gate writes them now."""
+    gets its patient lists hashed with the site's key, as model.jobs.gate.run_gate writes them now."""
     if not isinstance(gate, dict) or "patient_key" in gate:
         return gate
     rows = [r for r in gate.get("rows") or [] if isinstance(r, dict)]
@@ -262,7 +263,7 @@ class ModelRegistry:
         except ModelFileError as exc:
             log.warning("bundled model unusable: %s", exc)
             return None
-        return RegistryEntry(version=card["model_version"], weights=path, card=card, bundled=True, active=False,
+        return RegistryEntry(version=card.version, weights=path, card=card, bundled=True, active=False,
                              added=None, log_path=None,
                              info={"source": "bundled with the app", "training_data": training_data_from_card(card),
                                    "metrics": metrics_from_card(card)})
@@ -272,7 +273,7 @@ class ModelRegistry:
         if not weights.is_file():
             raise ModelFileError(f"{WEIGHTS_NAME} missing")
         card = read_card(weights)
-        version = card.get("model_version")
+        version = card.version
         if version != folder.name:
             raise ModelFileError(f"its card names version {version!r}, not {folder.name!r}")
         try:
@@ -387,11 +388,11 @@ class ModelRegistry:
         weights_path = Path(weights_path)
         # one-line ModelFileError for pickles, a card against its schema, a wrong SHA-256, a foreign network, NaN
         model = load_model(weights_path)
-        if not model.card.get("weights_sha256"):  # nothing else ties card and weights together once copied
+        if not model.card.weights_sha256:  # nothing else ties card and weights together once copied
             raise ModelFileError(f"model card {weights_path.with_suffix('.json').name}: weights_sha256 is missing: "
                                  "nothing ties the card to its weights (save_model writes it)")
-        card = shareable_card(dict(model.card, weights_file=WEIGHTS_NAME))  # an older card's patient IDs hashed
-        version = check_version(card["model_version"])
+        card = replace(model.card.shareable(), weights_file=WEIGHTS_NAME)  # an older card's patient IDs hashed
+        version = check_version(card.version)
         if any(e.version == version for e in self.list()) or (self.root / version).exists():
             raise ValueError(f"model {version} is already in the registry")
         entry_info = {
@@ -400,7 +401,7 @@ class ModelRegistry:
             "added": _now(),
             "source": str(weights_path.resolve()),
             "training_data": training_data_from_card(card),
-            "settings": (card.get("training") or {}).get("config") or {},
+            "settings": (card.training or TrainingRecord()).config or {},
             "metrics": metrics_from_card(card),
             "gate": None,
             **(info or {}),
@@ -415,7 +416,7 @@ class ModelRegistry:
         try:
             os.chmod(tmp, 0o755)
             atomic_copy(weights_path, tmp / WEIGHTS_NAME)
-            atomic_write_json(tmp / CARD_NAME, card, indent=2)
+            atomic_write_json(tmp / CARD_NAME, card.to_json(), indent=2)
             atomic_write_json(tmp / ENTRY_NAME, entry_info, default=str)
             if log_path is not None and Path(log_path).is_file():
                 atomic_copy(log_path, tmp / LOG_NAME)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from model.data.cbis_ddsm import is_benign
 from model.data.study_index import ScanProgress, StudyIndex, build_index
+from model.errors import Cancelled
 
 MIN_PATIENTS = 2  # a patient-level split needs one patient on each side
 
@@ -163,11 +164,11 @@ def summarize_folder(
     should_stop: Callable[[], bool] | None = None,
     workers: int = 4,
 ) -> FolderSummary:
-    """Index ``root`` and count it. Raises FileNotFoundError for a missing folder, InterruptedError when stopped."""
+    """Index ``root`` and count it. Raises FileNotFoundError for a missing folder, Cancelled when stopped."""
     start = time.perf_counter()
     index = build_index(root, progress=progress, should_stop=should_stop, workers=workers)
     if should_stop and should_stop():
-        raise InterruptedError("folder summary cancelled")
+        raise Cancelled("folder summary cancelled")
     summary = summarize_index(index, views=views)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -33,19 +33,17 @@ from model.data.preprocess import PreprocessConfig
 from model.data.selection import select_images
 from model.data.split import labels_of, load_split, patients_section, site_key, split_patients
 from model.data.study_index import build_index
+from model.errors import Cancelled
 from model.fileio import atomic_write_json, clean_stale_parts, user_cache_dir
 from model.nn.network import BCirUNet
-from model.nn.weights import load_model, new_card, save_model, settle_pending_cards
+from model.nn.card import ModelCard, new_card
+from model.nn.weights import load_model, save_model, settle_pending_cards
 from model.train.checkpoint import load_checkpoint, save_checkpoint
 from model.train.config import TrainConfig, TrainEvent, TrainResult
 from model.train.data import RoiDataset, build_samples, prepare_all
 from model.train.distributed import average_buffers, dist_env, init_distributed, weight_digest
 from model.train.loss import compute_loss
 from model.train.validation import validate
-
-
-class Cancelled(Exception):
-    """Raised inside the loop when ``should_stop`` says so; the loop ends the run as cancelled."""
 
 
 def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(), *,
@@ -138,14 +136,14 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     val_loader = DataLoader(val_set, batch_size=micro, shuffle=False)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else torch.autocast(device.type, enabled=False))
 
-    def card_for(metrics: dict) -> dict:
+    def card_for(metrics: dict) -> ModelCard:
         training = {
             "data": f"{root}", "data_fingerprint": fingerprint, "patients": patients,
             "data_report": {k: v for k, v in report.to_json().items() if k != "left_out"}, "config": config.to_json(),
             "metrics": metrics, "history": history, "date": _dt.date.today().isoformat(), "world_size": world,
         }
         return new_card(model_net, preprocess=preprocess, tile_size=config.tile, training=training,
-                        parent=parent_card["model_version"] if parent_card else None)
+                        parent=parent_card.version if parent_card is not None else None)
 
     cancelled = stopped_early = False
     epoch = start_epoch - 1

@@ -21,7 +21,8 @@ from tests.app.qt_helpers import TIMEOUT_MS, open_root, show_with_ai
 
 from app.case_text import percent
 from app.viewer.hanging import SLOTS_2UP
-from app.main_window import MainWindow, first_case_with_truth
+from app.case_text import first_case_with_truth
+from app.main_window import MainWindow
 
 REPO = Path(__file__).resolve().parents[3]
 

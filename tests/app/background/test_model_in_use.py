@@ -9,7 +9,8 @@ from app.main_window import MainWindow
 from model.cli.main import main
 from model.data.preprocess import PreprocessConfig
 from model.data.study_index import build_index
-from model.nn.weights import bundled_model_path, new_card, random_model, read_card, save_model
+from model.nn.card import new_card
+from model.nn.weights import bundled_model_path, random_model, read_card, save_model
 
 TIMEOUT_MS = 120_000
 

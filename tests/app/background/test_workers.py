@@ -5,10 +5,10 @@ import time
 
 from PySide6.QtCore import QThread
 
-from model.errors import TruncatedFileError
+from model.errors import Cancelled, TruncatedFileError
 
 from app.errors import describe
-from app.background.workers import Cancelled, WorkerPool
+from app.background.workers import WorkerPool
 
 
 def test_result_and_progress_arrive_in_the_gui_thread(qtbot):

@@ -6,6 +6,7 @@ a card made at another site (the bundled model) is checked by reproducing its sp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import multiprocessing
 import shutil
@@ -24,7 +25,8 @@ from model.data.study_index import build_index
 from model.train.config import TrainConfig
 from model.train.loop import train
 from model.data.selection import select_images
-from model.nn.weights import LoadedModel, bundled_model_path, load_model, read_card, save_model
+from model.nn.card import TrainingRecord
+from model.nn.weights import bundled_model_path, read_card, save_model
 
 TINY = dict(working_spacing_mm=0.2, tile=64, augment_factor=2, micro_batch=4, batch_size=8, device="cpu",
             normal_ratio=0.5, max_epochs=1, max_batches_per_epoch=2, early_stop_delta=0.0)
@@ -100,8 +102,9 @@ def test_another_sites_card_is_checked_by_reproducing_its_split(run, demo_root, 
 
     seed = next(s for s in range(1, 50) if split_patients(msplit.labels_of(select_images(index, ("CC",))[0]),
                                                             val_fraction=0.3, seed=s) != expected)
-    moved = copy.deepcopy(card)  # a split that the seed no longer reproduces is not trusted
-    moved["training"]["config"]["split_seed"] = seed
+    training = card.training.to_json()  # a split that the seed no longer reproduces is not trusted
+    training["config"] = {**training["config"], "split_seed": seed}
+    moved = dataclasses.replace(card, training=TrainingRecord.parse(training))
     held = held_out_patients(index, moved)
     assert held.patients == sorted(_patients(demo_root)) and "training patients unknown" in held.notes[0]
     assert "differs from the recorded one" in held.description
@@ -125,7 +128,7 @@ def test_the_bundled_card_names_no_patient_and_can_be_checked_on_its_folder():
 def _old_card_model(disc_model, index, tmp_path) -> Path:
     """A model whose card an older version wrote: plain patient IDs."""
     present = sorted({i.patient_id for i in index.images})
-    card = copy.deepcopy(disc_model.card)
+    card = disc_model.card.to_json()  # a plain dict, as an older version wrote it
     card["model_version"] = "older-card"
     card["training"] = {"data": "demo", "data_fingerprint": "0123456789abcdef", "train_patients": present[:4],
                         "val_patients": present[4:], "metrics": {}}

@@ -2,6 +2,7 @@
 
 import argparse
 import copy
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from model.evaluate.evaluation import dataset_fingerprint, evaluate, held_out_pa
 from model.data.masks import load_mask
 from model.evaluate.report import write_report
 from model.data.study_index import build_index
+from model.errors import Cancelled
+from model.nn.card import TrainingRecord
 from model.nn.weights import LoadedModel, save_model
 
 REQUIRED = ["patients", "images", "dice_mean", "iou_mean", "lesion_sensitivity", "fp_per_image", "auc", "auc_ci",
@@ -33,8 +36,8 @@ def report(index, disc_model):
 
 
 def _with_training(model, **training) -> LoadedModel:
-    card = copy.deepcopy(model.card)
-    card["training"] = {"data": "demo", "metrics": {}, "date": None, **training}
+    card = dataclasses.replace(model.card, training=TrainingRecord.parse({"data": "demo", "metrics": {}, "date": None,
+                                                                          **training}))
     return LoadedModel(net=model.net, card=card, path=None)
 
 
@@ -177,7 +180,7 @@ def test_images_whose_every_mask_is_unusable_are_skipped_and_counted(index, disc
 
 
 def test_cancel_stops_the_evaluation(index, disc_model):
-    with pytest.raises(InterruptedError):
+    with pytest.raises(Cancelled, match="^evaluation cancelled$"):
         evaluate(index, disc_model, device="cpu", should_stop=lambda: True)
 
 
@@ -283,14 +286,14 @@ def test_an_image_that_fails_for_any_reason_is_counted_and_the_evaluation_goes_o
 
 
 def test_a_cancel_inside_the_network_still_stops_the_evaluation(index, disc_model, monkeypatch):
-    """InterruptedError is an OSError: the per-image error handling must not swallow a cancel."""
+    """The per-image error handling (any Exception of one image) must not swallow a cancel."""
     from model.infer.predictor import Predictor
 
     def predict(self, image, *args, **kwargs):
-        raise InterruptedError("evaluation cancelled")
+        raise Cancelled("inference cancelled")
 
     monkeypatch.setattr(Predictor, "predict", predict)
-    with pytest.raises(InterruptedError):
+    with pytest.raises(Cancelled):
         evaluate(index, disc_model, device="cpu", bootstrap=100)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -223,7 +224,7 @@ def test_a_killed_job_is_found_and_resumed(demo_root, folders):
 def test_gate_on_a_locked_holdout_folder(demo_root, tmp_path):
     # the "new" model: the bundled weights under another version, so both rows must agree exactly
     bundled = load_model(bundled_model_path())
-    new = save_model(bundled.net, {**bundled.card, "model_version": "same-weights"}, tmp_path / "run" / "best.safetensors")
+    new = save_model(bundled.net, dataclasses.replace(bundled.card, version="same-weights"), tmp_path / "run" / "best.safetensors")
     spec = JobSpec(root=str(tmp_path), config={"device": "cpu"}, base_model=str(bundled_model_path()),
                    holdout_root=str(demo_root), bootstrap=20)
     comparison = run_gate(spec, new)
@@ -464,7 +465,7 @@ def _done_job_with_gate(tmp_path, comparison: dict) -> Job:
     """A finished job folder whose new model is the bundled weights under another version, with ``comparison``."""
     bundled = load_model(bundled_model_path())
     job_dir = tmp_path / "jobs" / "20260101-000000-bbbbbb"
-    new = save_model(bundled.net, {**bundled.card, "model_version": "worse-one"}, job_dir / "run" / "best.safetensors")
+    new = save_model(bundled.net, dataclasses.replace(bundled.card, version="worse-one"), job_dir / "run" / "best.safetensors")
     (job_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path), base_model=str(bundled_model_path())).to_json()))
     (job_dir / "state.json").write_text(json.dumps({"state": "done", "pid": None, "model": str(new), "message": "done"}))
     (job_dir / "comparison.json").write_text(json.dumps(comparison))

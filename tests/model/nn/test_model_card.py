@@ -4,12 +4,14 @@ loader, by ``bcir models add`` and by ``bcir models use``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from model.nn import card as card_module
 from model.nn import weights as weights_module
 from model.cli.main import main
 from model.errors import ModelFileError
@@ -17,7 +19,8 @@ from model.nn.network import BCirUNet
 from model.data.preprocess import PreprocessConfig
 from model.registry.versions import ModelRegistry
 from model.train.config import TrainConfig
-from model.nn.weights import bundled_model_path, load_model, new_card, random_model, read_card, save_model
+from model.nn.card import new_card
+from model.nn.weights import bundled_model_path, load_model, random_model, read_card, save_model
 
 
 def _drop(key):
@@ -90,21 +93,21 @@ def test_a_bad_card_is_refused_in_one_line_before_anything_is_built(saved, tmp_p
 
 def test_the_ranges_hold_what_the_project_uses(disc_model, tmp_path):
     """The bundled model, the tests' small networks and tiles, the paper's defaults all pass."""
-    assert weights_module.ModelCard.parse(read_card(bundled_model_path())).tile_size == 256
-    assert weights_module.ModelCard.parse(disc_model.card).tile_size == 1024
+    assert card_module.ModelCard.parse(read_card(bundled_model_path()).to_json()).tile_size == 256
+    assert card_module.ModelCard.parse(disc_model.card.to_json()).tile_size == 1024
     small = BCirUNet(base_channels=8)
     card = new_card(small, preprocess=PreprocessConfig(working_spacing_mm=0.2), tile_size=64)
     assert load_model(save_model(small, card, tmp_path / "small.safetensors")).net.config["base_channels"] == 8
     paper = TrainConfig()
-    parsed = weights_module.ModelCard.parse(new_card(BCirUNet(), preprocess=PreprocessConfig(working_spacing_mm=paper.working_spacing_mm),
-                                      tile_size=paper.tile))
+    parsed = card_module.ModelCard.parse(new_card(BCirUNet(), preprocess=PreprocessConfig(working_spacing_mm=paper.working_spacing_mm),
+                                      tile_size=paper.tile).to_json())
     assert (parsed.tile_size, parsed.preprocess.working_spacing_mm, parsed.network["base_channels"]) == (1024, 0.1, 16)
 
 
 def test_save_model_never_writes_a_card_the_loader_would_refuse(tmp_path):
     model = random_model(1)
     with pytest.raises(ModelFileError, match="tile_size 0"):
-        save_model(model.net, {**model.card, "tile_size": 0}, tmp_path / "m.safetensors")
+        save_model(model.net, dataclasses.replace(model.card, tile_size=0), tmp_path / "m.safetensors")
     assert not list(tmp_path.iterdir())
 
 
@@ -127,7 +130,7 @@ def _nan_model(folder: Path) -> Path:
     model = random_model(3)
     with torch.no_grad():
         next(model.net.parameters()).fill_(float("nan"))
-    return save_model(model.net, {**model.card, "model_version": "nan-weights"}, folder / "nan.safetensors")
+    return save_model(model.net, dataclasses.replace(model.card, version="nan-weights"), folder / "nan.safetensors")
 
 
 ADD_REFUSED = [
@@ -164,3 +167,32 @@ def test_bcir_models_use_of_a_broken_version_is_refused(registry, saved, tmp_pat
     card_file.write_text(json.dumps({**card, "weights_sha256": json.loads(nan.with_suffix(".json").read_text())["weights_sha256"]}))
     assert main(["models", "use", good.version]) != 0
     assert "not finite numbers" in capsys.readouterr().err and registry.active().bundled
+
+
+def test_an_old_card_without_schema_version_loads_and_round_trips_without_losing_keys(saved, tmp_path):
+    """A card an older version wrote (no schema_version, keys this version does not know, a null date, plain patient
+    lists) is schema 1, loads, and is written back with every key it had."""
+    def older(card):
+        del card["schema_version"]
+        card["site_note"] = {"scanner": "X"}
+        card["training"] = {"data": "old", "date": None, "train_patients": ["P1"], "val_patients": ["P2"],
+                            "world_size": 1, "metrics": {"val_dice": 0.3}}
+    path = _variant(saved, tmp_path, older, "old")
+    written = json.loads(path.with_suffix(".json").read_text())
+    card = load_model(path).card
+    assert card.schema_version == 1 and card.training.data == "old" and card.training.metrics == {"val_dice": 0.3}
+    again = card.to_json()
+    assert {k: v for k, v in again.items() if k != "schema_version"} == written and again["schema_version"] == 1
+    assert card_module.ModelCard.parse(again) == card
+
+
+def test_a_card_of_a_newer_schema_is_refused_in_one_line(saved, tmp_path):
+    path = _variant(saved, tmp_path, _set(None, "schema_version", card_module.CARD_SCHEMA_VERSION + 1), "newer")
+    with pytest.raises(ModelFileError) as caught:
+        load_model(path)
+    message = str(caught.value)
+    assert "newer.json" in message and "schema_version" in message and "newer than" in message and "\n" not in message
+
+
+def test_a_saved_card_carries_the_current_schema_version(saved):
+    assert json.loads(saved.with_suffix(".json").read_text())["schema_version"] == card_module.CARD_SCHEMA_VERSION

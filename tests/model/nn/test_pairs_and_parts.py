@@ -4,6 +4,7 @@ live process is writing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ def _child(code: str, *args: str, **kwargs) -> subprocess.Popen:
 
 
 KILLED_AFTER_THE_WEIGHTS = """
-import os, sys
+import dataclasses, os, sys
 from model.nn.weights import random_model, save_model
 real = os.replace
 def replace(src, dst):
@@ -41,13 +42,13 @@ def replace(src, dst):
         os._exit(9)  # killed the moment the new weights are in place
 os.replace = replace
 model = random_model(2)
-save_model(model.net, {**model.card, "model_version": "second"}, sys.argv[1])
+save_model(model.net, dataclasses.replace(model.card, version="second"), sys.argv[1])
 """
 
 
 def test_a_kill_between_the_weights_and_the_card_leaves_a_pair_that_loads(tmp_path):
     first = random_model(1)
-    path = save_model(first.net, {**first.card, "model_version": "first"}, tmp_path / "best.safetensors")
+    path = save_model(first.net, dataclasses.replace(first.card, version="first"), tmp_path / "best.safetensors")
     proc = _child(KILLED_AFTER_THE_WEIGHTS, str(path))
     assert proc.wait(timeout=120) == 9, proc.stderr.read()
     assert json.loads(path.with_suffix(".json").read_text())["model_version"] == "first"  # the old card is still there
@@ -63,9 +64,9 @@ def test_a_kill_between_the_weights_and_the_card_leaves_a_pair_that_loads(tmp_pa
 
 def test_incomplete_pair_and_mixed_up_files_are_told_apart(tmp_path):
     a, b, c = (random_model(seed) for seed in (1, 2, 3))
-    path = save_model(a.net, {**a.card, "model_version": "a"}, tmp_path / "a.safetensors")
-    save_model(b.net, {**b.card, "model_version": "b"}, tmp_path / "b.safetensors")
-    save_model(c.net, {**c.card, "model_version": "c"}, tmp_path / "c.safetensors")
+    path = save_model(a.net, dataclasses.replace(a.card, version="a"), tmp_path / "a.safetensors")
+    save_model(b.net, dataclasses.replace(b.card, version="b"), tmp_path / "b.safetensors")
+    save_model(c.net, dataclasses.replace(c.card, version="c"), tmp_path / "c.safetensors")
     path.with_suffix(".json").write_text((tmp_path / "b.json").read_text())
     with pytest.raises(ModelFileError, match="does not match its model card .* mixed up"):
         load_model(path)
@@ -80,17 +81,17 @@ def test_incomplete_pair_and_mixed_up_files_are_told_apart(tmp_path):
 
 
 SAVES_AGAIN_AND_AGAIN = """
-import sys
+import dataclasses, sys
 from model.nn.weights import random_model, save_model
 models = [random_model(seed) for seed in (1, 2)]
 for i in range(1, 41):
-    save_model(models[i % 2].net, {**models[i % 2].card, "model_version": f"v{i}"}, sys.argv[1])
+    save_model(models[i % 2].net, dataclasses.replace(models[i % 2].card, version=f"v{i}"), sys.argv[1])
 """
 
 
 def test_a_reader_never_sees_a_mismatched_pair_while_a_writer_saves(tmp_path):
     models = [random_model(seed) for seed in (1, 2)]
-    path = save_model(models[0].net, {**models[0].card, "model_version": "v0"}, tmp_path / "best.safetensors")
+    path = save_model(models[0].net, dataclasses.replace(models[0].card, version="v0"), tmp_path / "best.safetensors")
     writer = _child(SAVES_AGAIN_AND_AGAIN, str(path))  # another process: truly at the same time as the reader
     errors: list[str] = []
     versions = set()

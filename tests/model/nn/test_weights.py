@@ -9,7 +9,8 @@ import torch
 
 from model.errors import ModelFileError
 from model.nn.network import BCirUNet
-from model.nn.weights import load_model, new_card, random_model, save_model
+from model.nn.card import new_card
+from model.nn.weights import load_model, random_model, save_model
 
 
 def test_round_trip(tmp_path):
@@ -86,8 +87,8 @@ def test_bundled_demo_model_is_the_default(tmp_path):
 
     path = default_model_path()
     model = load_model(path)
-    assert "synthetic" in model.card["intended_use"] and "Not for clinical use" in model.card["intended_use"]
-    assert model.card["training"]["held_out_evaluation"]["patients"] > 0
+    assert "synthetic" in model.card.intended_use and "Not for clinical use" in model.card.intended_use
+    assert model.card.training.held_out_evaluation["patients"] > 0
     image = make_dicom(tmp_path / "x.dcm", (np.arange(320 * 200).reshape(320, 200) % 4000).astype(np.uint16))
     env = {**__import__("os").environ, "BCIR_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, "-m", "model.cli", "infer", str(image), "--out", str(tmp_path / "out"), "--json"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from model.cli.main import main
 from model.errors import ModelFileError
 from model.registry.versions import ModelRegistry
+from model.nn.card import TrainingRecord
 from model.nn.weights import bundled_model_path, load_model, random_model, read_card, save_model
 from model.registry.resolve import resolve_model
 
@@ -20,8 +22,9 @@ def models(tmp_path) -> dict[str, Path]:
     out = {}
     for seed in (1, 2):
         model = random_model(seed)
-        model.card["training"] = {"data": "tiny synthetic", "data_fingerprint": f"{seed:016x}", "train_patients": ["A", "B"],
-                                  "val_patients": ["C"], "metrics": {"val_dice": 0.1 * seed}, "config": {"tile": 64}}
+        model.card = dataclasses.replace(model.card, training=TrainingRecord.parse(
+            {"data": "tiny synthetic", "data_fingerprint": f"{seed:016x}", "train_patients": ["A", "B"],
+             "val_patients": ["C"], "metrics": {"val_dice": 0.1 * seed}, "config": {"tile": 64}}))
         out[model.version] = save_model(model.net, model.card, tmp_path / "src" / f"m{seed}.safetensors")
     return out
 

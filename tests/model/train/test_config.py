@@ -79,7 +79,7 @@ def test_a_bad_setting_is_one_typed_line_that_names_it(settings, line):
 def test_the_tile_rule_and_ranges_are_the_model_cards():
     """What TrainConfig accepts, a model card accepts: the depth train() builds, the card's tile and spacing ranges."""
     from model.nn.network import BCirUNet
-    from model.nn.weights import NETWORK_RANGES, PREPROCESS_RANGES, TILE_RANGE
+    from model.nn.card import NETWORK_RANGES, PREPROCESS_RANGES, TILE_RANGE
 
     assert NETWORK_DEPTH == BCirUNet.__init__.__kwdefaults__["depth"]
     assert tile_multiple() == 2 ** (NETWORK_DEPTH - 1) == 16 and tile_multiple(6) == 32

@@ -14,6 +14,7 @@ from model.data.csv_kinds import MASS_COLUMNS
 from model.train.dataset_summary import FolderSummary, summarize_folder
 from model.evaluate.evaluation import dataset_fingerprint
 from model.data.study_index import build_index, index_from_json
+from model.errors import Cancelled
 from model.data.synth.cbis_writer import plan_patients
 from tests.conftest import make_dicom
 
@@ -163,7 +164,7 @@ def test_layouts_and_reasons(tmp_path):
 
 
 def test_summary_can_be_stopped(demo_root):
-    with pytest.raises(InterruptedError):
+    with pytest.raises(Cancelled, match="^folder summary cancelled$"):
         summarize_folder(demo_root, should_stop=lambda: True, workers=1)
     with pytest.raises(FileNotFoundError):
         summarize_folder(demo_root / "no-such-folder")

@@ -1,0 +1,275 @@
+"""The model card: its schema (ranges, schema version), parsed once into a typed ModelCard, and written back."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from model.data.preprocess import PreprocessConfig
+from model.errors import ModelFileError
+from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION, BCirUNet
+
+CARD_FORMAT = "bcir-model-card/1"
+# What this code reads and writes. A card without ``schema_version`` is schema 1 (every card written before the field
+# existed); a card of a newer schema may hold fields this code would silently drop, so it is refused.
+CARD_SCHEMA_VERSION = 1
+NORMALIZATION = "histogram equalization over the breast region, float in [0, 1], background 0"
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # also a registry folder's name
+
+# The card's ranges: (type, lowest, highest). What the project uses sits well inside: Table 1 of the paper
+# (base_channels 16, depth 5, dropout 0.1, 1024-px tiles at about 0.1 mm), the bundled demo model (0.4 mm,
+# 256-px tiles), the tests' small networks (base_channels 8; 0.2 mm, 64-px tiles). The limits keep a card from
+# asking for more memory than a workstation has: base_channels 4096 would allocate 19 GB, a working spacing of
+# 0.0005 mm a 15 GB view.
+NETWORK_RANGES: dict[str, tuple[type, float, float]] = {
+    "in_channels": (int, 1, 1),  # the preprocessing makes one grey channel
+    "base_channels": (int, 2, 64),
+    "depth": (int, 2, 7),
+    "dropout": (float, 0.0, 0.9),
+    "skip_pool_size": (int, 1, 7),  # odd: the size-keeping max-pool
+    "head_hidden": (int, 1, 1024),
+    "head_dropout": (float, 0.0, 0.9),
+}
+MAX_BOTTLENECK_CHANNELS = 1024  # base_channels * 2**(depth - 1); Table 1: 256
+PREPROCESS_RANGES: dict[str, tuple[type, float, float]] = {
+    "working_spacing_mm": (float, 0.05, 2.0),  # 0.05 mm: the finest mammography pixel; finer only inflates a view
+    "default_spacing_mm": (float, 0.02, 0.2),  # DDSM's scanners 0.042-0.05 mm, detectors up to 0.1 mm
+    "margin_mm": (float, 0.0, 50.0),
+    "equalize_bins": (int, 16, 65536),
+}
+TILE_RANGE = (int, 32, 2048)  # and a multiple of 2**(depth - 1)
+THRESHOLD_RANGE = (float, 0.01, 0.99)
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_NETWORK_DEFAULTS = dict(BCirUNet.__init__.__kwdefaults__)
+_CHECKED_CONSTANTS = ("format", "architecture", "architecture_version")  # checked by parse, written by to_json
+
+
+def _number(name: str, value, kind: type, low: float, high: float, unit: str = ""):
+    """``value`` as ``kind`` when it is a number within [low, high]; else ModelFileError saying which and why."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelFileError(f"{name} is {value!r}, not a number")
+    if not math.isfinite(value) or not low <= value <= high:
+        span = f"{low:g}" if low == high else f"{low:g} to {high:g}"
+        raise ModelFileError(f"{name} {value!r} is out of range ({span}{unit})")
+    if kind is int:
+        if float(value) != int(value):
+            raise ModelFileError(f"{name} {value!r} is not a whole number")
+        return int(value)
+    return float(value)
+
+
+def _settings(name: str, data, ranges: dict, defaults: dict, units: dict | None = None) -> dict:
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{name} is {type(data).__name__}, not an object")
+    unknown = sorted(set(data) - set(ranges))
+    if unknown:
+        raise ModelFileError(f"{name} has unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(ranges)})")
+    out = {}
+    for key, (kind, low, high) in ranges.items():
+        value = data.get(key, defaults.get(key))
+        if value is None:
+            raise ModelFileError(f"{name}.{key} is missing")
+        out[key] = _number(f"{name}.{key}", value, kind, low, high, (units or {}).get(key, ""))
+    return out
+
+
+def _schema_version(data: dict) -> int:
+    value = data.get("schema_version", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelFileError(f"schema_version {value!r} is not a schema version (a whole number from 1)")
+    if value > CARD_SCHEMA_VERSION:
+        raise ModelFileError(f"schema_version {value} is newer than this version of B-Cir Review reads "
+                             f"(up to {CARD_SCHEMA_VERSION}): update B-Cir Review to use this model")
+    return value
+
+
+def _typed(data: dict, types: dict[str, tuple[type, ...]]) -> tuple[dict, dict]:
+    """(the keys of ``data`` whose value has their expected type, the rest as written). Nothing is dropped: a key an
+    older version wrote with another type (or null) stays in the rest and is written back unchanged."""
+    known = {k: v for k, v in data.items() if k in types and isinstance(v, types[k]) and not isinstance(v, bool)}
+    return known, {k: v for k, v in data.items() if k not in known}
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """A card's ``training`` section: what the model was trained on and how it did. None: not in the card (or of
+    another type, kept in ``rest``). ``rest`` holds everything else as written (world_size; an older card's
+    ``train_patients``/``val_patients``)."""
+
+    data: str | None = None  # what it was trained on, in words
+    date: str | None = None
+    data_fingerprint: str | None = None
+    patients: dict | None = None  # the split as model.data.split records it (hashes, counts, digest)
+    config: dict | None = None  # the TrainConfig it was trained with
+    data_report: dict | None = None
+    metrics: dict | None = None  # the training loop's validation figures
+    history: list | None = None
+    held_out_evaluation: dict | None = None  # bcir eval's figures, when the model was bundled
+    rest: dict = field(default_factory=dict)
+
+    _TYPES = {"data": (str,), "date": (str,), "data_fingerprint": (str,), "patients": (dict,), "config": (dict,),
+              "data_report": (dict,), "metrics": (dict,), "history": (list,), "held_out_evaluation": (dict,)}
+
+    @classmethod
+    def parse(cls, data: dict) -> "TrainingRecord":
+        known, rest = _typed(data, cls._TYPES)
+        return cls(**known, rest=rest)
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rest" and getattr(self, f.name) is not None}
+        return {**out, **self.rest}
+
+
+@dataclass(frozen=True)
+class ModelCard(Mapping):
+    """A model card checked against its schema, parsed once. The fields code reads are typed; ``data`` holds the
+    rest as written (normalization, source_run, keys of other versions), so :meth:`to_json` loses nothing.
+    :meth:`parse` raises :class:`ModelFileError` with a one-line reason.
+
+    The read-only mapping (``card["model_version"]``, ``card.get(...)``) is the card as :meth:`to_json` writes it,
+    for the command-line modules that still read it so."""
+
+    version: str
+    name: str
+    network: dict
+    preprocess: PreprocessConfig
+    tile_size: int
+    threshold: float
+    weights_sha256: str | None = None
+    training: TrainingRecord | None = None
+    parent: str | None = None
+    created: str | None = None
+    intended_use: str | None = None
+    weights_file: str | None = None
+    schema_version: int = CARD_SCHEMA_VERSION
+    data: dict = field(default_factory=dict)
+
+    _OPTIONAL_TYPES = {"created": (str,), "intended_use": (str,), "weights_file": (str,)}
+
+    @classmethod
+    def parse(cls, data, *, require_sha: bool = False) -> "ModelCard":
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"the card is a JSON {type(data).__name__}, not an object")
+        data = dict(data)
+        if data.get("format") != CARD_FORMAT or data.get("architecture") != ARCHITECTURE:
+            raise ModelFileError(f"not a {ARCHITECTURE} model card (format {data.get('format')!r}, architecture "
+                                 f"{data.get('architecture')!r})")
+        if str(data.get("architecture_version")) != ARCHITECTURE_VERSION:
+            raise ModelFileError(f"architecture_version {data.get('architecture_version')!r} is not "
+                                 f"{ARCHITECTURE_VERSION!r}, the only one this version reads")
+        schema = _schema_version(data)
+        version = data.get("model_version")
+        if version is None:
+            raise ModelFileError("model_version is missing")
+        if not isinstance(version, str) or not VERSION_RE.match(version):
+            raise ModelFileError(f"model_version {version!r} is not a version name (letters, digits, '.', '_', '-', "
+                                 "at most 128)")
+        name = data.get("name", version)
+        if not isinstance(name, str):
+            raise ModelFileError(f"name is {type(name).__name__}, not text")
+        network = _settings("network", data.get("network"), NETWORK_RANGES, _NETWORK_DEFAULTS)
+        if network["skip_pool_size"] % 2 == 0:
+            raise ModelFileError(f"network.skip_pool_size {network['skip_pool_size']} is even: the skip's max-pool "
+                                 "keeps the size only with an odd window")
+        bottleneck = network["base_channels"] * 2 ** (network["depth"] - 1)
+        if bottleneck > MAX_BOTTLENECK_CHANNELS:
+            raise ModelFileError(f"network base_channels {network['base_channels']} and depth {network['depth']} make "
+                                 f"{bottleneck} bottleneck channels (at most {MAX_BOTTLENECK_CHANNELS})")
+        defaults = {f.name: f.default for f in fields(PreprocessConfig) if f.name != "working_spacing_mm"}
+        preprocess = PreprocessConfig(**_settings("preprocess", data.get("preprocess"), PREPROCESS_RANGES, defaults,
+                                                  {"working_spacing_mm": " mm", "default_spacing_mm": " mm",
+                                                   "margin_mm": " mm"}))
+        if "tile_size" not in data:
+            raise ModelFileError("tile_size is missing")
+        tile = _number("tile_size", data["tile_size"], *TILE_RANGE, " px")
+        multiple = 2 ** (network["depth"] - 1)
+        if tile % multiple:
+            raise ModelFileError(f"tile_size {tile} is not a multiple of {multiple} (the network pools "
+                                 f"{network['depth'] - 1} times by 2)")
+        if "threshold" not in data:
+            raise ModelFileError("threshold is missing")
+        threshold = _number("threshold", data["threshold"], *THRESHOLD_RANGE)
+        sha = data.get("weights_sha256")
+        if sha is None and require_sha:
+            raise ModelFileError("weights_sha256 is missing: nothing ties the card to its weights")
+        if sha is not None and (not isinstance(sha, str) or not _SHA256_RE.match(sha)):
+            raise ModelFileError(f"weights_sha256 {sha!r} is not a SHA-256 (64 hex digits)")
+        training = data.get("training")
+        if training is not None and not isinstance(training, dict):
+            raise ModelFileError(f"training is {type(training).__name__}, not an object")
+        parent = data.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise ModelFileError(f"parent is {type(parent).__name__}, not a version")
+        parsed = {"schema_version", "model_version", "name", "network", "preprocess", "tile_size", "threshold",
+                  "weights_sha256", "parent", *_CHECKED_CONSTANTS}
+        optional, rest = _typed({k: v for k, v in data.items() if k not in parsed and k != "training"},
+                                cls._OPTIONAL_TYPES)
+        for key in ("training", "parent", "weights_sha256"):
+            if key in data and data[key] is None:
+                rest[key] = None  # written as null: written back so
+        return cls(version, name, network, preprocess, tile, threshold, sha,
+                   TrainingRecord.parse(training) if training is not None else None, parent,
+                   schema_version=schema, data=rest, **optional)
+
+    def to_json(self) -> dict:
+        """The card as written to ``NAME.json``: the typed fields, then every other key it was read with."""
+        out = {"format": CARD_FORMAT, "schema_version": self.schema_version, "name": self.name,
+               "model_version": self.version, "architecture": ARCHITECTURE,
+               "architecture_version": ARCHITECTURE_VERSION, "network": dict(self.network),
+               "preprocess": self.preprocess.to_dict(), "tile_size": self.tile_size, "threshold": self.threshold}
+        if self.training is not None:
+            out["training"] = self.training.to_json()
+        for key in ("parent", "created", "intended_use", "weights_file", "weights_sha256"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return {**out, **self.data}
+
+    def shareable(self) -> "ModelCard":
+        """This card as it may leave the site: the plain patient IDs of a card from an older version hashed with
+        the site's key (model.data.split.shareable_training); a card already without IDs is returned unchanged."""
+        from model.data.split import shareable_training
+
+        if self.training is None or not ({"train_patients", "val_patients"} & set(self.training.rest)):
+            return self
+        return replace(self, training=TrainingRecord.parse(shareable_training(self.training.to_json())))
+
+    # the read-only mapping view (see the class docstring)
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def __iter__(self):
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
+def new_card(net: BCirUNet, *, preprocess: PreprocessConfig = PreprocessConfig(), tile_size: int = 1024,
+             threshold: float = 0.5, training: dict | None = None, parent: str | None = None,
+             version: str | None = None, name: str = "B-Cir U-Net") -> ModelCard:
+    """A model card for ``net`` of the current schema; ``model_version`` is made unique from the date when not
+    given. Checked as a card read from a file is (ModelFileError)."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return ModelCard.parse({
+        "format": CARD_FORMAT,
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": name,
+        "model_version": version or now.strftime("bcir-%Y%m%d-%H%M%S"),
+        "architecture": ARCHITECTURE,
+        "architecture_version": ARCHITECTURE_VERSION,
+        "network": dict(net.config),
+        "preprocess": preprocess.to_dict(),
+        "tile_size": tile_size,
+        "normalization": NORMALIZATION,
+        "threshold": threshold,
+        "training": training or {"data": "none: randomly initialised weights", "metrics": {}, "date": None},
+        "parent": parent,
+        "created": now.isoformat(timespec="seconds"),
+    })
+
+
+__all__ = ["CARD_FORMAT", "CARD_SCHEMA_VERSION", "ModelCard", "TrainingRecord", "VERSION_RE", "new_card"]
