@@ -19,7 +19,7 @@ import numpy as np
 
 from model.errors import Cancelled, ModelFileError
 from model.data.masks import load_truth, mask_outlines
-from model.infer.compare import TruthComparison, compare_with_truth
+from model.infer.compare import TruthComparison, compare_with_truth, mask_bbox
 from model.data.study_index import IndexedImage
 
 from app.case_text import image_label
@@ -93,19 +93,11 @@ class AiProgress:
 YELLOW_RGBA = (255, 255, 0, 255)
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 def prepare_ai_image(image: IndexedImage, result: ImageResult, threshold: float,
                      roi_point: tuple[float, float] | None = None, roi_tile: tuple[int, int] | None = None) -> AiImage:
     """Everything the overlays and the findings panel need from one result."""
     mask = result.lesion_mask(threshold)  # only what the findings list: no specks drawn that no row names
-    box = _bbox(mask)
+    box = mask_bbox(mask)
     if box is None:
         fill, origin, outlines = np.zeros((0, 0, 4), np.uint8), (0, 0), []
     else:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
-    if pred.shape != truth.shape:
-        raise ValueError(f"shapes differ: prediction {pred.shape}, truth {truth.shape}")
-    return pred, truth
+from model.infer.compare import mask_pair
 
 
 def pixel_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     """Share of pixels labelled correctly. Read it beside :func:`all_background_accuracy`."""
-    pred, truth = _pair(pred, truth)
+    pred, truth = mask_pair(pred, truth)
     if pred.size == 0:
         raise ValueError("no pixels")
     return float(np.count_nonzero(pred == truth)) / pred.size

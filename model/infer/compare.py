@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # annotations only: at run time this module needs numpy alone
     from model.data.study_index import Abnormality
 
 
-def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mask_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks as bool arrays; ValueError when their shapes differ."""
     pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
     if pred.shape != truth.shape:
         raise ValueError(f"shapes differ: prediction {pred.shape}, truth {truth.shape}")
@@ -22,7 +23,7 @@ def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """2|P∩T| / (|P| + |T|); 1.0 when both are empty (nothing to find, nothing found)."""
-    pred, truth = _pair(pred, truth)
+    pred, truth = mask_pair(pred, truth)
     total = int(pred.sum()) + int(truth.sum())
     if total == 0:
         return 1.0
@@ -31,7 +32,7 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     """|P∩T| / |P∪T| (Jaccard); 1.0 when both are empty."""
-    pred, truth = _pair(pred, truth)
+    pred, truth = mask_pair(pred, truth)
     union = int(np.logical_or(pred, truth).sum())
     if union == 0:
         return 1.0
@@ -125,7 +126,8 @@ class TruthComparison:
         return sum(1 for h in self.lesion_hits if h is False)
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of a mask's pixels, ends exclusive; None for an empty mask."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
@@ -148,13 +150,13 @@ def compare_with_truth(truth: ImageTruth, lesion_labels: np.ndarray, lesion_coun
     if not usable and not_compared:  # truth exists but none of it can be compared
         return TruthComparison(known=False, lesion_hits=[None] * lesion_count, not_compared=not_compared)
     masks = [t.mask for t in usable]
-    boxes = [_bbox(m) for m in masks]
+    boxes = [mask_bbox(m) for m in masks]
     predicted = lesion_labels > 0
     union = np.zeros(lesion_labels.shape, bool)
     for mask in masks:
         union |= mask
     # Everything below only looks where the prediction or the truth is: the same numbers, on a crop.
-    box = _bbox(predicted | union)
+    box = mask_bbox(predicted | union)
     if box is not None:
         x0, y0, x1, y1 = box
         crop = (slice(y0, y1), slice(x0, x1))
@@ -168,4 +170,5 @@ def compare_with_truth(truth: ImageTruth, lesion_labels: np.ndarray, lesion_coun
     )
 
 
-__all__ = ["LesionMatch", "TruthComparison", "compare_with_truth", "dice", "iou", "iou_from_dice", "match_labels"]
+__all__ = ["LesionMatch", "TruthComparison", "compare_with_truth", "dice", "iou", "iou_from_dice", "mask_bbox", "mask_pair",
+           "match_labels"]

@@ -20,3 +20,19 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("BCIR_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    """The main window, the viewer alone (tests/app/background/test_ai.py drives the AI with its own)."""
+    from app.main_window import MainWindow
+
+    monkeypatch.setenv("BCIR_MODEL", "none")
+    w = MainWindow()
+    w.resize(1500, 900)  # a reading workstation; the docks leave the panes room
+    qtbot.addWidget(w)
+    w.show()
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()

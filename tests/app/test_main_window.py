@@ -26,21 +26,7 @@ def open_root(qtbot, window, root):
 from app.case_text import image_label, image_truth
 from app.viewer.hanging import SLOTS_2UP, SLOTS_4UP, needs_mirror
 from app.case_text import first_case_with_truth
-from app.main_window import MainWindow
 
-
-
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    monkeypatch.setenv("BCIR_MODEL", "none")  # the viewer alone; tests/app/background/test_ai.py drives the AI
-    w = MainWindow()
-    w.resize(1500, 900)  # a reading workstation; the docks leave the panes room
-    qtbot.addWidget(w)
-    w.show()
-    w.activateWindow()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
 
 
 def show_patient(qtbot, window, patient_id):

@@ -3,24 +3,12 @@ reading both hold only the reader's own reviews."""
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 
 from model.cli import main as cli
 from model.reviews.protocol import own_read, verdict_on_ai
 from model.reviews.records import Review
 
-from app.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    monkeypatch.setenv("BCIR_MODEL", "none")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
 
 
 def fill_log(store) -> None:

@@ -26,7 +26,6 @@ from app.background.case_loading import load_image
 from app.case_text import image_label
 from app.viewer.hanging import SLOTS_2UP, SLOTS_4UP
 from app.viewer.hanging_view import HangingView, chest_wall_shift
-from app.main_window import MainWindow
 from app.viewer.overlays import HEAT_PEAK_RADIUS_PX
 
 TIMEOUT_MS = 20_000
@@ -61,19 +60,6 @@ def every_mouse_move():
     pg.setConfigOptions(mouseRateLimit=0)
     yield
     pg.setConfigOptions(mouseRateLimit=rate)
-
-
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    monkeypatch.setenv("BCIR_MODEL", "none")
-    w = MainWindow()
-    w.resize(1500, 900)
-    qtbot.addWidget(w)
-    w.show()
-    w.activateWindow()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
 
 
 @pytest.fixture
