@@ -25,17 +25,23 @@ class FolderCsvs:
     # Patients whose truth is not all known: a row of theirs names no usable image. Their images that no row
     # names are not lesion-free.
     unsure_patients: set[str] = field(default_factory=set)
-    # A CSV that is (or may be) a description or labels CSV could not be read: an image no row names is not
-    # known to be lesion-free, whoever its patient.
+    # A CSV that is (or may be) a description or labels CSV could not be read, or a row that names no usable
+    # image names no patient either: an image no row names is not known to be lesion-free, whoever its patient.
     truth_incomplete: bool = False
 
-    def row_without_image(self, path: Path, row: int, problem: str | None, patient: str) -> None:
-        """A truth row that names no usable image: listed, and the images it may have named not lesion-free."""
-        self.skipped.append((str(path), f"row {row}: {problem}"))
+    def row_without_image(self, path: Path, row: int, problem: str | None, patient: str) -> tuple[str, str]:
+        """A truth row that names no usable image (none, or one that cannot be used): the images it may have
+        named are not lesion-free, its patient's or, with no patient, every image no row names. Returns the
+        (path, reason) it is listed with; the caller lists it (``skipped`` here, the index's own list later)."""
         if patient:
             self.unsure_patients.add(patient)
         else:
             self.truth_incomplete = True
+        return str(path), f"row {row}: {problem}"
+
+    def lesion_free_known(self, patients: set[str]) -> set[str]:
+        """Of the patients the truth rows cover, those whose images no row names are known to be lesion-free."""
+        return set() if self.truth_incomplete else patients - self.unsure_patients
 
 
 def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
@@ -58,13 +64,13 @@ def read_folder_csvs(csvs: list[Path], root: Path) -> FolderCsvs:
                     if row.image_path:
                         description_rows.append(row)
                     else:
-                        found.row_without_image(path, row.row, row.problem, row.patient_id)
+                        found.skipped.append(found.row_without_image(path, row.row, row.problem, row.patient_id))
             elif kind == "labels":
                 for row in label_rows_of(read_table(path, delimiter), root):
                     if row.image is not None:
                         found.label_rows.append(row)
                     else:
-                        found.row_without_image(path, row.row, row.problem, row.patient)
+                        found.skipped.append(found.row_without_image(path, row.row, row.problem, row.patient))
             elif kind == "metadata":
                 found.locations += [(path.parent, loc) for loc in metadata_locations_of(read_table(path, delimiter))]
             elif kind == "dicom_info":

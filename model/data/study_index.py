@@ -465,8 +465,8 @@ def build_index(
     gt_patients = {row.patient_id for _, rows in descriptions for row in rows if row.patient_id}
 
     # Ground truth from the description CSVs (each row names an image: read_folder_csvs listed the others). A row
-    # with a problem still marks its image (never lesion-free); a row whose image path leads outside the folder is
-    # listed, and its patient's other images are not called lesion-free.
+    # with a problem still marks its image (never lesion-free); a row whose image path leads outside the folder
+    # names no usable image, as a row without one does (FolderCsvs.row_without_image says what that leaves unsure).
     pending: list[tuple[IndexedImage, Abnormality, list[Path]]] = []
     for csv_path, rows in descriptions:
         bases = _csv_bases(root, csv_path)
@@ -474,8 +474,7 @@ def build_index(
             try:
                 image_files = resolver.files(row.image_path, bases, "image file path")
             except CsvPathError as exc:
-                skipped.append(Skipped(str(csv_path), f"row {row.row}: {exc.reason}"))
-                found.unsure_patients.add(row.patient_id)
+                skipped.append(Skipped(*found.row_without_image(csv_path, row.row, exc.reason, row.patient_id)))
                 continue
             image_file = next((p for p in image_files if p in headers), None)
             if image_file is None:
@@ -547,7 +546,7 @@ def build_index(
         ))
     gt_patients |= {row.patient for row in label_rows if row.patient}
     # An unreadable truth CSV, or a row that names no usable image, may have listed any of these: not lesion-free.
-    gt_patients = set() if found.truth_incomplete else gt_patients - found.unsure_patients
+    gt_patients = found.lesion_free_known(gt_patients)
 
     # Full mammograms that no CSV row lists: a site's own DICOMs, or the clean views of a CBIS patient.
     for path, header in headers.items():

@@ -132,6 +132,20 @@ def test_etc_passwd_is_never_opened(tmp_path, monkeypatch):
     assert not _by_view(index)[("P_00001", "R", "CC")].gt_known
 
 
+@pytest.mark.parametrize("image_path", ["", "../../../../../etc/passwd"])
+def test_a_row_with_no_patient_and_no_usable_image_leaves_the_truth_incomplete(tmp_path, image_path):
+    """A row that names no usable image and no patient may be about any image of the folder: none is called
+    lesion-free, whether its image path is empty or leads outside the folder. Before: a path outside the folder
+    marked the patient "" unsure, which is nobody, and the clean view was shown as a known negative."""
+    t, row = _one_patient(tmp_path)
+    unknown = dict(row, **{"patient_id": "", "abnormality id": "2", "image file path": image_path})
+    _write_rows(tmp_path / MASS_CSV, [row, unknown])
+    index = build_index(tmp_path, workers=1)
+    assert any(r.startswith("row 2: ") for r in _reasons(index)[MASS_CSV])
+    assert _by_view(index)[("P_00001", "L", "CC")].abnormalities  # the named lesion is still there
+    assert not _by_view(index)[("P_00001", "R", "CC")].gt_known
+
+
 def test_labels_csv_paths_outside_the_folder(tmp_path, monkeypatch):
     site = tmp_path / "site"
     (site / "images").mkdir(parents=True)
