@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := .demo/CBIS-DDSM
 
-.PHONY: run test setup demo demo-weights clean platform-check
+.PHONY: run test setup demo demo-weights clean platform-check gpu-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ demo-weights: setup
 		--micro-batch 16 --batch-size 16 --lr 1e-3 --augment-factor 10 --bf16 --epochs 6 --device cpu --seed 0
 	$(BIN)/bcir eval $(TRAIN_DATA) --weights $(TRAIN_RUN)/best.safetensors --report $(TRAIN_RUN)/report --json > $(TRAIN_RUN)/eval.json
 	$(BIN)/python -m model.registry.bundle $(TRAIN_RUN) $(TRAIN_RUN)/eval.json resources/models/bcir-demo-v1.safetensors bcir-demo-v1
+
+# The CUDA path's figures on a machine with a GPU (README: GPU figures): the tests marked gpu, the tile run every way,
+# a whole view, training throughput at batch 64, written to gpu-check.json. It runs with a Python whose PyTorch has
+# CUDA (GPU_PYTHON): the virtualenv's is the CPU build, so this target does not set it up.
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) -m model.cli.gpu_check --out gpu-check.json
 
 clean:
 	rm -rf $(VENV) .demo

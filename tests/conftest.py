@@ -50,6 +50,19 @@ def make_dicom(path: Path, pixels: np.ndarray | None = None, **tags) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA GPU: where there is none they are skipped, each saying so in the summary
+    (``make gpu-check`` runs them on a machine lent one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none here (make gpu-check runs these where one is lent)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def ramp16() -> np.ndarray:
     """A 16-bit ramp that uses values above 255 and above 4095."""

@@ -52,6 +52,122 @@ def tile_latencies(model: LoadedModel, device: str = "cpu", repeats: int = 5, ti
     return out
 
 
+def bench_tile(image: str | Path, model: LoadedModel, size: int = 1024) -> torch.Tensor:
+    """A (1, 1, size, size) tile of real tissue: ``image``'s working image (the model's preprocessing), centred and
+    padded with zeros; at the coarse spacing a 1024 tile holds the whole breast, its lesions included, so masks from
+    two runtimes can be compared on it."""
+    from model.data.dicom_io import read_image
+    from model.data.preprocess import prepare
+
+    mammogram = read_image(image)
+    working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+    tile = np.zeros((size, size), np.float32)
+    h, w = min(size, working.shape[0]), min(size, working.shape[1])
+    y0, x0 = (working.shape[0] - h) // 2, (working.shape[1] - w) // 2
+    ty, tx = (size - h) // 2, (size - w) // 2
+    tile[ty : ty + h, tx : tx + w] = working[y0 : y0 + h, x0 : x0 + w]
+    return torch.from_numpy(tile)[None, None]
+
+
+def mask_agreement(reference: torch.Tensor, other: torch.Tensor) -> dict:
+    """Dice of two runtimes' lesion masks (logits > 0) and how many pixels the reference marks; two empty masks agree."""
+    from model.infer.compare import dice
+
+    a, b = (reference > 0).numpy(), (other > 0).numpy()
+    return {"dice": 1.0 if not a.any() and not b.any() else dice(b, a), "reference_pixels": int(a.sum())}
+
+
+class _GraphRunner:
+    """The shipped CUDA runner replayed from one captured CUDA graph: static input and output buffers, no per-layer
+    launch cost. Only for a fixed tile shape, which is what a whole view's tiles are."""
+
+    def __init__(self, runner: Runner, example: torch.Tensor):
+        self.runner = runner
+        self.static_in = runner._input(example).clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode(), runner._autocast():
+            for _ in range(3):  # warm-up outside the graph: cudnn picks its algorithms first
+                runner.net(self.static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(self.graph), runner._autocast():
+            self.static_out = runner.net(self.static_in)
+
+    def segment(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.static_in.copy_(batch.to(self.static_in.device, non_blocking=True))
+        self.graph.replay()
+        return self.static_out[0].float().cpu(), self.static_out[1].float().cpu()
+
+
+def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *, repeats: int = 20,
+                         compile_modes: tuple[str, ...] = ("default",), cuda_graph: bool = True,
+                         log: Callable[[str], None] = print) -> dict:
+    """Every way of running one tile on ``device``, timed in one run on the same tile: plain eager fp32, eager bf16,
+    BatchNorm folded with channels_last in fp32, the shipped path (folded, channels_last, bf16 where the device has
+    it), the shipped path through ``torch.compile`` (its compile time apart) and, on CUDA, replayed from a CUDA
+    graph. Each variant's mask is compared with eager fp32's (Dice); a variant that fails is recorded with its
+    reason and the others go on."""
+    import copy
+
+    dev = resolve_device(device)
+    sync = dev.type == "cuda"
+    bf16 = torch.bfloat16 if (dev.type == "cpu" or torch.cuda.is_bf16_supported()) else torch.float16
+    out: dict = {"tile_shape": list(tile.shape), "variants": {}}
+    reference = None
+
+    def measure(name: str, segment: Callable[[torch.Tensor], tuple], extra: dict | None = None) -> None:
+        nonlocal reference
+        try:
+            logits = segment(tile)[0]
+            seconds = _median_seconds(lambda: segment(tile), repeats, sync=sync)
+        except Exception as exc:  # noqa: BLE001 - a variant this device or build cannot run is a finding, not a stop
+            out["variants"][name] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+            log(f"  {name}: failed ({type(exc).__name__})")
+            return
+        row = {"seconds_median": seconds, "tiles_per_s": tile.shape[0] / seconds, **(extra or {})}
+        if reference is None:
+            reference = logits
+        row["mask_vs_eager_fp32"] = mask_agreement(reference, logits)
+        out["variants"][name] = row
+        log(f"  {name}: {seconds * 1000:.2f} ms, mask Dice vs eager fp32 {row['mask_vs_eager_fp32']['dice']:.4f}")
+
+    measure("eager_fp32", Runner.create(model.net, dev, fast=False).segment)
+    eager_bf16 = Runner(copy.deepcopy(model.net).eval().to(dev), dev, bf16, False)
+    measure("eager_" + {torch.bfloat16: "bf16", torch.float16: "fp16"}[bf16], eager_bf16.segment)
+    measure("folded_channels_last_fp32", Runner.create(model.net, dev, bf16=False).segment)
+    shipped = Runner.create(model.net, dev)
+    measure("shipped", shipped.segment, {"description": shipped.description})
+    for mode in compile_modes:
+        try:
+            compiled = Runner(torch.compile(shipped.net, mode=None if mode == "default" else mode), dev,
+                              shipped.autocast_dtype, shipped.channels_last)
+            if sync:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            compiled.segment(tile)  # the first call compiles
+            if sync:
+                torch.cuda.synchronize()
+            compile_s = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - no compiler on this machine, an unsupported op: recorded
+            out["variants"][f"shipped_compiled_{mode}"] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+            log(f"  shipped_compiled_{mode}: failed to compile ({type(exc).__name__})")
+            continue
+        measure(f"shipped_compiled_{mode}", compiled.segment, {"compile_seconds": compile_s})
+    if cuda_graph and dev.type == "cuda":
+        try:
+            graph = _GraphRunner(shipped, tile)
+        except Exception as exc:  # noqa: BLE001 - capture refused (an op that syncs): recorded
+            out["variants"]["shipped_cuda_graph"] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+        else:
+            measure("shipped_cuda_graph", graph.segment)
+    eager = out["variants"].get("eager_fp32", {}).get("seconds_median")
+    for row in out["variants"].values():
+        if eager and "seconds_median" in row:
+            row["speedup_vs_eager_fp32"] = eager / row["seconds_median"]
+    return out
+
+
 def header_scan_rate(folder: Path) -> tuple[int, float]:
     from model.data.study_index import list_files, scan_headers
 
