@@ -15,6 +15,7 @@ import pydicom
 import pytest
 
 from model.cli import main as cli
+from model.cli import model_info
 from model.nn.weights import save_model
 from tests.conftest import make_dicom
 
@@ -152,11 +153,32 @@ def test_a_folder_with_a_bad_file_keeps_every_other_image(batch, capsys):
     assert [Path(e["path"]).name for e in data["errors"]] == [bad.name]
 
 
+ROI_REFUSED = "bcir infer: --roi takes X,Y in pixels of the original image\n"
+
+
+@pytest.mark.parametrize("roi", ["1,2,3", "5", "left,top"])
+def test_a_roi_that_is_not_two_numbers_is_refused_in_one_line(batch, capsys, roi):
+    argv = ["infer", str(batch["first"]), "--weights", str(batch["weights"]), "--out", str(batch["out"]),
+            "--device", "cpu", "--no-cache", "--roi", roi]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == ROI_REFUSED
+    assert not batch["out"].exists()
+
+
+def test_a_roi_of_three_numbers_is_refused_under_python_O_too(batch, tmp_path):
+    """The check is not an assert, which ``python -O`` strips: there three numbers reached the predictor."""
+    env = {**os.environ, "BCIR_DATA_DIR": str(tmp_path / "data"), "BCIR_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-O", "-m", "model.cli", "infer", str(batch["first"]), "--weights",
+                           str(batch["weights"]), "--out", str(batch["out"]), "--device", "cpu", "--no-cache",
+                           "--roi", "1,2,3"], capture_output=True, text=True, env=env, timeout=300)
+    assert (proc.returncode, proc.stderr) == (2, ROI_REFUSED)
+
+
 def test_an_os_error_outside_a_batch_is_one_line(monkeypatch, capsys):
     def boom(args):
         raise PermissionError(13, "Permission denied", "/srv/site/models")
 
-    monkeypatch.setattr(cli, "_cmd_model_info", boom)
+    monkeypatch.setattr(model_info, "_cmd_model_info", boom)
     assert cli.main(["model-info"]) == 2
     err = capsys.readouterr().err
     assert err == "bcir model-info: Permission denied: /srv/site/models\n"

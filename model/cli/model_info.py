@@ -1,0 +1,48 @@
+"""``bcir model-info``: one model's parameter counts, the device it would run on, and its card (see :mod:`model.nn`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_model_info(args: argparse.Namespace) -> int:
+    from model.nn.card import TrainingRecord
+    from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION, parameter_counts
+    from model.nn.runtime import device_label, resolve_device
+    from model.nn.weights import load_model, shareable_card
+    from model.registry.resolve import require_model
+
+    model = load_model(require_model(args.weights))
+    info = {**parameter_counts(model.net), "device": device_label(resolve_device(args.device)),
+            "weights": str(model.path), "card": shareable_card(model.card)}  # an older card's patient IDs hashed
+    if args.json:
+        json.dump(info, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        card = model.card
+        print(f"{card.name} {card.version} ({ARCHITECTURE} v{ARCHITECTURE_VERSION})")
+        print(f"  weights: {model.path}")
+        print(f"  trunk: {info['trunk_trainable_params']:,} trainable parameters + {info['trunk_bn_running_stats']:,} BatchNorm statistics; "
+              f"malignancy head: {info['head_params']:,}")
+        print(f"  working spacing {model.preprocess.working_spacing_mm} mm, tile {model.tile_size}, threshold {model.threshold}")
+        training = card.training or TrainingRecord()
+        print(f"  trained on: {training.data}; date {training.date}; parent {card.parent}")
+        for k, v in (training.metrics or {}).items():
+            print(f"    {k}: {v}")
+        print(f"  device: {info['device']}")
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``model-info`` command to ``bcir``'s subparsers."""
+    p = subparsers.add_parser("model-info", help="parameter counts, device and model card")
+    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_model_info)
+    return p
+
+
+__all__ = ["register"]
