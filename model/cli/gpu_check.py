@@ -134,7 +134,7 @@ def training(device, shapes: list[tuple[int, int, bool]], steps: int) -> dict:
                                  working_spacing_mm=0.4)
             units = time_units(config, None, steps=steps)
             out[name] = {"tiles_per_s": 1.0 / units.train_sample_s, "step_seconds_median": units.train_sample_s * units.batch,
-                         "batch": units.batch, "validation_tiles_per_s": 1.0 / units.val_sample_s}
+                         "batch": units.batch}
             _log(f"  training {name}: {out[name]['tiles_per_s']:.1f} tiles/s")
         except Exception as exc:  # noqa: BLE001 - out of memory at one shape must not hide the others
             out[name] = {"error": _error(exc)}

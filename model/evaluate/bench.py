@@ -86,12 +86,12 @@ class _GraphRunner:
         self.static_in = runner._input(example).clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode(), runner._autocast():
+        with torch.cuda.stream(stream), torch.inference_mode(), runner.precision():
             for _ in range(3):  # warm-up outside the graph: cudnn picks its algorithms first
                 runner.net(self.static_in)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph), runner._autocast():
+        with torch.inference_mode(), torch.cuda.graph(self.graph), runner.precision():
             self.static_out = runner.net(self.static_in)
 
     def segment(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,9 +104,9 @@ def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *,
                          compile_modes: tuple[str, ...] = ("default",), cuda_graph: bool = True,
                          log: Callable[[str], None] = print) -> dict:
     """Every way of running one tile on ``device``, timed in one run on the same tile: plain eager fp32, eager bf16,
-    BatchNorm folded with channels_last in fp32, the shipped path (folded, channels_last, bf16 where the device has
-    it), the shipped path through ``torch.compile`` (its compile time apart) and, on CUDA, replayed from a CUDA
-    graph. Each variant's mask is compared with eager fp32's (Dice); a variant that fails is recorded with its
+    BatchNorm folded with channels_last in fp32, in TF32 (on CUDA) and in bf16, the shipped path (model.nn.runtime
+    says which of those it is on this device), the shipped path through ``torch.compile`` (its compile time apart)
+    and, on CUDA, replayed from a CUDA graph. Each variant's mask is compared with eager fp32's (Dice); a variant that fails is recorded with its
     reason and the others go on."""
     import copy
 
@@ -136,6 +136,9 @@ def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *,
     eager_bf16 = Runner(copy.deepcopy(model.net).eval().to(dev), dev, bf16, False)
     measure("eager_" + {torch.bfloat16: "bf16", torch.float16: "fp16"}[bf16], eager_bf16.segment)
     measure("folded_channels_last_fp32", Runner.create(model.net, dev, bf16=False).segment)
+    if dev.type == "cuda":
+        measure("folded_channels_last_tf32", Runner.create(model.net, dev, bf16=False, tf32=True).segment)
+    measure("folded_channels_last_bf16", Runner.create(model.net, dev, bf16=True).segment)
     shipped = Runner.create(model.net, dev)
     measure("shipped", shipped.segment, {"description": shipped.description})
     for mode in compile_modes:

@@ -74,8 +74,8 @@ def test_whole_views_on_cuda_list_the_lesions_the_cpu_lists(bundled, cc_views):
         assert len(result.lesions) == len(expected.lesions)
         assert dice(result.mask(bundled.threshold), expected.mask(bundled.threshold)) >= 0.99
         assert dice(fast.mask(bundled.threshold), expected.mask(bundled.threshold)) >= 0.95
-        for a, b in zip(expected.lesions, result.lesions):
-            assert abs(a.p_malignant - b.p_malignant) < 0.02
+        for a, b in zip(expected.lesions, result.lesions):  # fp32 without TF32 on both: the same arithmetic
+            assert abs(a.p_malignant - b.p_malignant) < 0.005
     assert found > 0
 
 
