@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from model.data.dicom_io import Mammogram, WindowPreset, read_image
+from model.data.dicom_io import read_image
+from model.data.mammogram import Mammogram, WindowPreset
 from model.data.display import presets, voi_table_lut, window_lut
 from model.errors import ImageReadError
 from model.data.masks import load_truth, mask_outlines

@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QPainter
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
-from model.data.dicom_io import WindowPreset
+from model.data.mammogram import WindowPreset
 from model.data.study_index import IndexedImage
 
 from app.background.ai_results import AiImage

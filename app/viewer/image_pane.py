@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem
 
-from model.data.dicom_io import WindowPreset
+from model.data.mammogram import WindowPreset
 
 from app.background.case_loading import DisplayWindow, LoadedImage, TruthOutline, VoiTable
 from app.case_text import image_label, window_text

@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from model.data.dicom_io import Mammogram, WindowPreset
+from model.data.mammogram import Mammogram, WindowPreset
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 

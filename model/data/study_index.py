@@ -33,10 +33,10 @@ from model.data import cbis_ddsm
 from model.data.cbis_ddsm import DescriptionRow, SeriesLocation
 from model.data.cbis_ddsm import is_malignant
 from model.data.csv_input import CsvPathError, resolve_inside
-from model.data.dicom_io import (
-    ImageHeader, is_itk_image, name_side_view, os_error_reason, patient_from_name, read_header, read_image,
-    special_file_reason,
-)
+from model.data.dicom_fields import name_side_view, patient_from_name
+from model.data.dicom_io import read_header, read_image
+from model.data.mammogram import ImageHeader
+from model.data.read_failures import os_error_reason, special_file_reason
 from model.data.folder_csvs import read_folder_csvs
 from model.errors import ImageReadError
 from model.data.labelled_folder import LabelRow
@@ -651,5 +651,5 @@ def index_json_text(index: StudyIndex) -> str:
 
 __all__ = [
     "LAYOUTS", "Abnormality", "IndexedImage", "ScanProgress", "Skipped", "StudyIndex", "build_index", "classify_roi_files",
-    "detect_layout", "index_from_json", "is_itk_image", "list_files", "scan_headers",
+    "detect_layout", "index_from_json", "list_files", "scan_headers",
 ]

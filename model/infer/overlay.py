@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from model.data import display
-from model.data.dicom_io import Mammogram
+from model.data.mammogram import Mammogram
 from model.fileio import atomic_write_bytes
 
 YELLOW_BGR = (0, 230, 255)

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 import torch
 
-from model.data.dicom_io import Mammogram, read_image
+from model.data.dicom_io import read_image
+from model.data.mammogram import Mammogram
 from model.data.preprocess import Geometry, prepare
 from model.errors import Cancelled
 from model.nn.runtime import Runner

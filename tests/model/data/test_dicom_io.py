@@ -16,7 +16,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from model.data import display
-from model.data.dicom_io import WindowPreset, read_header, read_image
+from model.data.dicom_io import read_header, read_image
+from model.data.mammogram import WindowPreset
 from model.errors import (
     ImageReadError,
     NoPixelDataError,

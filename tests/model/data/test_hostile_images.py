@@ -26,8 +26,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage
 
-from model.data import dicom_io
-from model.data.dicom_io import MAX_IMAGE_ENV, read_header, read_image
+from model.data import image_limits, read_failures
+from model.data.dicom_io import read_header, read_image
+from model.data.image_limits import MAX_IMAGE_ENV
 from model.errors import ImageReadError, NoPixelDataError, NotAnImageError, TruncatedFileError, UnsupportedImageError
 from model.data.study_index import build_index, list_files
 from tests.conftest import PYDICOM_TEST_FILES, make_dicom
@@ -211,13 +212,13 @@ def test_the_size_limit_is_a_setting(tmp_path, monkeypatch):
     path = rle_dicom(tmp_path / "two-mp.dcm", 1024, 2048, complete=True)
     assert read_image(path).pixels.shape == (1024, 2048)  # 2 MP: well within the default of 64
     monkeypatch.setenv(MAX_IMAGE_ENV, "1.5")
-    assert dicom_io.max_image_pixels() == 1_500_000
+    assert image_limits.max_image_pixels() == 1_500_000
     with pytest.raises(UnsupportedImageError, match=r"1024 x 2048 pixels .* limit of 1.5 megapixels"):
         read_header(path)
     with pytest.raises(UnsupportedImageError):
         read_image(huge_png(tmp_path / "two-mp.png", 2048, 1024))
     monkeypatch.setenv(MAX_IMAGE_ENV, "many")  # not a number: the documented default, and a warning
-    assert dicom_io.max_image_pixels() == dicom_io.MAX_IMAGE_MEGAPIXELS * 1_000_000
+    assert image_limits.max_image_pixels() == image_limits.MAX_IMAGE_MEGAPIXELS * 1_000_000
     assert read_header(path).shape == (1024, 2048)
 
 
@@ -423,10 +424,10 @@ def test_handled_decode_errors_print_no_traceback(tmp_path):
 
 def test_pydicom_records_outside_our_reads_still_flow(caplog):
     """The filter only drops pydicom's records while one of our reads runs in the same thread."""
-    dicom_io._filter_pydicom_loggers()
+    read_failures.filter_pydicom_loggers()
     with caplog.at_level(logging.WARNING):
         logging.getLogger("pydicom").warning("outside a read")
-        with dicom_io._quiet_pydicom() as messages:
+        with read_failures.quiet_pydicom() as messages:
             logging.getLogger("pydicom").warning("inside a read")
     assert "outside a read" in caplog.text and "inside a read" not in caplog.text
     assert messages == ["inside a read"]
