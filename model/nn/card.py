@@ -125,13 +125,10 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
-class ModelCard(Mapping):
+class ModelCard:
     """A model card checked against its schema, parsed once. The fields code reads are typed; ``data`` holds the
     rest as written (normalization, source_run, keys of other versions), so :meth:`to_json` loses nothing.
-    :meth:`parse` raises :class:`ModelFileError` with a one-line reason.
-
-    The read-only mapping (``card["model_version"]``, ``card.get(...)``) is the card as :meth:`to_json` writes it,
-    for the command-line modules that still read it so."""
+    :meth:`parse` raises :class:`ModelFileError` with a one-line reason."""
 
     version: str
     name: str
@@ -152,7 +149,7 @@ class ModelCard(Mapping):
 
     @classmethod
     def parse(cls, data, *, require_sha: bool = False) -> "ModelCard":
-        if not isinstance(data, Mapping):
+        if not isinstance(data, Mapping):  # the card as read from JSON: an object
             raise ModelFileError(f"the card is a JSON {type(data).__name__}, not an object")
         data = dict(data)
         if data.get("format") != CARD_FORMAT or data.get("architecture") != ARCHITECTURE:
@@ -236,16 +233,6 @@ class ModelCard(Mapping):
         if self.training is None or not ({"train_patients", "val_patients"} & set(self.training.rest)):
             return self
         return replace(self, training=TrainingRecord.parse(shareable_training(self.training.to_json())))
-
-    # the read-only mapping view (see the class docstring)
-    def __getitem__(self, key: str):
-        return self.to_json()[key]
-
-    def __iter__(self):
-        return iter(self.to_json())
-
-    def __len__(self) -> int:
-        return len(self.to_json())
 
 
 def new_card(net: BCirUNet, *, preprocess: PreprocessConfig = PreprocessConfig(), tile_size: int = 1024,

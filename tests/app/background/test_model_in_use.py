@@ -44,7 +44,7 @@ def _versions_in_use(qtbot, capsys, tmp_path, demo_root) -> dict[str, str]:
 def test_bcir_model_changes_what_every_command_and_the_viewer_use(qtbot, capsys, monkeypatch, tmp_path, demo_root):
     monkeypatch.setenv("BCIR_DATA_DIR", str(tmp_path / "data"))  # an empty registry: the bundled model is active
     monkeypatch.delenv("BCIR_MODEL", raising=False)
-    bundled = read_card(bundled_model_path())["model_version"]
+    bundled = read_card(bundled_model_path()).version
     assert _versions_in_use(qtbot, capsys, tmp_path, demo_root) == dict.fromkeys(
         ("model-info", "infer", "eval", "viewer"), bundled)
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -454,7 +455,7 @@ def _done_job(tmp_path, *, dice=(0.467, 0.187), malignant=1, benign=2) -> Job:
     """A finished job whose new model is the bundled weights under another version, and whose gate says ``dice``."""
     bundled = load_model(bundled_model_path())
     job_dir = Path(os.environ["BCIR_DATA_DIR"]) / "jobs" / "20260101-000000-dddddd"
-    new = save_model(bundled.net, {**bundled.card, "model_version": "retrained-2"}, job_dir / "run" / "best.safetensors")
+    new = save_model(bundled.net, replace(bundled.card, version="retrained-2"), job_dir / "run" / "best.safetensors")
     (job_dir / "spec.json").write_text(json.dumps(JobSpec(root=str(tmp_path), base_model=str(bundled_model_path())).to_json()))
     (job_dir / "state.json").write_text(json.dumps({"state": "done", "pid": None, "model": str(new), "message": "done"}))
     row = {"available": True, "patients": ["A", "B"], "images": 4, "images_with_lesions": 3, "lesions": 3,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def _registry_state() -> list[tuple[str, bool]]:
 
 
 def _bundled_version() -> str:
-    return read_card(bundled_model_path())["model_version"]
+    return read_card(bundled_model_path()).version
 
 
 def _one_line_error(err: str) -> bool:
@@ -135,7 +136,7 @@ def test_a_tiny_retrain_reaches_the_gate_and_only_accept_switches(demo_root, tin
     code, out, _ = _bcir(capsys, "jobs", "accept", job.id, *(["--force"] if worse else []))
     assert code == 0 and f"active model: {new_version}" in out and f"bcir models use {bundled}" in out
     assert _registry_state() == [(bundled, False), (new_version, True)]
-    assert read_card(resolve_model())["model_version"] == new_version and job.decision() == "accepted"
+    assert read_card(resolve_model()).version == new_version and job.decision() == "accepted"
     code, out, _ = _bcir(capsys, "models", "list")
     assert code == 0 and any(line.startswith("*") and new_version in line for line in out.splitlines())
 
@@ -189,8 +190,8 @@ def test_detach_then_follow_and_cancel_leaves_no_model(demo_root, tmp_path, caps
     spec = job.spec()  # fine-tuning keeps the current model's working resolution (the bundled one: 0.4 mm, 256 px)
     card = read_card(bundled_model_path())
     assert spec.fine_tune and spec.train_config().init_weights == str(bundled_model_path().resolve())
-    assert (spec.config["working_spacing_mm"], spec.config["tile"]) == (card["preprocess"]["working_spacing_mm"],
-                                                                        card["tile_size"])
+    assert (spec.config["working_spacing_mm"], spec.config["tile"]) == (card.preprocess.working_spacing_mm,
+                                                                        card.tile_size)
 
     def pressed_ctrl_c(self, since_offset=0):
         raise KeyboardInterrupt
@@ -274,7 +275,7 @@ def test_accept_of_a_worse_model_lists_the_worse_figures_and_needs_force(tmp_pat
 
     bundled = load_model(bundled_model_path())
     job = _hand_made_job("20250101-100000-cccccc", tmp_path, {"state": "done", "pid": None, "message": "done"})
-    new = save_model(bundled.net, {**bundled.card, "model_version": "worse-one"}, job.run_dir / "best.safetensors")
+    new = save_model(bundled.net, replace(bundled.card, version="worse-one"), job.run_dir / "best.safetensors")
     update_state(job.dir, model=str(new))
     row = {"available": True, "patients": ["A", "B"], "images": 4, "images_with_lesions": 3, "lesions": 3,
            "abnormalities_scored": 3, "malignant": 1, "benign": 2, "iou_mean": 0.3, "lesion_sensitivity": 0.5,

@@ -117,12 +117,12 @@ def test_another_sites_card_is_checked_by_reproducing_its_split(run, demo_root, 
 
 
 def test_the_bundled_card_names_no_patient_and_can_be_checked_on_its_folder():
-    training = read_card(bundled_model_path())["training"]
-    assert "train_patients" not in training and "val_patients" not in training
-    section = training["patients"]
+    training = read_card(bundled_model_path()).training
+    assert "train_patients" not in training.rest and "val_patients" not in training.rest
+    section = training.patients
     assert section["scheme"] == msplit.PATIENT_SCHEME and section["site"] is None and "train" not in section
     assert (section["train_count"], section["val_count"]) == (56, 24) and len(section["split_digest"]) == 16
-    assert training["config"]["split_seed"] == 0 and training["data_fingerprint"]  # what reproduction needs
+    assert training.config["split_seed"] == 0 and training.data_fingerprint  # what reproduction needs
 
 
 def _old_card_model(disc_model, index, tmp_path) -> Path:

@@ -96,7 +96,7 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
     assert (current["model"], new["model"]) == ("current", "new") and current["available"] and new["available"]
     assert current["version"] == bundled.version
     assert new["weights"] == str(job.run_dir / "best.safetensors") == str(job.new_model_path())
-    assert new["version"] == read_card(job.new_model_path())["model_version"]
+    assert new["version"] == read_card(job.new_model_path()).version
     assert current["patients"] == new["patients"] and set(new["patients"]) <= set(split["val"])
     assert current["images"] == new["images"] > 0
     for key, _, _ in GATE_METRICS:

@@ -196,3 +196,17 @@ def test_a_card_of_a_newer_schema_is_refused_in_one_line(saved, tmp_path):
 
 def test_a_saved_card_carries_the_current_schema_version(saved):
     assert json.loads(saved.with_suffix(".json").read_text())["schema_version"] == card_module.CARD_SCHEMA_VERSION
+
+
+def test_a_loaded_card_is_read_by_its_fields_not_as_a_mapping(saved):
+    """The card is a typed frozen dataclass: a reader that still asks for ``card["key"]`` or ``card.get`` fails at
+    once instead of reading a key whose name or shape changed; its JSON stays one call away."""
+    from collections.abc import Mapping
+
+    card = load_model(saved).card
+    assert not isinstance(card, Mapping) and not hasattr(card, "get")
+    with pytest.raises(TypeError):
+        card["model_version"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.version = "other"
+    assert card.to_json()["model_version"] == card.version

@@ -36,7 +36,7 @@ def registry(tmp_path, monkeypatch) -> ModelRegistry:
 
 
 def _bundled_version() -> str:
-    return read_card(bundled_model_path())["model_version"]
+    return read_card(bundled_model_path()).version
 
 
 def test_bundled_model_is_listed_and_active_by_default(registry, tmp_path):
