@@ -161,17 +161,17 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
         "",
         "| metric | value | how it is measured |",
         "|---|---|---|",
-        f"| Dice per image | {_fmt(r.dice_mean)} | predicted mask vs the union of the image's lesion masks, mean over images with lesions |",
+        f"| Dice per image | {_fmt(r.dice_mean)} | the listed lesions vs the union of the image's lesion masks, mean over images with lesions |",
         f"| IoU per image | {_fmt(r.iou_mean)} | same pairs as Dice |",
-        f"| Dice per lesion | {_fmt(r.dice_mean_per_lesion)} | each lesion vs the predicted components overlapping it; a missed lesion counts 0 |",
+        f"| Dice per lesion | {_fmt(r.dice_mean_per_lesion)} | each lesion vs the listed lesions overlapping it; a missed lesion counts 0 |",
         f"| IoU per lesion | {_fmt(r.iou_mean_per_lesion)} | same pairs |",
     ]
     for kind, stats in r.per_type.items():
         lines.append(f"| Dice per lesion, {kind} | {_fmt(stats['dice_mean'])} | {stats['lesions']} lesions, "
                      f"{_fmt(stats['sensitivity'], pct=True)} detected, AUC {_fmt(stats['auc'])} |")
     lines += [
-        f"| lesion sensitivity | {_fmt(r.lesion_sensitivity, pct=True)} ({r.lesions_detected}/{r.lesions}) | a lesion is found when a predicted component overlaps it |",
-        f"| false positives per image | {_fmt(r.fp_per_image, 2)} ({r.false_positives} in {r.images} images) | predicted components (>= {r.min_lesion_mm2:g} mm²) touching no lesion, lesion-free images included |",
+        f"| lesion sensitivity | {_fmt(r.lesion_sensitivity, pct=True)} ({r.lesions_detected}/{r.lesions}) | a lesion is found when a listed lesion overlaps it |",
+        f"| false positives per image | {_fmt(r.fp_per_image, 2)} ({r.false_positives} in {r.images} images) | listed lesions (>= {r.min_lesion_mm2:g} mm², as the findings panel lists them) touching no lesion, lesion-free images included |",
         f"| malignancy AUC | {_fmt(r.auc)} (95% CI {_ci(r.auc_ci)}) | the head on a ROI centred on each ground-truth lesion (the paper's protocol), {r.malignant} malignant / {r.benign} benign; percentile bootstrap over lesions |",
         f"| sensitivity at p >= {r.malignancy_threshold:g} | {_fmt(r.sensitivity, pct=True)} | malignant lesions called malignant |",
         f"| specificity at p >= {r.malignancy_threshold:g} | {_fmt(r.specificity, pct=True)} | benign lesions called benign |",
