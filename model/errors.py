@@ -8,7 +8,7 @@ from pathlib import Path
 class BcirError(Exception):
     """Base class of every error this package raises on purpose.
 
-    The tree: :class:`DataError` (an image or CSV that cannot be read), :class:`ModelFileError` (a weights file or
+    The tree: :class:`DataError` (input data that cannot be read or used), :class:`ModelFileError` (a weights file or
     card), :class:`RegistryError`, :class:`JobError` (a retrain job), :class:`ReviewError` (the review log),
     :class:`ConfigError` (a setting) and :class:`Cancelled` (a stop request). ``model.cli.exit_codes`` maps them to
     exit codes, ``app.errors`` shows them.
@@ -16,7 +16,8 @@ class BcirError(Exception):
 
 
 class DataError(BcirError):
-    """An input file that cannot be read or used as data (an image, a CSV)."""
+    """Input data that cannot be read or used: an image, a CSV, a mask, a run's split or the site key, or a folder
+    that holds nothing the task can use (no held-out patient, no training sample)."""
 
 
 class ImageReadError(DataError):
@@ -121,8 +122,9 @@ class ReviewError(BcirError):
 
 class ReviewRefused(ReviewError, ValueError):
     """A review the store does not record: a field out of its range, or a step the blinded-reading protocol does
-    not allow now (``model.reviews.protocol``). ``str()`` is the one-line reason a reader is shown. A ValueError
-    too: it is bad input from the client, not a broken log."""
+    not allow now (``model.reviews.protocol``); or a request on the log it refuses (a backup onto the log itself).
+    ``str()`` is the one-line reason a reader is shown. A ValueError too: it is bad input from the client, not a
+    broken log."""
 
 
 class ReviewLogError(ReviewError):

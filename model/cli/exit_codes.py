@@ -1,11 +1,12 @@
 """How every ``bcir`` command ends on an error: the one map from an exception to an exit code and a line on stderr.
 
 Exit codes: 0 done; 1 a typed error that is not bad input (a broken model file, a broken review log, a stop
-request) or out of memory; 2 a refusal (:class:`Refusal`, a ValueError, a missing file, an unknown key, an OS error
-such as a folder without permission); 130 Ctrl+C; 141 a reader that closed stdout (``bcir jobs list | head``).
-A command may also return 1 itself (a retrain job that failed or was cancelled). The error line is
-``bcir COMMAND: reason``, one line, never a traceback; an exception this map does not know is a bug and keeps its
-traceback.
+request) or out of memory; 2 a refusal (:class:`Refusal`, bad input data, a setting out of range, a registry or job
+request refused, a review refused, a library's ValueError on bad input such as unreadable JSON, a missing file, an
+unknown key, an OS error such as a folder without permission); 130 Ctrl+C; 141 a reader that closed stdout
+(``bcir jobs list | head``). A command may also return 1 itself (a retrain job that failed or was cancelled). The
+error line is ``bcir COMMAND: reason``, one line, never a traceback; an exception this map does not know is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import os
 import sys
 
-from model.errors import BcirError
+from model.errors import BcirError, ConfigError, DataError, JobError, RegistryError, ReviewRefused
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -27,6 +28,11 @@ ACTION_DESTS = {"jobs": "jobs_command", "models": "models_command"}
 
 class Refusal(Exception):
     """A command that cannot go ahead as asked; ``str()`` is the one-line reason (exit 2)."""
+
+
+# Bad input or a request refused: exit 2, before the other typed errors (exit 1). ValueError stays for what a
+# library says of bad input (json.loads of a config file, int() of an option).
+REFUSALS = (Refusal, DataError, ConfigError, RegistryError, JobError, ReviewRefused, ValueError, FileNotFoundError)
 
 
 def one_line(text) -> str:
@@ -43,7 +49,7 @@ def reason_and_code(exc: BaseException) -> tuple[str, int] | None:
     """The one-line reason and the exit code for ``exc``; None for an exception that no rule covers (a bug)."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED
-    if isinstance(exc, (Refusal, ValueError, FileNotFoundError)):  # before BcirError: a refused input is a refusal
+    if isinstance(exc, REFUSALS):  # before BcirError: a refused input is a refusal
         return one_line(exc), EXIT_REFUSED
     if isinstance(exc, KeyError):  # an unknown version or job: the key's message, without KeyError's quotes
         return one_line(exc.args[0] if exc.args else exc), EXIT_REFUSED
@@ -68,5 +74,5 @@ def report_error(exc: BaseException, args: argparse.Namespace) -> int | None:
     return code
 
 
-__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_REFUSED", "Refusal", "command_words",
-           "one_line", "reason_and_code", "report_error"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_REFUSED", "REFUSALS", "Refusal",
+           "command_words", "one_line", "reason_and_code", "report_error"]
