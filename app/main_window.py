@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.errors import JobError
 from model.reviews.export import export_csv
 from model.reviews.protocol import hides_ai_and_truth
 from model.reviews.store import ReviewStore
@@ -466,7 +467,7 @@ class MainWindow(QMainWindow):
                     job.keep_in_background("the app was quit")
                 else:
                     return
-            except ValueError as exc:  # it ended meanwhile: nothing to pause, quit all the same
+            except JobError as exc:  # it ended meanwhile: nothing to pause, quit all the same
                 log.info("retrain at quit: %s", describe(exc))
             self._quit_after_retrain = True
             self.close()

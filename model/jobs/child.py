@@ -184,7 +184,8 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
         return stopped("preparation")
     except Cancelled:
         return stopped("gate")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the job's boundary: whatever fails, this job is marked failed with
+        # its reason and the app goes on; uncaught, it would stay 'running' with a dead pid and be offered for resume
         traceback.print_exc()
         reason = one_line(f"{type(exc).__name__}: {exc}")
         events.write({"kind": "failed", "message": reason})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.errors import JobError
 from model.jobs.job import Job
 from model.jobs.state import log_line, now, read_json, update_state
 from model.jobs.verdict import GATE_METRICS, GateVerdict, held_out_counts, judge
@@ -14,7 +15,7 @@ def _data_report_counts(run_dir: Path) -> dict:
     return {k: v for k, v in report.items() if k != "left_out"}  # left_out lists file paths; its count stays
 
 
-class WorseModel(ValueError):
+class WorseModel(JobError):
     """:func:`accept` without ``force`` of a model the gate found worse on some figure; ``verdict`` says which."""
 
     def __init__(self, job_id: str, verdict: GateVerdict):
@@ -27,17 +28,18 @@ class WorseModel(ValueError):
 def accept(job: Job, registry=None, *, force: bool = False):
     """Add the job's new model to the registry (log, data summary and gate in its entry) and make it active.
 
-    WorseModel (a ValueError) when the gate found it worse on any figure, unless ``force``: the reader confirmed.
+    WorseModel (a JobError) when the gate found it worse on any figure, unless ``force``: the reader confirmed.
+    JobError when the job has no finished model to use.
     """
     from model.nn.weights import read_card
     from model.registry.versions import ModelRegistry, training_data_from_card
 
     state = job.state()
     if state.get("state") != "done":
-        raise ValueError(f"retrain job {job.id} is {state.get('state')}: only a finished job's model can be used")
+        raise JobError(f"retrain job {job.id} is {state.get('state')}: only a finished job's model can be used")
     path = job.new_model_path()
     if path is None:
-        raise ValueError(f"retrain job {job.id} has no new model")
+        raise JobError(f"retrain job {job.id} has no new model")
     comparison = job.comparison()
     verdict = judge(comparison) if comparison else None
     if verdict is not None and verdict.worse and not force and state.get("decision") != "accepted":
@@ -78,10 +80,11 @@ def accept(job: Job, registry=None, *, force: bool = False):
 
 
 def reject(job: Job) -> None:
-    """Keep the current model: the job is marked ``kept-current`` and the registry is not touched."""
+    """Keep the current model: the job is marked ``kept-current`` and the registry is not touched. JobError when the
+    job has not finished."""
     state = job.state()
     if state.get("state") != "done":
-        raise ValueError(f"retrain job {job.id} is {state.get('state')}: there is no new model to keep or drop")
+        raise JobError(f"retrain job {job.id} is {state.get('state')}: there is no new model to keep or drop")
     update_state(job.dir, decision="kept-current", decided=now())
     log_line(job.dir, "the current model was kept; the new one was not added")
 

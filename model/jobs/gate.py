@@ -46,7 +46,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
     """
     from model.data.split import RecordedSplit, resolve_split, site_key
     from model.data.study_index import build_index
-    from model.errors import ModelFileError
+    from model.errors import ConfigError, DataError, ModelFileError
     from model.evaluate.evaluation import evaluate
     from model.nn.weights import read_card
 
@@ -65,7 +65,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
                 **config.to_json(), "split_seed": split.get("seed", config.split_seed),
                 "val_fraction": split.get("val_fraction", config.val_fraction)})
             if resolved.val is None:
-                raise ValueError(f"the run's validation patients cannot be told: {resolved.why}")
+                raise DataError(f"the run's validation patients cannot be told: {resolved.why}")
             split_val = sorted(resolved.val)
         patients = sorted(split_val or [])
         rule = "validation-split"
@@ -73,7 +73,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         notes.append("the new model's best epoch was chosen on these validation patients, so its figures are slightly "
                      "optimistic; a locked hold-out folder avoids this")
     if not patients:
-        raise ValueError("no held-out patients to compare the models on")
+        raise DataError("no held-out patients to compare the models on")
 
     rows: list[dict] = []
     for name, path in (("current", spec.base_model), ("new", str(new_model))):
@@ -88,7 +88,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
         try:
             report = evaluate(index, path, device=config.device, views=spec.gate_views, patients=patients,
                               bootstrap=spec.bootstrap, should_stop=should_stop, progress=report_progress)
-        except (ModelFileError, ValueError) as exc:
+        except (ModelFileError, DataError, ConfigError) as exc:  # this model cannot be evaluated: its row says why
             rows.append({"model": name, "available": False, "weights": str(path), "reason": one_line(str(exc))})
             notes.append(f"{name} model not evaluated: {one_line(str(exc))}")
             continue

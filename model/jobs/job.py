@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.errors import JobError
 from model.fileio import atomic_write_bytes, clean_stale_parts, user_data_dir
 from model.jobs.process import start_child
 from model.jobs.spec import JobSpec
@@ -272,10 +273,10 @@ class Job:
         """Ask the child to stop after its current batch, resumable (``paused``); ``reason`` goes into its log.
 
         Nothing is lost but the epoch under way: its checkpoints are whole. With
-        ``timeout``, wait that long for the child to stop; TimeoutError if it has not.
+        ``timeout``, wait that long for the child to stop; TimeoutError if it has not. JobError when it is not running.
         """
         if not self.is_alive():
-            raise ValueError(f"retrain job {self.id} is not running: nothing to pause")
+            raise JobError(f"retrain job {self.id} is not running: nothing to pause")
         atomic_write_bytes(self.pause_path, (one_line(reason) + "\n").encode())
         log_line(self.dir, f"pause asked ({one_line(reason)}): the training stops after its current batch")
         if timeout is not None:
@@ -306,16 +307,17 @@ class Job:
 
     def resume(self) -> "Job":
         """Relaunch the child with ``--resume``: training continues after the last complete epoch; when the
-        training had finished, only the gate runs again."""
+        training had finished, only the gate runs again. JobError when it is running, ended or has nothing to resume
+        from."""
         status = self.status()
         if status.alive:
-            raise ValueError(f"retrain job {self.id} is still running")
+            raise JobError(f"retrain job {self.id} is still running")
         state = status.kind
         if state in ("done", "cancelled", "failed"):
-            raise ValueError(f"retrain job {self.id} has {'finished' if state == 'done' else 'ended (' + state + ')'}: "
-                             "nothing to resume")
+            raise JobError(f"retrain job {self.id} has {'finished' if state == 'done' else 'ended (' + state + ')'}: "
+                           "nothing to resume")
         if state != "paused" and not (self.checkpoint_path.is_file() or self.training_finished()):
-            raise ValueError(f"retrain job {self.id} has no checkpoint to resume from")
+            raise JobError(f"retrain job {self.id} has no checkpoint to resume from")
         self.cancel_path.unlink(missing_ok=True)
         self.pause_path.unlink(missing_ok=True)
         if state == "paused":
@@ -331,9 +333,9 @@ class Job:
         first epoch was complete had nothing to resume; one that could be resumed was closed as asked."""
         status = self.status()
         if status.alive:
-            raise ValueError(f"retrain job {self.id} is still running: cancel it instead")
+            raise JobError(f"retrain job {self.id} is still running: cancel it instead")
         if status.kind not in (*LIVE_STATES, "paused"):
-            raise ValueError(f"retrain job {self.id} is {status.kind}: nothing to abandon")
+            raise JobError(f"retrain job {self.id} is {status.kind}: nothing to abandon")
         closed = ("closed without resuming, as asked" if self.resumable(status)
                   else "nothing to resume from, so it was closed")
         message = f"{self._what_happened(status.state)}; {closed}"
@@ -377,7 +379,7 @@ def start_job(spec: JobSpec, jobs_root: str | Path | None = None) -> Job:
     if not root.exists():
         raise FileNotFoundError(f"training folder {root} does not exist")
     if spec.fine_tune and not spec.base_model:
-        raise ValueError("fine-tuning needs the current model (base_model)")
+        raise JobError("fine-tuning needs the current model (base_model)")
     for label, path in (("current model", spec.base_model), ("hold-out folder", spec.holdout_root)):
         if path and not Path(path).exists():
             raise FileNotFoundError(f"{label} {path} does not exist")

@@ -35,7 +35,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from model.errors import ModelFileError
+from model.errors import ModelFileError, RegistryError
 from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
 from model.nn.card import VERSION_RE, ModelCard, TrainingRecord
 from model.nn.weights import bundled_model_path, load_model, read_card
@@ -240,9 +240,9 @@ def _now() -> str:
 
 
 def check_version(version: str) -> str:
-    """A model version usable as a folder name; ValueError otherwise."""
+    """A model version usable as a folder name; RegistryError otherwise."""
     if not isinstance(version, str) or not VERSION_RE.match(version):
-        raise ValueError(f"model version {version!r} cannot name a registry entry (letters, digits, '.', '_', '-')")
+        raise RegistryError(f"model version {version!r} cannot name a registry entry (letters, digits, '.', '_', '-')")
     return version
 
 
@@ -380,7 +380,7 @@ class ModelRegistry:
         return entry
 
     def add(self, weights_path: str | Path, *, log_path: str | Path | None = None, info: dict | None = None) -> RegistryEntry:
-        """Copy a model (weights and card) into the registry; it does not become active. ValueError when its version is present.
+        """Copy a model (weights and card) into the registry; it does not become active. RegistryError when its version is present.
 
         ``info`` adds to or overrides entry.json's fields (``source``,
         ``training_data``, ``settings``, ``metrics``, ``gate``, ...).
@@ -394,7 +394,7 @@ class ModelRegistry:
         card = replace(model.card.shareable(), weights_file=WEIGHTS_NAME)  # an older card's patient IDs hashed
         version = check_version(card.version)
         if any(e.version == version for e in self.list()) or (self.root / version).exists():
-            raise ValueError(f"model {version} is already in the registry")
+            raise RegistryError(f"model {version} is already in the registry")
         entry_info = {
             "format": ENTRY_FORMAT,
             "version": version,
@@ -424,7 +424,7 @@ class ModelRegistry:
             try:
                 os.rename(tmp, self.root / version)  # fails rather than merge when another writer got there first
             except OSError:
-                raise ValueError(f"model {version} is already in the registry") from None
+                raise RegistryError(f"model {version} is already in the registry") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -432,7 +432,7 @@ class ModelRegistry:
         return self.get(version)
 
     def remove(self, version: str) -> None:
-        """Delete an entry. ValueError for the bundled model and the active one; KeyError when unknown."""
+        """Delete an entry. RegistryError for the bundled model and the active one; KeyError when unknown."""
         entries, skipped = self.scan()
         entry = next((e for e in entries if e.version == version), None)
         if entry is None:
@@ -442,9 +442,9 @@ class ModelRegistry:
             folder = broken.path
         else:
             if entry.bundled:
-                raise ValueError(f"{version} is the bundled model: it is always kept")
+                raise RegistryError(f"{version} is the bundled model: it is always kept")
             if entry.active:
-                raise ValueError(f"{version} is the active model: choose another one first")
+                raise RegistryError(f"{version} is the active model: choose another one first")
             folder = entry.weights.parent
         trash = Path(tempfile.mkdtemp(dir=self.root, prefix=f".removing-{folder.name}-"))
         os.replace(folder, trash / folder.name)  # gone from the listing at once, whatever the rmtree below does

@@ -110,7 +110,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
         if sqlite3.complete_statement(statement):
             conn.execute(statement)
             statement = ""
-    if statement.strip():
+    if statement.strip():  # the scripts are this module's constants: a ValueError here is a bug in one of them
         raise ValueError("incomplete SQL statement at the end of a script")
 
 

@@ -46,7 +46,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from model.errors import ReviewLogError, ReviewLogTampered, failure_reason
+from model.errors import ReviewLogError, ReviewLogTampered, ReviewRefused, failure_reason
 from model.fileio import user_data_dir
 from model.reviews.anchor import Anchor
 from model.reviews.backup import BackupResult, backup_target, write_backup
@@ -168,7 +168,7 @@ class ReviewStore:
 
     def pragma(self, name: str):
         """The value of a PRAGMA on this store's connection (for checks and diagnostics)."""
-        if not name.replace("_", "").isalpha():
+        if not name.replace("_", "").isalpha():  # a caller's bug (the name is code's, not a reader's): no SQL in it
             raise ValueError(f"not a pragma name: {name!r:.40}")
         with self._lock:
             return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
@@ -367,9 +367,9 @@ class ReviewStore:
     def backup(self, dest: str | Path) -> BackupResult:
         """A consistent copy of the whole log, WAL content included, by SQLite's online backup API, written
         atomically to ``dest`` (a folder, or a name ending in a slash: ``reviews-backup-<UTC time>.sqlite`` in it)
-        and checked there (:mod:`.backup`)."""
+        and checked there (:mod:`.backup`). ReviewRefused when ``dest`` is the log or its anchor."""
         dest = backup_target(dest)
         if dest.resolve() == self.path.resolve() or dest.resolve() == self.anchor_path.resolve():
-            raise ValueError(f"a backup must go to another file than the review log itself ({self.path})")
+            raise ReviewRefused(f"a backup must go to another file than the review log itself ({self.path})")
         with self._lock:
             return write_backup(self._conn, self.path, dest)

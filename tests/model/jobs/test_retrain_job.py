@@ -24,6 +24,7 @@ from model.jobs.state import update_state
 from model.jobs.verdict import GATE_METRICS, better_by_figure, format_comparison, judge
 from model.data import split as msplit
 from model.data.study_index import build_index
+from model.errors import JobError
 from model.train.config import TrainConfig
 from model.nn.weights import bundled_model_path, load_model, read_card, save_model
 from model.registry.resolve import resolve_model
@@ -161,7 +162,7 @@ def test_cancel_leaves_no_model_and_the_registry_unchanged(demo_root, folders):
     assert not list(job.run_dir.glob("*.safetensors"))  # no model, not even a best epoch
     assert not list(job.run_dir.glob("*.part")) and not list(job.run_dir.glob(".*.part"))
     assert job.new_model_path() is None and job.comparison() is None
-    with pytest.raises(ValueError, match="cancelled"):
+    with pytest.raises(JobError, match="cancelled"):
         accept(job, registry)
     assert [(e.version, e.active) for e in registry.list()] == before
     assert not registry.root.exists() or not any(registry.root.iterdir())
@@ -212,7 +213,7 @@ def test_a_killed_job_is_found_and_resumed(demo_root, folders):
     assert "training had finished" in job.log_path.read_text()
     assert [h["epoch"] for h in json.loads((job.run_dir / "history.json").read_text())] == [1, 2, 3]
     assert (job.run_dir / "model.safetensors").read_bytes() == final
-    with pytest.raises(ValueError, match="finished"):
+    with pytest.raises(JobError, match="finished"):
         job.resume()
 
     reject(job)  # keep the current model
@@ -259,7 +260,7 @@ def test_spec_round_trip_and_checks(tmp_path, demo_root):
     config = again.train_config()
     assert config.tile == 64 and config.views == ("CC", "MLO") and config.init_weights == "/m/current.safetensors"
     assert JobSpec(root=demo_root, base_model="/m/x.safetensors").train_config().init_weights is None  # from scratch
-    with pytest.raises(ValueError, match="fine-tuning"):
+    with pytest.raises(JobError, match="fine-tuning"):
         start_job(JobSpec(root=demo_root, fine_tune=True), tmp_path / "jobs")
     with pytest.raises(FileNotFoundError):
         start_job(JobSpec(root=tmp_path / "missing"), tmp_path / "jobs")
@@ -305,7 +306,7 @@ def test_sigterm_stops_at_a_batch_and_leaves_the_job_resumable(demo_root, folder
 def test_an_interrupted_job_can_be_abandoned_and_a_live_or_finished_one_cannot(demo_root, folders):
     job = start_job(_spec(demo_root, max_epochs=3), folders)
     _wait_for_event(job, lambda e: e["kind"] == "epoch_end")
-    with pytest.raises(ValueError, match="still running"):
+    with pytest.raises(JobError, match="still running"):
         job.abandon()
     job.kill()
     assert job.resumable() and job in find_resumable(folders)
@@ -314,7 +315,7 @@ def test_an_interrupted_job_can_be_abandoned_and_a_live_or_finished_one_cannot(d
     assert job.state()["state"] == "cancelled" and "closed without resuming, as asked" in message
     assert "reader" not in message and message in job.log_path.read_text()
     assert job not in find_resumable(folders) and not job.resumable()
-    with pytest.raises(ValueError, match="nothing to abandon"):
+    with pytest.raises(JobError, match="nothing to abandon"):
         job.abandon()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model.cli.main import main
-from model.errors import ModelFileError
+from model.errors import ModelFileError, RegistryError
 from model.registry.versions import ModelRegistry
 from model.nn.card import TrainingRecord
 from model.nn.weights import bundled_model_path, load_model, random_model, read_card, save_model
@@ -88,7 +88,7 @@ def test_add_keeps_the_log_and_the_gate(registry, models, tmp_path):
 
 def test_add_refuses_duplicates_pickles_and_mismatched_weights(registry, models, tmp_path):
     registry.add(models["random-1"])
-    with pytest.raises(ValueError, match="already in the registry"):
+    with pytest.raises(RegistryError, match="already in the registry"):
         registry.add(models["random-1"])
     pickle = tmp_path / "model.pt"
     pickle.write_bytes(b"\x80\x04K\x01.")
@@ -101,7 +101,7 @@ def test_add_refuses_duplicates_pickles_and_mismatched_weights(registry, models,
     with pytest.raises(ModelFileError, match="SHA-256"):
         registry.add(bad)
     bundled = save_model(load_model(bundled_model_path()).net, read_card(bundled_model_path()), tmp_path / "copy.safetensors")
-    with pytest.raises(ValueError, match="already"):
+    with pytest.raises(RegistryError, match="already"):
         registry.add(bundled)  # the bundled version is taken too
     assert [e.version for e in registry.list()] == [_bundled_version(), "random-1"]
     assert sorted(p.name for p in registry.root.iterdir()) == ["random-1"]
@@ -111,9 +111,9 @@ def test_remove_refuses_the_bundled_and_the_active_model(registry, models):
     for version in models:
         registry.add(models[version])
     registry.use("random-2")
-    with pytest.raises(ValueError, match="bundled") as bundled:
+    with pytest.raises(RegistryError, match="bundled") as bundled:
         registry.remove(_bundled_version())
-    with pytest.raises(ValueError, match="active") as active:
+    with pytest.raises(RegistryError, match="active") as active:
         registry.remove("random-2")
     assert "\n" not in str(bundled.value) and "\n" not in str(active.value)
     with pytest.raises(KeyError):

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from model.errors import ReviewLogError, ReviewLogTampered
+from model.errors import ReviewLogError, ReviewLogTampered, ReviewRefused
 from model.reviews.export import CSV_COLUMNS, export_csv
 from model.reviews.records import BIRADS, Review
 from model.reviews.schema import SCHEMA_VERSION
@@ -111,7 +111,7 @@ def test_status_transitions(store):
 def test_blinded_protocol(store):
     session = store.blinded_session("dr_a", "P_00007", model_version="bcir-1.0")
     assert not session.ai_visible
-    with pytest.raises(ValueError, match="own read"):
+    with pytest.raises(ReviewRefused, match="own read"):
         session.commit_verdict("agree", 0.9)
     assert store.history("P_00007") == []
 
@@ -126,22 +126,22 @@ def test_blinded_protocol(store):
     assert revealed.ai_score_shown == pytest.approx(0.13)
     assert revealed.birads == "4A"  # defaults to the own read
     assert store.status("P_00007") == "disagreement"
-    with pytest.raises(ValueError):
+    with pytest.raises(ReviewRefused, match="already recorded"):
         session.commit_verdict("agree", 0.13)  # one verdict per session
 
 
 def test_blinded_order_enforced_by_store(store):
     # bypassing the session helper does not skip the own read either
     unblinded = open_review(patient="P_00008", blinded=True, phase="unblinded")
-    with pytest.raises(ValueError, match="own read"):
+    with pytest.raises(ReviewRefused, match="own read"):
         store.record(unblinded)
     # an own read by another reader does not unlock this reader's verdict
     store.record(open_review(patient="P_00008", reader="dr_b", verdict="own", blinded=True, phase="blinded"))
-    with pytest.raises(ValueError, match="own read"):
+    with pytest.raises(ReviewRefused, match="own read"):
         store.record(unblinded)
     store.record(open_review(patient="P_00008", verdict="own", blinded=True, phase="blinded"))
     store.record(unblinded)
-    with pytest.raises(ValueError, match="own read"):
+    with pytest.raises(ReviewRefused, match="own read"):
         store.record(unblinded)  # the own read is used up
     assert [r.verdict for r in store.history("P_00008")] == ["own", "own", "agree"]
 
@@ -164,7 +164,7 @@ def test_blinded_order_enforced_by_store(store):
     ],
 )
 def test_invalid_reviews_rejected(store, kw, msg):
-    with pytest.raises(ValueError, match=msg) as info:
+    with pytest.raises(ReviewRefused, match=msg) as info:
         store.record(open_review(**kw))
     assert "\n" not in str(info.value)
     assert store.count() == 0
@@ -243,7 +243,7 @@ def test_no_patient_ids_in_logs(store, tmp_path, caplog):
     session.commit_own("3", "note")
     session.commit_verdict("agree", 0.5)
     export_csv(store, tmp_path / "out.csv")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ReviewRefused, match="BI-RADS") as info:
         store.record(open_review(patient="SECRET_PATIENT_123", birads="9"))
     assert caplog.records  # something was logged
     assert "SECRET_PATIENT_123" not in caplog.text
@@ -526,7 +526,7 @@ def test_backup_is_a_whole_consistent_copy_while_the_log_is_open(tmp_path):
 
 
 def test_backup_refuses_the_log_itself(store):
-    with pytest.raises(ValueError, match="another file"):
+    with pytest.raises(ReviewRefused, match="another file"):
         store.backup(store.path)
 
 
