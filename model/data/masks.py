@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from model.data.dicom_io import read_image
-from model.errors import ImageReadError
+from model.errors import DataError
 
 if TYPE_CHECKING:
     from model.data.study_index import Abnormality, IndexedImage
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A ground-truth mask file (binary DICOM or image) as bool.
 
-    With ``shape`` given, a mask of another size raises ValueError: CBIS-DDSM
+    With ``shape`` given, a mask of another size raises DataError: CBIS-DDSM
     has masks that no resize can align with their image, so we never resize.
     """
     pixels = read_image(path).pixels
@@ -27,7 +27,7 @@ def load_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     # halfway between the two values: robust to the ringing of lossy JPEG masks
     mask = pixels > (lo + hi) / 2 if hi > lo else np.zeros(pixels.shape, bool)
     if shape is not None and mask.shape != tuple(shape):
-        raise ValueError(f"mask {mask.shape[0]}x{mask.shape[1]} does not match image {shape[0]}x{shape[1]}")
+        raise DataError(f"mask {mask.shape[0]}x{mask.shape[1]} does not match image {shape[0]}x{shape[1]}")
     return mask
 
 
@@ -61,7 +61,7 @@ def load_truth(image: IndexedImage, shape: tuple[int, int] | None = None, *, str
 
     A lesion with a problem in the index, without a mask file, whose mask cannot be read or has another size, or
     whose mask is empty is returned unusable with its reason. ``strict``: a mask that cannot be read (or has
-    another size) raises its ImageReadError or ValueError instead (training leaves such an image out whole).
+    another size) raises its DataError instead (training leaves such an image out whole).
     """
     shape = tuple(shape) if shape is not None else (image.rows, image.columns)
     lesions = []
@@ -71,7 +71,7 @@ def load_truth(image: IndexedImage, shape: tuple[int, int] | None = None, *, str
             continue
         try:
             mask = load_mask(abnormality.mask_path, shape)
-        except (ImageReadError, ValueError) as exc:
+        except DataError as exc:  # an ImageReadError, or a mask of another size
             if strict:
                 raise
             lesions.append(TruthLesion(abnormality, None, str(exc)))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import DataError
 from model.fileio import atomic_write_json, fsync_dir, user_data_dir
 
 PATIENT_SCHEME = "bcir-patient-hmac-sha256/1"
@@ -107,7 +108,7 @@ class SiteKey:
 
     def __init__(self, secret: bytes):
         if len(secret) < 16:
-            raise ValueError("a site key needs at least 16 bytes")
+            raise DataError("a site key needs at least 16 bytes")
         self._secret = bytes(secret)
         self.id = hashlib.sha256(b"bcir-site-key-id/1\0" + self._secret).hexdigest()[:12]
 
@@ -129,7 +130,7 @@ def site_key_path() -> Path:
 def site_key(*, create: bool = True) -> SiteKey | None:
     """The site's key (``site-key`` in the user data folder), made on first need; None when there is none and
     ``create`` is off. Two processes making it at once end with the same key (the file is linked into place
-    whole, and the loser reads the winner's). ValueError with one line when the file is not a key."""
+    whole, and the loser reads the winner's). DataError with one line when the file is not a key."""
     path = site_key_path()
     for _ in range(2):
         try:
@@ -138,13 +139,13 @@ def site_key(*, create: bool = True) -> SiteKey | None:
             if not create:
                 return None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"the site key {path} is unreadable ({exc})") from None
+            raise DataError(f"the site key {path} is unreadable ({exc})") from None
         else:
             try:
                 return SiteKey(bytes.fromhex(text))
-            except ValueError:
-                raise ValueError(f"the site key {path} is damaged: restore it from a backup (without it this site "
-                                 "cannot tell its patients in its own models' cards)") from None
+            except (ValueError, DataError):  # not hex digits (bytes.fromhex), or too short for a key (SiteKey)
+                raise DataError(f"the site key {path} is damaged: restore it from a backup (without it this site "
+                                "cannot tell its patients in its own models' cards)") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -160,7 +161,7 @@ def site_key(*, create: bool = True) -> SiteKey | None:
         finally:
             tmp.unlink(missing_ok=True)
         fsync_dir(path.parent)
-    raise ValueError(f"the site key {path} could not be made")
+    raise DataError(f"the site key {path} could not be made")
 
 
 def index_pairs(index) -> list[tuple[str, str]]:
@@ -305,18 +306,18 @@ def resolve_split(recorded: RecordedSplit, index, *, config: dict | None = None)
 
 
 def load_split(path: Path, index, config: dict) -> PatientSplit:
-    """A run's ``split.json`` as a split of ``index``'s patients (resume). ValueError with one line when this site
+    """A run's ``split.json`` as a split of ``index``'s patients (resume). DataError with one line when this site
     cannot read it and the split cannot be reproduced from its seed either."""
     import json
 
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a split")
+        raise DataError(f"{path} is not a split")
     seed, fraction = int(data.get("seed", config.get("split_seed", 0))), float(data.get("val_fraction", config.get("val_fraction", 0.3)))
     resolved = resolve_split(RecordedSplit.from_section(data), index,
                              config={**config, "split_seed": seed, "val_fraction": fraction})
     if resolved.train is None:
-        raise ValueError(f"the split of this run ({path}) cannot be read here: {resolved.why}")
+        raise DataError(f"the split of this run ({path}) cannot be read here: {resolved.why}")
     return PatientSplit(tuple(sorted(resolved.train)), tuple(sorted(resolved.val or ())), seed, fraction)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from model.data import cbis_ddsm
 from model.evaluate import metrics
-from model.errors import Cancelled, ImageReadError
+from model.errors import Cancelled, DataError, ImageReadError
 from model.errors import failure_reason
 from model.infer.compare import compare_with_truth, iou_from_dice
 from model.nn.card import ModelCard, TrainingRecord
@@ -105,7 +105,7 @@ def held_out_patients(index: StudyIndex, card: ModelCard | None, patients: Itera
         missing = sorted(set(wanted) - set(present))
         chosen = sorted(set(wanted) & set(present))
         if not chosen:
-            raise ValueError(f"none of the {len(wanted)} requested patients is in {index.root}")
+            raise DataError(f"none of the {len(wanted)} requested patients is in {index.root}")
         notes = [f"{len(missing)} requested patients are not in the folder"] if missing else []  # no IDs: notes are shared
         leaked = sorted(set(chosen) & (train or set()))
         if leaked and same_folder:
@@ -125,7 +125,7 @@ def held_out_patients(index: StudyIndex, card: ModelCard | None, patients: Itera
                            "include training data", ["training patients unknown: these are not held-out numbers"])
         held = sorted(set(present) - train)
         if not held:
-            raise ValueError(f"every patient of {index.root} was used for training: nothing is held out")
+            raise DataError(f"every patient of {index.root} was used for training: nothing is held out")
         notes = []
         if resolved.val and set(held) <= resolved.val:
             notes.append("the held-out patients are the validation split, which also picked the best epoch: "
@@ -214,7 +214,7 @@ class EvalReport:
         scores = [a["p_malignant"] for a in self.per_abnormality]
         try:
             fpr, tpr, _ = metrics.roc_curve(labels, scores)
-        except ValueError:
+        except DataError:  # one class only: no curve
             return None
         return fpr, tpr
 
@@ -222,7 +222,7 @@ class EvalReport:
         try:
             known = [i for i in self.per_image if i["malignant"] is not None]
             fpr, tpr, _ = metrics.roc_curve([i["malignant"] for i in known], [i["case_score"] for i in known])
-        except ValueError:
+        except DataError:  # one class only: no curve
             return None
         return fpr, tpr
 
@@ -327,7 +327,7 @@ def evaluate(
 
     ``root`` is a labelled folder or an already built :class:`StudyIndex`;
     ``views=None`` takes every view. Raises Cancelled when
-    ``should_stop`` asks for it, ValueError when nothing can be evaluated.
+    ``should_stop`` asks for it, DataError when nothing can be evaluated.
     """
     from model.data.dicom_io import read_image
     from model.infer.predictor import Predictor
@@ -392,7 +392,8 @@ def evaluate(
                 p_malignant = predictor.malignancy(working, centres)
         except Cancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - out of memory, a header pydicom cannot interpret, ...
+        except Exception as exc:  # noqa: BLE001 - one image fails (out of memory, a header pydicom cannot interpret,
+            # ...): its reason is counted and recorded, and the other images go on
             reason = failure_reason(exc)
             skipped["image unreadable" if isinstance(exc, ImageReadError) else f"failed: {reason}"] += 1
             image_errors.append({"path": image.path, "reason": reason})
@@ -436,8 +437,8 @@ def evaluate(
             progress(EvalProgress(done, len(targets), image.path, time.perf_counter() - start))
 
     if not image_records:
-        raise ValueError(f"no image to evaluate in {index.root} (held out: {len(held.patients)} patients; "
-                         f"views {sorted(wanted_views) if wanted_views else 'all'}; skipped {dict(skipped)})")
+        raise DataError(f"no image to evaluate in {index.root} (held out: {len(held.patients)} patients; "
+                        f"views {sorted(wanted_views) if wanted_views else 'all'}; skipped {dict(skipped)})")
 
     labels = [r["malignant"] for r in lesion_records]
     scores = [r["p_malignant"] for r in lesion_records]

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.errors import DataError
 from model.infer.compare import mask_pair
+
+# The ValueErrors below guard arguments the callers make themselves: labels and scores in step, a level in (0, 1),
+# masks with pixels, scores that are numbers (the network's sigmoid, of weights load_model checks are finite). One
+# is a caller's bug, never a reader's input. Data of one class only is the data's own limit: DataError.
 
 
 def pixel_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -72,13 +77,13 @@ def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     A case is called positive when its score is >= the threshold; the first
     threshold is +inf (nothing called positive). Tied scores move the curve
     diagonally, which is what makes the trapezoid area equal :func:`roc_auc`.
-    Raises ValueError when only one class is present.
+    Raises DataError when only one class is present.
     """
     labels, scores = _labels_scores(labels, scores)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("the ROC curve needs both classes")
+        raise DataError("the ROC curve needs both classes")
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], labels[order]
     last_of_group = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]

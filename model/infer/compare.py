@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # annotations only: at run time this module needs numpy alone
 
 
 def mask_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both masks as bool arrays; ValueError when their shapes differ."""
+    """Both masks as bool arrays; ValueError when their shapes differ (a caller's bug: load_truth reads every truth
+    mask onto the prediction's grid, and refuses one of another size with a DataError)."""
     pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
     if pred.shape != truth.shape:
         raise ValueError(f"shapes differ: prediction {pred.shape}, truth {truth.shape}")
@@ -72,7 +73,7 @@ def match_labels(truth_masks: Sequence[np.ndarray], labels: np.ndarray, count: i
     hits, dices = [], []
     for t, truth in enumerate(truth_masks):
         truth = np.asarray(truth, dtype=bool)
-        if truth.shape != labels.shape:
+        if truth.shape != labels.shape:  # a caller's bug, as in mask_pair
             raise ValueError(f"truth mask {truth.shape} does not match the prediction {labels.shape}")
         ids = np.unique(labels[truth])
         ids = ids[ids > 0]

@@ -44,6 +44,6 @@ def render_overlay(image: Mammogram, predicted: np.ndarray | None, truth: list[n
 def write_png(path, image: np.ndarray) -> None:
     """Encode in memory, then write atomically."""
     ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
+    if not ok:  # the 8-bit images it is given (a mask, render_overlay's picture) always encode: a caller's bug
         raise ValueError(f"could not encode {path}")
     atomic_write_bytes(path, data.tobytes())

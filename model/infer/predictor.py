@@ -120,7 +120,7 @@ class ImageResult:
         """uint8 on the original grid: ``k`` on the pixels of the k-th most confident listed component, else 0."""
         labels, chosen, _ = lesion_components(self.probability, int(round(threshold * 255)),
                                               self.geometry.working_spacing_mm ** 2, self.min_lesion_mm2, self.max_lesions)
-        if len(chosen) > 255:
+        if len(chosen) > 255:  # max_lesions is code's (InferenceConfig), no reader sets it: a bug, so a ValueError
             raise ValueError(f"{len(chosen)} lesions listed: at most 255 can be told apart (max_lesions is "
                              f"{InferenceConfig.max_lesions} by default)")
         code = np.zeros(int(labels.max()) + 1, np.uint8)

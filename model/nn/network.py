@@ -138,6 +138,8 @@ class BCirUNet(nn.Module):
         return self.trunk.multiple
 
     def check_input(self, x: torch.Tensor) -> None:
+        # ValueError, as torch's own layers raise: a caller's bug, never a reader's input (the predictor pads every
+        # tile to a multiple; TrainConfig and the model card check the tile size before any tensor is made)
         if x.ndim != 4 or x.shape[1] != self.config["in_channels"]:
             raise ValueError(f"expected input of shape (N, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from model.errors import ConfigError
 from model.nn.network import BCirUNet
 
 
@@ -48,13 +49,15 @@ def available_cores() -> int:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a torch device; ConfigError for a name it is not, or CUDA
+    asked for where there is none."""
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for, but this PyTorch build or machine has no CUDA GPU")
+        raise ConfigError("device", f"{name!r} asks for CUDA, but this PyTorch build or machine has no CUDA GPU")
     if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+        raise ConfigError("device", f"{name!r} is unknown: use auto, cpu or cuda")
     return torch.device(name)
 
 

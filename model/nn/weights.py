@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -236,9 +237,11 @@ def load_model(weights_path: str | Path, *, verify: bool = True) -> LoadedModel:
         card, data = _read_pair(path)
     else:
         card, data = read_card(path), path.read_bytes()
+    # what a file that is not safetensors raises: SafetensorError (a malformed header or offsets), KeyError (a dtype
+    # this torch build has no type for, 'F4'), ValueError or RuntimeError (torch refusing to make a tensor of the bytes)
     try:
         state = load_safetensors(data)
-    except Exception as exc:  # safetensors raises its own error types
+    except (SafetensorError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path.name} is not a readable safetensors file ({' '.join(str(exc).split())})") from None
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

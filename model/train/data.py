@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from model.train.augment import Transform, sample_roi, transform_for
 from model.data.dicom_io import read_image
-from model.errors import ImageReadError
+from model.errors import DataError
 from model.fileio import atomic_write_bytes
 from model.data.masks import load_truth
 from model.data.preprocess import PreprocessConfig, prepare
@@ -101,7 +101,8 @@ def _normal_centers(breast: np.ndarray, lesion_mask: np.ndarray, tile: int, coun
 
 def prepare_image(image: IndexedImage, preprocess: PreprocessConfig, tile: int, cache_dir: Path,
                   normal_per_image: int = 8) -> PreparedImage:
-    """Preprocess one image (or find it in the cache). Raises ImageReadError / ValueError for bad files."""
+    """Preprocess one image (or find it in the cache). Raises DataError for bad files (an image that cannot be read,
+    a mask of another size)."""
     key = _cache_key(image, preprocess, tile)
     meta_path = cache_dir / f"{key}.json"
     if meta_path.is_file() and (cache_dir / f"{key}.image.npy").is_file() and (cache_dir / f"{key}.mask.npy").is_file():
@@ -178,7 +179,7 @@ def prepare_all(images: list[IndexedImage], preprocess: PreprocessConfig, tile: 
     for i, image in enumerate(images, 1):
         try:
             prepared.append(prepare_image(image, preprocess, tile, cache_dir))
-        except (ImageReadError, ValueError, OSError) as exc:
+        except (DataError, OSError) as exc:  # an image or mask that cannot be read, or a mask of another size
             report.left_out.append({"path": image.path, "reason": getattr(exc, "reason", str(exc))})
             report.images_used -= 1
         if progress:

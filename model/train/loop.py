@@ -33,7 +33,7 @@ from model.data.preprocess import PreprocessConfig
 from model.data.selection import select_images
 from model.data.split import labels_of, load_split, patients_section, site_key, split_patients
 from model.data.study_index import build_index
-from model.errors import Cancelled
+from model.errors import Cancelled, DataError
 from model.fileio import atomic_write_json, clean_stale_parts, user_cache_dir
 from model.nn.network import BCirUNet
 from model.nn.card import ModelCard, new_card
@@ -96,7 +96,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     train_samples = build_samples(train_images, config.normal_ratio, seed=config.seed)
     val_samples = build_samples(val_images, config.normal_ratio, seed=config.seed + 1)
     if not train_samples:
-        raise ValueError(f"no usable training samples under {root}: {report.images_used} images, none with lesions or normal tissue")
+        raise DataError(f"no usable training samples under {root}: {report.images_used} images, none with lesions or normal tissue")
     train_set = RoiDataset(train_images, train_samples, config.tile, config.augment_factor)
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)
 

@@ -36,6 +36,7 @@ from model.data.cbis_ddsm import CROP_SERIES, FULL_SERIES, MASK_SERIES
 from model.data.csv_kinds import CALC_COLUMNS, MASS_COLUMNS, METADATA_COLUMNS
 from model.data.synth.phantom import render_view
 from model.data.synth.specs import BreastSpec, LesionSpec
+from model.errors import ConfigError
 
 UID_ROOT = "1.3.6.1.4.1.9590.100.1.2."  # the prefix CBIS-DDSM's UIDs carry
 PIXEL_MM = {"full": 0.05, "small": 0.4}
@@ -394,11 +395,12 @@ def write_demo_dataset(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
-    """Write a synthetic CBIS-DDSM download under ``out`` (``out/CBIS-DDSM/...`` plus the CSVs in ``out``)."""
+    """Write a synthetic CBIS-DDSM download under ``out`` (``out/CBIS-DDSM/...`` plus the CSVs in ``out``).
+    ConfigError for a ``size`` or ``patients`` it cannot make (``bcir demo-data --patients 0``)."""
     if size not in PIXEL_MM:
-        raise ValueError(f"size must be one of {sorted(PIXEL_MM)}")
+        raise ConfigError("size", f"must be one of {sorted(PIXEL_MM)}")
     if patients < 1:
-        raise ValueError("patients must be at least 1")
+        raise ConfigError("patients", "must be at least 1")
     out = Path(out)
     cbis_root = out / "CBIS-DDSM"
     plans = plan_patients(patients, seed)

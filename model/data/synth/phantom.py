@@ -71,7 +71,9 @@ def default_shape(pixel_mm: float = 0.05) -> tuple[int, int]:
 
 def _checked_args(laterality: str, view: str, pixel_mm: float, shape: tuple[int, int] | None,
                   chest_wall_side: str | None) -> tuple[str, str, str, int, int, float]:
-    """(lat, view, chest-wall side, rows, cols, pixel_mm) normalised, or ValueError with the reason."""
+    """(lat, view, chest-wall side, rows, cols, pixel_mm) normalised, or ValueError with the reason: the arguments
+    come from the writer's plan (model.data.synth.cbis_writer) or a test, never from a reader, so a bad one is a
+    caller's bug."""
     lat = str(laterality).strip().upper()[:1]
     if lat not in ("L", "R"):
         raise ValueError(f"laterality must be 'L' or 'R', got {laterality!r}")

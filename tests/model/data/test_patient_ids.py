@@ -22,6 +22,7 @@ from model.evaluate.report import write_report
 from model.data import split as msplit  # names used as msplit.X: the file runs against older code too (to fail there)
 from model.data.split import split_patients
 from model.data.study_index import build_index
+from model.errors import DataError
 from model.train.config import TrainConfig
 from model.train.loop import train
 from model.data.selection import select_images
@@ -212,6 +213,9 @@ def test_processes_making_the_site_key_at_once_end_with_one_key():
 def test_a_damaged_site_key_is_said_not_replaced():
     msplit.site_key()
     msplit.site_key_path().write_text("not a key\n")
-    with pytest.raises(ValueError, match="site key .* is damaged"):
+    with pytest.raises(DataError, match="site key .* is damaged"):
         msplit.site_key()
     assert msplit.site_key_path().read_text() == "not a key\n"
+    msplit.site_key_path().write_text("00ff\n")  # hex digits, but too few for a key
+    with pytest.raises(DataError, match="site key .* is damaged"):
+        msplit.site_key()

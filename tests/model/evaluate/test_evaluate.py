@@ -17,7 +17,7 @@ from model.evaluate.evaluation import dataset_fingerprint, evaluate, held_out_pa
 from model.data.masks import load_mask
 from model.evaluate.report import write_report
 from model.data.study_index import build_index
-from model.errors import Cancelled
+from model.errors import Cancelled, DataError
 from model.nn.card import TrainingRecord
 from model.nn.weights import LoadedModel, save_model
 
@@ -145,7 +145,7 @@ def test_untrained_card_holds_out_everyone(report):
 def test_held_out_rule_edge_cases(index, disc_model):
     fp = dataset_fingerprint(index)
     everyone = sorted({i.patient_id for i in index.images})
-    with pytest.raises(ValueError):  # trained on every patient: nothing is held out
+    with pytest.raises(DataError, match="nothing is held out"):  # trained on every patient
         held_out_patients(index, _with_training(disc_model, data_fingerprint=fp, train_patients=everyone).card)
     unknown = held_out_patients(index, _with_training(disc_model, data_fingerprint=fp).card)
     assert len(unknown.patients) == 6 and unknown.notes  # evaluated, but said not to be held-out numbers
@@ -153,7 +153,7 @@ def test_held_out_rule_edge_cases(index, disc_model):
                                  patients=["P_00001", "P_99999"])
     assert explicit.rule == "explicit" and explicit.patients == ["P_00001"]
     assert any("not in the folder" in n for n in explicit.notes) and any("training patients" in n for n in explicit.notes)
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="none of the 1 requested patients"):
         held_out_patients(index, disc_model.card, patients=["P_99999"])
 
 

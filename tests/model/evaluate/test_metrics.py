@@ -6,6 +6,7 @@ from itertools import product
 import numpy as np
 import pytest
 
+from model.errors import DataError
 from model.evaluate import metrics
 from model.infer.compare import dice
 
@@ -54,7 +55,7 @@ def test_one_class_gives_no_auc():
     assert metrics.roc_auc([1, 1, 1], [0.2, 0.5, 0.9]) is None
     assert metrics.roc_auc([], []) is None
     assert metrics.bootstrap_auc_ci([0, 0, 0], [0.2, 0.5, 0.9]) == (None, None)
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="needs both classes"):
         metrics.roc_curve([0, 0], [0.1, 0.2])
     sens, spec = metrics.sensitivity_specificity([1, 1], [0.2, 0.7], 0.5)
     assert sens == 0.5 and spec is None

@@ -9,6 +9,7 @@ import pytest
 from model.data.masks import load_truth
 from model.data.preprocess import Geometry
 from model.data.study_index import Abnormality, IndexedImage
+from model.errors import DataError
 from model.infer import compare
 from model.infer.compare import compare_with_truth, match_labels
 from model.infer.predictor import ImageResult, Lesion, lesion_components
@@ -172,6 +173,8 @@ def test_truth_that_cannot_be_compared_is_listed_not_used(tmp_path):
     assert not comparison.known and comparison.lesion_hits == [None] and len(comparison.not_compared) == 2
     assert "does not match" in comparison.not_compared[0].reason and "does not match" in comparison.not_compared[1].reason
     assert [t.abnormality.id for t in comparison.not_compared] == [1, 2]
+    with pytest.raises(DataError, match=f"mask 10x10 does not match image {ROWS}x{COLS}"):
+        load_truth(image, strict=True)  # training leaves such an image out whole
 
 
 def test_each_listed_lesion_is_judged_by_its_own_pixels_and_unlisted_specks_by_none(tmp_path):

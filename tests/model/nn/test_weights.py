@@ -96,3 +96,35 @@ def test_bundled_demo_model_is_the_default(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (item,) = json.loads(result.stdout)["results"]
     assert item["model_version"] == model.version
+
+
+def _with_matching_card(tmp_path, data: bytes):
+    """``bad.safetensors`` holding ``data``, with a good card whose SHA-256 is that of ``data``."""
+    import hashlib
+
+    good = random_model(1)
+    save_model(good.net, good.card, tmp_path / "bad.safetensors")
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    card = json.loads((tmp_path / "bad.json").read_text())
+    card["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    (tmp_path / "bad.json").write_text(json.dumps(card))
+    return path
+
+
+def _safetensors_bytes(dtype: str, shape: list[int], body: bytes) -> bytes:
+    import struct
+
+    header = json.dumps({"a": {"dtype": dtype, "shape": shape, "data_offsets": [0, len(body)]}}).encode()
+    return struct.pack("<Q", len(header)) + header + body
+
+
+@pytest.mark.parametrize("what,data", [
+    ("not safetensors at all", b"\xff" * 64),
+    ("offsets past the end", _safetensors_bytes("F32", [4], b"\0" * 4)),
+    ("a dtype torch has no type for", _safetensors_bytes("F4", [8], b"\0" * 4)),  # safetensors raises KeyError here
+])
+def test_unreadable_safetensors_is_one_line(tmp_path, what, data):
+    with pytest.raises(ModelFileError) as info:
+        load_model(_with_matching_card(tmp_path, data))
+    assert "\n" not in str(info.value) and "bad.safetensors" in str(info.value)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 
 from model.data.cbis_ddsm import read_description_csv
 from model.data.csv_kinds import csv_kind
 from model.data.masks import load_mask
 from model.data.study_index import build_index
 from model.data.synth.cbis_writer import write_demo_dataset
+from model.errors import ConfigError
 
 
 def _rows(root: Path):
@@ -114,6 +116,16 @@ def test_deterministic_for_a_seed(tmp_path):
     a, b, c = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
     assert a == b
     assert a != c
+
+
+def test_a_size_or_patient_count_it_cannot_make_is_a_setting_refused(tmp_path, capsys):
+    from model.cli.main import main
+
+    with pytest.raises(ConfigError, match=r"^size must be one of \['full', 'small'\]$"):
+        write_demo_dataset(tmp_path / "a", size="huge")
+    assert main(["demo-data", str(tmp_path / "b"), "--patients", "0"]) == 2  # a bad option: exit 2, as before
+    assert capsys.readouterr().err == "bcir demo-data: patients must be at least 1\n"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_metadata_csv_matches_the_tree(demo_root):
