@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run(args.out, device_name=args.device, quick=args.quick, tests=not args.skip_tests)
-    except (BcirError, ValueError) as exc:  # no CUDA GPU here, a bad --device: one line
+    except BcirError as exc:  # no CUDA GPU here, a bad --device: one line (ConfigError)
         print(f"gpu-check: {exc}", file=sys.stderr)
         return 2
     return 0
