@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,17 @@ from model.errors import DecodeError, ImageReadError, NotAnImageError, Unsupport
 
 # Formats SimpleITK reads for us (the Kaggle JPEG copy of CBIS-DDSM, mask files, ...).
 ITK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".bmp")
+
+
+def itk_reason(exc: RuntimeError, path: Path) -> str:
+    """SimpleITK's last message line without the file's path or name (a name can carry a patient ID, and a batch's
+    report counts reasons, which must not differ per file) and without the object addresses ITK prints."""
+    lines = str(exc).strip().splitlines()
+    text = lines[-1] if lines else "unreadable"
+    for name in sorted({str(path), path.as_posix(), path.name}, key=len, reverse=True):
+        text = text.replace(name, "the file")
+    text = re.sub(r"\(0x[0-9a-fA-F]+\)|0x[0-9a-fA-F]+", "", text)
+    return " ".join(text.split())[:120]
 
 
 def is_itk_image(path: Path) -> bool:
@@ -43,9 +55,8 @@ def _itk_image(path: Path):
         reader.ReadImageInformation()
         return reader
     except RuntimeError as exc:
-        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         regular_file(path)  # gone or replaced meanwhile: say so
-        raise NotAnImageError(path, f"cannot read as an image ({message[:120]})") from None
+        raise NotAnImageError(path, f"cannot read as an image ({itk_reason(exc, path)})") from None
 
 
 def _itk_check(path: Path, size: tuple[int, ...], components: int) -> tuple[int, int]:
@@ -88,7 +99,7 @@ def _itk_read(path: Path) -> Mammogram:
     try:
         array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
     except RuntimeError as exc:
-        raise DecodeError(path, f"cannot decode image ({(str(exc).strip().splitlines() or ['unreadable'])[-1][:120]})") from None
+        raise DecodeError(path, f"cannot decode image ({itk_reason(exc, path)})") from None
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode this image") from None
     while array.ndim > 2 and array.shape[0] == 1:

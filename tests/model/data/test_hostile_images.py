@@ -478,3 +478,23 @@ def test_intermediates_stay_in_the_smallest_dtype(tmp_path):
     region, peak = _traced_peak_bytes(lambda: find_breast_region(film))
     assert peak < 3 * film.size  # before: a float32 copy and int64 indexes of every breast pixel
     assert region.mask.dtype == bool and abs(int(region.mask.sum()) - int(breast.sum())) < 0.02 * breast.sum()
+
+
+def test_a_damaged_png_is_refused_with_one_reason_that_names_no_file(tmp_path):
+    """SimpleITK's messages carry the file's path (a name can hold a patient ID) and object addresses; the reason a
+    batch reports and counts must be the same for every file and name neither."""
+    ok, encoded = cv2.imencode(".png", (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64))
+    assert ok
+    data = encoded.tobytes()
+    for cut, call in ((40, read_header), (len(data) // 2, read_image)):
+        reasons = []
+        for patient in ("P_00042", "P_00077"):
+            path = tmp_path / f"{patient} {cut}.png"
+            path.write_bytes(data[:cut])
+            with pytest.raises(ImageReadError) as info:
+                call(path)
+            reasons.append(info.value.reason)
+            assert patient not in info.value.reason and str(tmp_path) not in info.value.reason
+            assert "0x" not in info.value.reason and "\n" not in info.value.reason
+            assert path.name in str(info.value)  # the error itself still says which file, for the reader
+        assert reasons[0] == reasons[1], reasons
