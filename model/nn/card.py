@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from model.data.preprocess import PreprocessConfig
 from model.errors import ModelFileError
+from model.nn.limits import TILE_PX, WORKING_SPACING_MM, tile_problem
 from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION, BCirUNet
 
 CARD_FORMAT = "bcir-model-card/1"
@@ -35,12 +36,12 @@ NETWORK_RANGES: dict[str, tuple[type, float, float]] = {
 }
 MAX_BOTTLENECK_CHANNELS = 1024  # base_channels * 2**(depth - 1); Table 1: 256
 PREPROCESS_RANGES: dict[str, tuple[type, float, float]] = {
-    "working_spacing_mm": (float, 0.05, 2.0),  # 0.05 mm: the finest mammography pixel; finer only inflates a view
+    "working_spacing_mm": (float, *WORKING_SPACING_MM),
     "default_spacing_mm": (float, 0.02, 0.2),  # DDSM's scanners 0.042-0.05 mm, detectors up to 0.1 mm
     "margin_mm": (float, 0.0, 50.0),
     "equalize_bins": (int, 16, 65536),
 }
-TILE_RANGE = (int, 32, 2048)  # and a multiple of 2**(depth - 1)
+TILE_RANGE = (int, *TILE_PX)  # and a multiple of model.nn.limits.tile_multiple(depth)
 THRESHOLD_RANGE = (float, 0.01, 0.99)
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NETWORK_DEFAULTS = dict(BCirUNet.__init__.__kwdefaults__)
@@ -183,10 +184,9 @@ class ModelCard:
         if "tile_size" not in data:
             raise ModelFileError("tile_size is missing")
         tile = _number("tile_size", data["tile_size"], *TILE_RANGE, " px")
-        multiple = 2 ** (network["depth"] - 1)
-        if tile % multiple:
-            raise ModelFileError(f"tile_size {tile} is not a multiple of {multiple} (the network pools "
-                                 f"{network['depth'] - 1} times by 2)")
+        problem = tile_problem(tile, network["depth"])
+        if problem:
+            raise ModelFileError(f"tile_size {problem}")
         if "threshold" not in data:
             raise ModelFileError("threshold is missing")
         threshold = _number("threshold", data["threshold"], *THRESHOLD_RANGE)

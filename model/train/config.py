@@ -17,18 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from model.errors import ConfigError
+from model.nn.limits import TILE_PX, WORKING_SPACING_MM, tile_problem
 
 TRAINING_VIEWS = ("CC", "MLO")  # the views the index tells apart for training (the paper: CC only)
-# the U-Net train() builds (model.nn.network.BCirUNet with its defaults, Table 1): 5 levels; a test holds the two equal
-NETWORK_DEPTH = 5
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$", re.IGNORECASE)  # what model.nn.runtime.resolve_device takes
 _SEED_MAX = 2**32 - 1  # numpy's seeds
-
-
-def tile_multiple(depth: int = NETWORK_DEPTH) -> int:
-    """A tile side a U-Net of ``depth`` levels takes is a multiple of this: it pools depth - 1 times by 2 (the same
-    rule as a model card's tile_size, model.nn.weights.ModelCard.parse)."""
-    return 2 ** (depth - 1)
 
 
 def _shown(limit: float) -> str:
@@ -78,8 +71,8 @@ class Bound:
 # 256-px tiles, batch 16, lr 1e-3, x10, 6 epochs) and the tests' (0.2 mm, 64-px tiles, batch 4-8 in micro-batches of
 # 2-4, lr 2e-3, x2-x40). Spacing and tile are a model card's limits (model.nn.weights): what this trains, loads.
 BOUNDS: dict[str, Bound] = {
-    "working_spacing_mm": Bound(float, 0.05, 2.0),
-    "tile": Bound(int, 32, 2048),  # and a multiple of tile_multiple()
+    "working_spacing_mm": Bound(float, *WORKING_SPACING_MM),
+    "tile": Bound(int, *TILE_PX),  # and a multiple of model.nn.limits.tile_multiple()
     "augment_factor": Bound(int, 1, 1000),
     "normal_ratio": Bound(float, 0.0, 100.0),
     "val_fraction": Bound(float, 0.0, 1.0, open_low=True, open_high=True),  # both parts get patients
@@ -140,10 +133,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, bound in BOUNDS.items():
             setattr(self, name, bound.check(name, getattr(self, name)))
-        multiple = tile_multiple()
-        if self.tile % multiple:
-            raise ConfigError("tile", f"{self.tile} is not a multiple of {multiple} (the network pools "
-                                      f"{NETWORK_DEPTH - 1} times by 2)")
+        problem = tile_problem(self.tile)
+        if problem:
+            raise ConfigError("tile", problem)
         self.views = self._checked_views(self.views)
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ConfigError("device", f"{self.device!r} is unknown (auto, cpu, cuda or cuda:N)")

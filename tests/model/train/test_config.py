@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from model.errors import BcirError, ConfigError
-from model.train.config import BOUNDS, NETWORK_DEPTH, TrainConfig, tile_multiple
+from model.nn.limits import NETWORK_DEPTH, tile_multiple
+from model.train.config import BOUNDS, TrainConfig
 
 
 def test_importing_the_config_does_not_import_torch():
