@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from model.evaluate.bench import synthetic_cc_view, variant_error
 from model.fileio import atomic_write_json
 
 GPU_TEST_MARK = "gpu"
@@ -35,10 +36,6 @@ VIEW_BATCHES = (1, 16)
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _error(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 def environment(device) -> dict:
@@ -66,14 +63,6 @@ def run_gpu_tests(timeout_s: float) -> dict:
     tail = (done.stdout + done.stderr).strip().splitlines()
     return {"returncode": done.returncode, "seconds": time.perf_counter() - start,
             "summary": tail[-1] if tail else "", "output_tail": tail[-40:]}
-
-
-def _synthetic_view(folder: Path, size: str) -> str:
-    from model.data.synth.cbis_writer import write_demo_dataset
-
-    write_demo_dataset(folder, patients=1, seed=1, size=size, workers=1)
-    return str(next(p for p in sorted(folder.rglob("*.dcm"))
-                    if "_CC/" in p.as_posix() and "full mammogram" in p.as_posix()))
 
 
 def whole_view(model, device, image: str, repeats: int) -> dict:
@@ -113,7 +102,7 @@ def whole_view(model, device, image: str, repeats: int) -> dict:
             if device.type == "cuda":
                 row["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         except Exception as exc:  # noqa: BLE001 - one batch size that fails is a finding; the others still run
-            row = {"error": _error(exc)}
+            row = {"error": variant_error(exc)}
         out["batches"][str(batch)] = row
         _log(f"  whole view, batch {batch}: {row.get('seconds_median', float('nan')):.3f} s median, "
              f"{row.get('lesions')} lesions (CPU {out['cpu_lesions']} in {out['cpu_seconds']:.2f} s)")
@@ -137,7 +126,7 @@ def training(device, shapes: list[tuple[int, int, bool]], steps: int) -> dict:
                          "batch": units.batch}
             _log(f"  training {name}: {out[name]['tiles_per_s']:.1f} tiles/s")
         except Exception as exc:  # noqa: BLE001 - out of memory at one shape must not hide the others
-            out[name] = {"error": _error(exc)}
+            out[name] = {"error": variant_error(exc)}
             _log(f"  training {name}: failed ({type(exc).__name__})")
     return out
 
@@ -176,7 +165,7 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
         _log(f"  {report['tests'].get('summary') or report['tests'].get('error')}")
     with tempfile.TemporaryDirectory(prefix="bcir-gpu-check-") as tmp:
         _log("writing one synthetic patient ...")
-        image = _synthetic_view(Path(tmp) / "view", "small" if quick else "full")
+        image = synthetic_cc_view(Path(tmp) / "view", "small" if quick else "full")
         tile = bench_tile(image, model, 256 if quick else 1024)
         _log("tile variants ...")
         try:
@@ -185,13 +174,13 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
             tiles["batch8"] = device_tile_variants(model, str(device), tile.repeat(8, 1, 1, 1),
                                                    repeats=2 if quick else 10, compile_modes=(), log=_log)
         except Exception as exc:  # noqa: BLE001 - the later sections still run
-            tiles = {"error": _error(exc)}
+            tiles = {"error": variant_error(exc)}
         save("tile", tiles)
         _log("whole view ...")
         try:
             save("whole_view", whole_view(model, device, image, repeats=1 if quick else 3))
         except Exception as exc:  # noqa: BLE001
-            save("whole_view", {"error": _error(exc)})
+            save("whole_view", {"error": variant_error(exc)})
         save("two_pass_whole_view", {"not_run": "the two-pass inference (issue 15, item 1) is not built yet"})
         _log("training throughput ...")
         shapes = [(64, 2, False)] if quick else [(256, 64, True), (256, 64, False), (1024, 16, True)]
@@ -202,7 +191,7 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
                 save("tile_compiled", device_tile_variants(model, str(device), tile, repeats=20,
                                                            compile_modes=("default",), cuda_graph=False, log=_log))
             except Exception as exc:  # noqa: BLE001
-                save("tile_compiled", {"error": _error(exc)})
+                save("tile_compiled", {"error": variant_error(exc)})
     if device.type == "cuda":
         report["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     save("finished", True)

@@ -52,6 +52,20 @@ def tile_latencies(model: LoadedModel, device: str = "cpu", repeats: int = 5, ti
     return out
 
 
+def variant_error(exc: BaseException) -> str:
+    """A measurement that failed, as one line for the JSON: the exception's type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+def synthetic_cc_view(folder: Path, size: str = "full") -> str:
+    """Write one synthetic patient under ``folder`` and return its first CC full mammogram."""
+    from model.data.synth.cbis_writer import write_demo_dataset
+
+    write_demo_dataset(folder, patients=1, seed=1, size=size, workers=1)
+    return str(next(p for p in sorted(folder.rglob("*.dcm"))
+                    if "_CC/" in p.as_posix() and "full mammogram" in p.as_posix()))
+
+
 def bench_tile(image: str | Path, model: LoadedModel, size: int = 1024) -> torch.Tensor:
     """A (1, 1, size, size) tile of real tissue: ``image``'s working image (the model's preprocessing), centred and
     padded with zeros; at the coarse spacing a 1024 tile holds the whole breast, its lesions included, so masks from
@@ -122,7 +136,7 @@ def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *,
             logits = segment(tile)[0]
             seconds = _median_seconds(lambda: segment(tile), repeats, sync=sync)
         except Exception as exc:  # noqa: BLE001 - a variant this device or build cannot run is a finding, not a stop
-            out["variants"][name] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+            out["variants"][name] = {"error": variant_error(exc)}
             log(f"  {name}: failed ({type(exc).__name__})")
             return
         row = {"seconds_median": seconds, "tiles_per_s": tile.shape[0] / seconds, **(extra or {})}
@@ -153,7 +167,7 @@ def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *,
                 torch.cuda.synchronize()
             compile_s = time.perf_counter() - start
         except Exception as exc:  # noqa: BLE001 - no compiler on this machine, an unsupported op: recorded
-            out["variants"][f"shipped_compiled_{mode}"] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+            out["variants"][f"shipped_compiled_{mode}"] = {"error": variant_error(exc)}
             log(f"  shipped_compiled_{mode}: failed to compile ({type(exc).__name__})")
             continue
         measure(f"shipped_compiled_{mode}", compiled.segment, {"compile_seconds": compile_s})
@@ -161,7 +175,7 @@ def device_tile_variants(model: LoadedModel, device: str, tile: torch.Tensor, *,
         try:
             graph = _GraphRunner(shipped, tile)
         except Exception as exc:  # noqa: BLE001 - capture refused (an op that syncs): recorded
-            out["variants"]["shipped_cuda_graph"] = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
+            out["variants"]["shipped_cuda_graph"] = {"error": variant_error(exc)}
         else:
             measure("shipped_cuda_graph", graph.segment)
     eager = out["variants"].get("eager_fp32", {}).get("seconds_median")
@@ -190,8 +204,7 @@ def run_bench(model: LoadedModel, *, device: str = "auto", repeats: int = 5, ima
         tmp = Path(tmp)
         if image is None:
             log("writing one full-size synthetic patient (about 4600 x 2900, 16-bit)...")
-            write_demo_dataset(tmp / "full", patients=1, seed=1, size="full", workers=1)
-            image = str(next(p for p in sorted((tmp / "full").rglob("*.dcm")) if "_CC/" in p.as_posix() and "full mammogram" in p.as_posix()))
+            image = synthetic_cc_view(tmp / "full")
         predictor = Predictor(model, device)
         report["device"] = predictor.device_description
         log(f"whole CC view, DICOM to lesion list, on {predictor.device_description} ...")

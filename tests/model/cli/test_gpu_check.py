@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.cli import gpu_check
+from model.evaluate.bench import synthetic_cc_view
 from model.nn.weights import load_model
 from model.registry.resolve import resolve_model
 
@@ -37,7 +38,7 @@ def test_a_dry_run_writes_every_section_and_a_failing_one_does_not_stop_the_rest
 
 def test_the_whole_view_section_compares_each_batch_size_with_the_cpu(tmp_path):
     model = load_model(resolve_model(None))
-    image = gpu_check._synthetic_view(tmp_path / "view", "small")
+    image = synthetic_cc_view(tmp_path / "view", "small")
     section = gpu_check.whole_view(model, torch.device("cpu"), image, repeats=1)
     assert set(section["batches"]) == {str(b) for b in gpu_check.VIEW_BATCHES}
     for row in section["batches"].values():
