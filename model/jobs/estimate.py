@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.jobs.plan import RunSplit, run_split
+from model.train.cache import NORMAL_PER_IMAGE, is_cached, tile_count, train_cache_dir
 
 BUSY_SHARE = 0.6  # the timed steps got less than this share of the CPU's threads: other work was running
-NORMAL_PER_IMAGE = 8  # model.train.data.prepare_image's default pool of lesion-free centres per image
 
 
 def eta_text(seconds: float | None) -> str:
@@ -128,28 +128,9 @@ class RunEstimate:
 # counting
 
 
-def is_cached(image, preprocess, tile: int, cache_dir: Path) -> bool:
-    """The training cache already holds ``image`` prepared at this resolution and tile size."""
-    from model.train.data import _cache_key
-
-    try:
-        key = _cache_key(image, preprocess, tile)
-    except OSError:
-        return False
-    return all((cache_dir / f"{key}{suffix}").is_file() for suffix in (".json", ".image.npy", ".mask.npy"))
-
-
 def _tiles(images: list, normal_ratio: float) -> int:
-    """model.train.data.build_samples' count: a tile per lesion, plus normal_ratio x as many lesion-free ones."""
-    lesions = sum(len(i.abnormalities) for i in images)
-    wanted = int(round(normal_ratio * max(lesions, 1)))
-    return lesions + min(wanted, NORMAL_PER_IMAGE * len(images))
-
-
-def train_cache_dir() -> Path:
-    from model.fileio import user_cache_dir
-
-    return user_cache_dir() / "train-cache"  # model.train.loop.train's default
+    """Tiles an epoch draws from ``images`` before augmentation (model.train.cache.tile_count)."""
+    return tile_count(sum(len(i.abnormalities) for i in images), NORMAL_PER_IMAGE * len(images), normal_ratio)
 
 
 def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_dir: Path | None = None,
@@ -202,5 +183,5 @@ def estimate(counts: RunCounts, units: UnitTimes) -> RunEstimate:
     return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + training + gate, overhead)
 
 
-__all__ = ["BUSY_SHARE", "RunCounts", "RunEstimate", "UnitTimes", "count_run", "estimate", "eta_text", "is_cached",
-           "pick_timing_image", "train_cache_dir"]
+__all__ = ["BUSY_SHARE", "RunCounts", "RunEstimate", "UnitTimes", "count_run", "estimate", "eta_text",
+           "pick_timing_image"]

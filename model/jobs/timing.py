@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model.errors import Cancelled
-from model.jobs.estimate import UnitTimes, is_cached, train_cache_dir
+from model.jobs.estimate import UnitTimes
+from model.train.cache import is_cached, train_cache_dir
 from model.jobs.process import lower_priority, start_child
 
 TIMING_MODULE = "model.jobs.timing"  # the module whose main times the units in a child

@@ -16,9 +16,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from model.train.augment import Transform, sample_roi, transform_for
+from model.train.cache import NORMAL_PER_IMAGE, cache_key, holds, tile_count
 from model.data.dicom_io import read_image
 from model.errors import DataError
 from model.fileio import atomic_write_bytes
@@ -70,14 +69,6 @@ class PreparedImage:
         return self.array("mask")
 
 
-def _cache_key(image: IndexedImage, preprocess: PreprocessConfig, tile: int) -> str:
-    parts = [preprocess.to_dict(), tile]
-    for path in [image.path] + [a.mask_path for a in image.abnormalities]:
-        st = os.stat(path)
-        parts.append([str(Path(path).resolve()), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     import io
 
@@ -100,12 +91,12 @@ def _normal_centers(breast: np.ndarray, lesion_mask: np.ndarray, tile: int, coun
 
 
 def prepare_image(image: IndexedImage, preprocess: PreprocessConfig, tile: int, cache_dir: Path,
-                  normal_per_image: int = 8) -> PreparedImage:
+                  normal_per_image: int = NORMAL_PER_IMAGE) -> PreparedImage:
     """Preprocess one image (or find it in the cache). Raises DataError for bad files (an image that cannot be read,
     a mask of another size)."""
-    key = _cache_key(image, preprocess, tile)
+    key = cache_key(image, preprocess, tile)
     meta_path = cache_dir / f"{key}.json"
-    if meta_path.is_file() and (cache_dir / f"{key}.image.npy").is_file() and (cache_dir / f"{key}.mask.npy").is_file():
+    if holds(key, cache_dir):
         meta = json.loads(meta_path.read_text())
         return PreparedImage(key, cache_dir, meta["patient_id"], [Lesion(tuple(l["center"]), l["malignant"], l["type"]) for l in meta["lesions"]],
                              [tuple(c) for c in meta["normal_centers"]], tuple(meta["shape"]))
@@ -145,10 +136,10 @@ def build_samples(images: list[PreparedImage], normal_ratio: float, seed: int = 
     """One sample per lesion, plus ``normal_ratio`` x as many lesion-free tiles."""
     samples = [Sample(i, l.center, l.malignant, True) for i, im in enumerate(images) for l in im.lesions]
     pool = [Sample(i, c, False, False) for i, im in enumerate(images) for c in im.normal_centers]
-    wanted = int(round(normal_ratio * max(len(samples), 1)))
-    if pool and wanted:
+    wanted = tile_count(len(samples), len(pool), normal_ratio) - len(samples)
+    if wanted:
         rng = np.random.default_rng(seed)
-        picks = rng.choice(len(pool), size=min(wanted, len(pool)), replace=False)
+        picks = rng.choice(len(pool), size=wanted, replace=False)
         samples += [pool[i] for i in sorted(picks)]
     return samples
 

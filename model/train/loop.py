@@ -34,10 +34,11 @@ from model.data.selection import select_images
 from model.data.split import labels_of, load_split, patients_section, site_key, split_patients
 from model.data.study_index import build_index
 from model.errors import Cancelled, DataError
-from model.fileio import atomic_write_json, clean_stale_parts, user_cache_dir
+from model.fileio import atomic_write_json, clean_stale_parts
 from model.nn.network import BCirUNet
 from model.nn.card import ModelCard, new_card
 from model.nn.weights import load_model, save_model, settle_pending_cards
+from model.train.cache import train_cache_dir
 from model.train.checkpoint import load_checkpoint, save_checkpoint
 from model.train.config import TrainConfig, TrainEvent, TrainResult
 from model.train.data import RoiDataset, build_samples, prepare_all
@@ -61,7 +62,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
     is_main = rank == 0
-    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "train-cache"
+    cache = Path(cache_dir) if cache_dir else train_cache_dir()
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         # what a run killed mid-write left here: temp files no live process writes, a model pair half renamed
