@@ -313,11 +313,18 @@ def load_split(path: Path, index, config: dict) -> PatientSplit:
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
         raise DataError(f"{path} is not a split")
+    return split_of_section(data, index, config, source=f"the split of this run ({path})")
+
+
+def split_of_section(data: dict, index, config: dict, *, source: str = "the run's split") -> PatientSplit:
+    """A run's recorded split (``split.json``'s content) as a split of ``index``'s patients: by this site's key, or
+    reproduced from its seed and the run's ``config`` on this very folder. DataError with one line naming ``source``
+    when neither works."""
     seed, fraction = int(data.get("seed", config.get("split_seed", 0))), float(data.get("val_fraction", config.get("val_fraction", 0.3)))
     resolved = resolve_split(RecordedSplit.from_section(data), index,
                              config={**config, "split_seed": seed, "val_fraction": fraction})
     if resolved.train is None:
-        raise DataError(f"the split of this run ({path}) cannot be read here: {resolved.why}")
+        raise DataError(f"{source} cannot be read here: {resolved.why}")
     return PatientSplit(tuple(sorted(resolved.train)), tuple(sorted(resolved.val or ())), seed, fraction)
 
 
@@ -338,4 +345,4 @@ def shareable_training(training: dict | None, key: SiteKey | None = None) -> dic
 
 __all__ = ["PATIENT_SCHEME", "PatientSplit", "RecordedSplit", "ResolvedSplit", "SiteKey", "folder_secret",
            "index_pairs", "labels_of", "load_split", "patients_section", "reproduce_split", "resolve_split",
-           "shareable_training", "site_key", "split_digest", "split_patients"]
+           "shareable_training", "site_key", "split_digest", "split_of_section", "split_patients"]

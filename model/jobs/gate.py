@@ -44,7 +44,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
     seed. comparison.json names the patients by the site's hashes, never by
     ID (model.data.split). Raises Cancelled when ``should_stop`` asks.
     """
-    from model.data.split import RecordedSplit, resolve_split, site_key
+    from model.data.split import site_key, split_of_section
     from model.data.study_index import build_index
     from model.errors import ConfigError, DataError, ModelFileError
     from model.evaluate.evaluation import evaluate
@@ -61,12 +61,7 @@ def run_gate(spec: JobSpec, new_model: Path, split_val: list[str] | None = None,
     else:
         index = build_index(spec.root)
         if split is not None:
-            resolved = resolve_split(RecordedSplit.from_section(split), index, config={
-                **config.to_json(), "split_seed": split.get("seed", config.split_seed),
-                "val_fraction": split.get("val_fraction", config.val_fraction)})
-            if resolved.val is None:
-                raise DataError(f"the run's validation patients cannot be told: {resolved.why}")
-            split_val = sorted(resolved.val)
+            split_val = list(split_of_section(split, index, config.to_json(), source="the run's validation split").val)
         patients = sorted(split_val or [])
         rule = "validation-split"
         description = f"the new run's patient-level validation split of {index.root} ({len(patients)} patients)"

@@ -507,3 +507,24 @@ def test_a_run_outlives_the_process_that_started_it(demo_root, folders):
     finally:
         job.cancel(timeout=60)
     assert job.state()["state"] == "cancelled"
+
+
+def test_the_gate_reads_the_runs_split_as_a_resume_does(demo_root, tmp_path):
+    # the run's split.json under this site's key: the gate compares on exactly its validation patients, and a resume
+    # (load_split) reads the same split from the same section; under another site's key both refuse with one line
+    index = build_index(demo_root, workers=1)
+    config = TrainConfig(device="cpu")
+    split = msplit.split_patients(msplit.labels_of(index.images), val_fraction=config.val_fraction, seed=config.split_seed)
+    section = {**msplit.patients_section(split, index, msplit.site_key()), "seed": split.seed,
+               "val_fraction": split.val_fraction}
+    (tmp_path / "split.json").write_text(json.dumps(section))
+    assert msplit.load_split(tmp_path / "split.json", index, config.to_json()).val == split.val
+    spec = JobSpec(root=str(demo_root), config={"device": "cpu"}, base_model=str(bundled_model_path()), bootstrap=20)
+    comparison = run_gate(spec, bundled_model_path(), split=section)
+    assert comparison["rule"] == "validation-split" and split.val
+    assert comparison["patients"] == msplit.site_key().hashes(split.val)
+
+    foreign = {**section, "site": "another-site", "split_digest": "0" * 16}
+    with pytest.raises(msplit.DataError) as refused:
+        run_gate(spec, bundled_model_path(), split=foreign)
+    assert "the run's validation split cannot be read here" in str(refused.value) and "\n" not in str(refused.value)
