@@ -55,7 +55,7 @@ from model.errors import ConfigError
 from model.jobs.decision import accept, reject
 from model.jobs.estimate import count_run, pick_timing_image
 from model.jobs.job import Job, start_job
-from model.jobs.plan import plan_held_out
+from model.jobs.plan import RunSplit, plan_held_out, run_split
 from model.jobs.spec import JobSpec
 from model.jobs.state import LIVE_STATES
 from model.jobs.verdict import GateVerdict
@@ -116,6 +116,7 @@ class RetrainDialog(QDialog):
         self.config_overrides: dict = {}
         self._options_problem: str | None = None  # why the options cannot train; shown next to Start
         self._holdout_index = None
+        self._split: tuple | None = None  # (index, views, val_fraction, split_seed, RunSplit): see run_split
         self._holdout_asked: str | None = None
         self._holdout_worker = None
         self._events_offset = 0
@@ -293,7 +294,17 @@ class RetrainDialog(QDialog):
             if self._holdout_index is None or self._holdout_asked != resolved(self.form.holdout.text().strip() or "."):
                 return None
             holdout = self._holdout_index
-        return plan_held_out(self.index, self.spec().train_config(), holdout_index=holdout)
+        config = self.spec().train_config()
+        return plan_held_out(self.index, config, holdout_index=holdout,
+                             split=None if holdout is not None else self.run_split(config))
+
+    def run_split(self, config: TrainConfig) -> RunSplit:
+        """The run's patient split of the folder (model.jobs.plan.run_split), made once per folder and split
+        settings: the plan, the counts and the timed image all read it, on every change of an option."""
+        key = (self.index, tuple(config.views), config.val_fraction, config.split_seed)
+        if self._split is None or self._split[0] is not self.index or self._split[1:-1] != key[1:]:
+            self._split = (*key, run_split(self.index, config))
+        return self._split[-1]
 
     def _timing_key(self, config: TrainConfig) -> tuple:
         return (config.tile, config.working_spacing_mm, config.device, tuple(config.views), config.init_weights,
@@ -320,7 +331,8 @@ class RetrainDialog(QDialog):
             return
         if self.estimate_view.is_timing(key):
             return
-        self.estimate_view.time(key, config, pick_timing_image(self.index, config), spec.base_model)
+        self.estimate_view.time(key, config, pick_timing_image(self.index, config, split=self.run_split(config)),
+                                spec.base_model)
 
     def _show_estimate(self) -> None:
         """The plan line and the estimate for the options as they are now (the counts are quick; only a change of
@@ -338,7 +350,7 @@ class RetrainDialog(QDialog):
         self.estimate_view.show_plan(plan)
         config = self.spec().train_config()
         self.estimate_view.show_estimate(self._timing_key(config), lambda: count_run(
-            self.index, config, gate_images=plan["images"], index_s=self.summary.seconds))
+            self.index, config, gate_images=plan["images"], index_s=self.summary.seconds, split=self.run_split(config)))
 
     # ------------------------------------------------------------------ starting
 

@@ -23,6 +23,7 @@ from model.nn.weights import bundled_model_path, load_model, save_model
 from tests.app.qt_helpers import TIMEOUT_MS, open_root
 from tests.conftest import make_dicom
 
+import app.dialogs.retrain_dialog
 import app.main_window
 from app.main_window import MainWindow
 from app.dialogs.retrain_dialog import RetrainDialog
@@ -445,6 +446,25 @@ def test_a_tile_the_network_cannot_take_is_refused_at_once_and_nothing_starts(qt
     dialog.form.epochs.setValue(2)
     assert dialog.setup_message.text() == "" and dialog.start_button.isEnabled()  # fixed: the line goes, Start is back
     assert "Held out for the safety gate" in dialog.estimate_view.plan_label.text()
+
+
+def test_the_split_is_made_once_per_folder_and_split_settings_while_options_change(qtbot, window, demo_root,
+                                                                                     monkeypatch):
+    made = []
+    real = app.dialogs.retrain_dialog.run_split
+    monkeypatch.setattr("app.dialogs.retrain_dialog.run_split", lambda index, config: made.append(config.views) or
+                        real(index, config))
+    dialog = quick_dialog(qtbot, window, demo_root)
+    assert made and "Held out for the safety gate" in dialog.estimate_view.plan_label.text()
+    before = len(made)
+    for epochs in (3, 4, 5):  # options that leave the split as it is: the plan and the counts reuse it
+        dialog.form.epochs.setValue(epochs)
+    dialog.form.augment.setValue(3)
+    assert len(made) == before
+    dialog.form.views.setCurrentIndex(1)  # CC and MLO: another split, made once for the plan and the counts
+    assert made[before:] == [("CC", "MLO")] and "Held out for the safety gate" in dialog.estimate_view.plan_label.text()
+    dialog.form.epochs.setValue(6)
+    assert made[before:] == [("CC", "MLO")]
 
 
 # ---------------------------------------------------------------------------
