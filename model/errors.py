@@ -61,6 +61,10 @@ class RegistryError(BcirError):
     """A model version the registry does not hold, or a change of the registry it refuses."""
 
 
+class UnknownModel(RegistryError):
+    """A model version the registry does not hold (``bcir models use NAME``, a rollback to a removed version)."""
+
+
 class JobError(BcirError):
     """A retrain job that cannot do what was asked of it now (resume, cancel, accept, ...)."""
 
@@ -120,11 +124,10 @@ class ReviewError(BcirError):
     """A review that cannot be recorded, or a review log that cannot be used."""
 
 
-class ReviewRefused(ReviewError, ValueError):
+class ReviewRefused(ReviewError):
     """A review the store does not record: a field out of its range, or a step the blinded-reading protocol does
     not allow now (``model.reviews.protocol``); or a request on the log it refuses (a backup onto the log itself).
-    ``str()`` is the one-line reason a reader is shown. A ValueError too: it is bad input from the client, not a
-    broken log."""
+    ``str()`` is the one-line reason a reader is shown: bad input from the client, not a broken log (exit 2)."""
 
 
 class ReviewLogError(ReviewError):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.errors import BcirError
 from model.registry.versions import ModelRegistry, RegistryEntry, card_facts, held_out_figures
 from model.jobs.verdict import judge
 
@@ -207,7 +208,7 @@ class ModelsDialog(QDialog):
             return None
         try:
             entry = self.registry.use(version)
-        except Exception as exc:  # noqa: BLE001 - one line, the dialog stays
+        except (BcirError, OSError) as exc:  # a version gone, a damaged file, a folder without permission: one line
             self.message.setText(f"Cannot use {version}: {describe(exc)}")
             return None
         self.message.setText(f"Now using {version}; the AI runs again with it.")
@@ -223,7 +224,7 @@ class ModelsDialog(QDialog):
     def remove(self, version: str) -> bool:
         try:
             self.registry.remove(version)
-        except Exception as exc:  # noqa: BLE001
+        except (BcirError, OSError) as exc:  # the bundled or active model, a version gone, a folder without permission
             self.message.setText(f"Not removed: {describe(exc)}")
             return False
         self.message.setText(f"{version} removed.")

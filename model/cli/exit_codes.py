@@ -2,8 +2,8 @@
 
 Exit codes: 0 done; 1 a typed error that is not bad input (a broken model file, a broken review log, a stop
 request) or out of memory; 2 a refusal (:class:`Refusal`, bad input data, a setting out of range, a registry or job
-request refused, a review refused, a library's ValueError on bad input such as unreadable JSON, a missing file, an
-unknown key, an OS error such as a folder without permission); 130 Ctrl+C; 141 a reader that closed stdout
+request refused, a review refused, a library's ValueError on bad input such as unreadable JSON, a missing file, a
+model version the registry does not hold, an OS error such as a folder without permission); 130 Ctrl+C; 141 a reader that closed stdout
 (``bcir jobs list | head``). A command may also return 1 itself (a retrain job that failed or was cancelled). The
 error line is ``bcir COMMAND: reason``, one line, never a traceback; an exception this map does not know is a bug
 and keeps its traceback.
@@ -51,8 +51,6 @@ def reason_and_code(exc: BaseException) -> tuple[str, int] | None:
         return "interrupted", EXIT_INTERRUPTED
     if isinstance(exc, REFUSALS):  # before BcirError: a refused input is a refusal
         return one_line(exc), EXIT_REFUSED
-    if isinstance(exc, KeyError):  # an unknown version or job: the key's message, without KeyError's quotes
-        return one_line(exc.args[0] if exc.args else exc), EXIT_REFUSED
     if isinstance(exc, BcirError):
         return one_line(exc), EXIT_FAILED
     if isinstance(exc, MemoryError):

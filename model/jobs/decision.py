@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.errors import JobError
+from model.errors import JobError, UnknownModel
 from model.jobs.job import Job
 from model.jobs.state import log_line, now, read_json, update_state
 from model.jobs.verdict import GATE_METRICS, GateVerdict, held_out_counts, judge
@@ -70,7 +70,7 @@ def accept(job: Job, registry=None, *, force: bool = False):
     version = card.version
     try:
         registry.get(version)  # accepted before, and the app went down before the switch
-    except KeyError:
+    except UnknownModel:
         registry.add(path, log_path=job.log_path, info=info)
     entry = registry.use(version)
     update_state(job.dir, decision="accepted", decided=now(), version=version)

@@ -35,7 +35,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from model.errors import ModelFileError, RegistryError
+from model.errors import ModelFileError, RegistryError, UnknownModel
 from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
 from model.nn.card import VERSION_RE, ModelCard, TrainingRecord
 from model.nn.weights import bundled_model_path, load_model, read_card
@@ -320,11 +320,11 @@ class ModelRegistry:
         return self.scan()[1]
 
     def get(self, version: str) -> RegistryEntry:
-        """The entry of ``version``; KeyError when the registry has no usable model of that version."""
+        """The entry of ``version``; UnknownModel when the registry has no usable model of that version."""
         for entry in self.list():
             if entry.version == version:
                 return entry
-        raise KeyError(f"no model {version!r} in the registry")
+        raise UnknownModel(f"no model {version!r} in the registry")
 
     def _read_active_pointer(self) -> str | None:
         try:
@@ -361,7 +361,7 @@ class ModelRegistry:
     # -- writing
 
     def use(self, version: str) -> RegistryEntry:
-        """Make ``version`` the active model (rollback is ``use`` of an older one). KeyError when unknown;
+        """Make ``version`` the active model (rollback is ``use`` of an older one). UnknownModel when unknown;
         ModelFileError when its files are broken (a card against its schema, weights that do not match it or
         are not finite): the active model stays as it was."""
         entries, skipped = self.scan()
@@ -370,7 +370,7 @@ class ModelRegistry:
             broken = next((s for s in skipped if s.path.name == version), None)
             if broken is not None:
                 raise ModelFileError(f"model {version} cannot be used: {broken.reason}")
-            raise KeyError(f"no model {version!r} in the registry")
+            raise UnknownModel(f"no model {version!r} in the registry")
         try:
             load_model(entry.weights)  # refuse to switch to weights that no longer match their card
         except ModelFileError as exc:
@@ -432,13 +432,13 @@ class ModelRegistry:
         return self.get(version)
 
     def remove(self, version: str) -> None:
-        """Delete an entry. RegistryError for the bundled model and the active one; KeyError when unknown."""
+        """Delete an entry. RegistryError for the bundled model and the active one; UnknownModel when unknown."""
         entries, skipped = self.scan()
         entry = next((e for e in entries if e.version == version), None)
         if entry is None:
             broken = next((s for s in skipped if s.path.name == version), None)
             if broken is None:
-                raise KeyError(f"no model {version!r} in the registry")
+                raise UnknownModel(f"no model {version!r} in the registry")
             folder = broken.path
         else:
             if entry.bundled:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model.cli.main import main
-from model.errors import ModelFileError, RegistryError
+from model.errors import ModelFileError, RegistryError, UnknownModel
 from model.registry.versions import ModelRegistry
 from model.nn.card import TrainingRecord
 from model.nn.weights import bundled_model_path, load_model, random_model, read_card, save_model
@@ -116,10 +116,12 @@ def test_remove_refuses_the_bundled_and_the_active_model(registry, models):
     with pytest.raises(RegistryError, match="active") as active:
         registry.remove("random-2")
     assert "\n" not in str(bundled.value) and "\n" not in str(active.value)
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownModel, match="no model 'no-such-model' in the registry"):
         registry.remove("no-such-model")
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownModel, match="no model 'no-such-model' in the registry"):
         registry.use("no-such-model")
+    with pytest.raises(UnknownModel):
+        registry.get("no-such-model")
     registry.remove("random-1")
     assert [e.version for e in registry.list()] == [_bundled_version(), "random-2"]
     assert not (registry.root / "random-1").exists() and registry.active().version == "random-2"
