@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from model.cli.options import add_device, add_weights
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -24,12 +25,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        t = report["cpu_tile_seconds"]
         print(f"device: {report['device']}")
-        print("CPU tile 1024x1024 (median): " + ", ".join(f"{k} {v:.3f} s" for k, v in t.items())
-              + f"; shipped is {report['cpu_tile_speedup_vs_eager_fp32']:.1f}x eager fp32")
+        speedup = report["cpu_tile_speedup_vs_eager_fp32"]
+        print("CPU tile 1024x1024 (median): " + _times(report["cpu_tile_seconds"], "s", 1)
+              + (f"; shipped is {speedup:.1f}x eager fp32" if speedup else "")
+              + "; mask Dice vs eager fp32: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                         report["cpu_tile_mask_dice_vs_eager_fp32"].items()))
         if "gpu_tile_seconds" in report:
-            print(f"GPU tile ({report['gpu_name']}): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in report["gpu_tile_seconds"].items()))
+            print(f"GPU tile ({report['gpu_name']}): " + _times(report["gpu_tile_seconds"], "ms", 1000))
+        for key in ("cpu_tile_errors", "gpu_tile_errors"):
+            for name, error in report.get(key, {}).items():
+                print(f"{name} failed: {error}")
         print(f"whole CC view {report['full_view_shape'][0]}x{report['full_view_shape'][1]}, DICOM to lesions: "
               f"median {report['full_view_seconds_median']:.2f} s over {len(report['full_view_seconds_runs'])} runs "
               f"({report['full_view_tiles']} tiles of {report['full_view_tile_size']})")
@@ -39,11 +45,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _times(seconds: dict, unit: str, scale: float) -> str:
+    return ", ".join(f"{k} {v * scale:.3f} {unit}" if v is not None else f"{k} failed" for k, v in seconds.items())
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("bench", help="measure inference speed, memory and header scanning")
-    p.add_argument("--weights", help="NAME.safetensors (default: $BCIR_MODEL, else the active model, else random weights)")
-    p.add_argument("--device", default="auto")
+    add_weights(p, otherwise=", else random weights: the speed does not depend on them")
+    add_device(p)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--image", help="a full CC view to time (default: a generated full-size one)")
     p.add_argument("--json", action="store_true")
