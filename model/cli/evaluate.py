@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from model.cli.exit_codes import Refusal
+from model.cli.options import add_device, add_weights
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -60,8 +61,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``eval`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("eval", help="evaluate a model on held-out patients: Dice, IoU, detection, AUC with CI")
     p.add_argument("root", help="labelled folder (CBIS-DDSM layout or demo data)")
-    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_weights(p)
+    add_device(p)
     p.add_argument("--views", default="CC", help="views to evaluate (default CC, the paper's; e.g. CC,MLO or all)")
     p.add_argument("--patients", help="comma-separated patient IDs to evaluate instead of the held-out rule")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the AUC's 95%% CI (default 2000)")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from model.cli.exit_codes import Refusal
 from model.errors import failure_reason
+from model.cli.options import add_device, add_weights
 
 log = logging.getLogger("bcir")
 
@@ -115,9 +116,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``infer`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("infer", help="run the network on files or folders; writes mask and overlay PNGs")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
+    add_weights(p)
     p.add_argument("--out", default="bcir-out", help="folder for the PNGs (default ./bcir-out)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(p)
     p.add_argument("--roi", metavar="X,Y", help="run one tile centred on this point (the paper's protocol)")
     p.add_argument("--views", default="CC", help="views to run in folders (default CC; e.g. CC,MLO)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")

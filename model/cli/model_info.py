@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from model.cli.options import add_device, add_weights
 
 
 def _cmd_model_info(args: argparse.Namespace) -> int:
@@ -38,8 +39,8 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``model-info`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("model-info", help="parameter counts, device and model card")
-    p.add_argument("--weights", help="NAME.safetensors (default: the active model, see `bcir models`)")
-    p.add_argument("--device", default="auto")
+    add_weights(p)
+    add_device(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_info)
     return p

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from model.cli.exit_codes import Refusal, one_line
 from model.cli.job_follow import CANCEL_WAIT_S, follow, report_end
+from model.cli.options import add_device, add_weights
 
 VIEWS = ("CC", "MLO")
 
@@ -217,8 +218,7 @@ def register(subparsers) -> None:
                                                      "patient-level validation split)")
     p.add_argument("--fine-tune", action="store_true", help="start from the current model (its working spacing and "
                                                              "tile are kept) rather than from scratch")
-    p.add_argument("--weights", metavar="CURRENT", help="the current model: the gate's baseline and the fine-tune "
-                                                        "start (default: the active model, see `bcir models`)")
+    add_weights(p, metavar="CURRENT", role="the current model: the gate's baseline and the fine-tune start")
     p.add_argument("--epochs", type=int, metavar="N", help="at most this many epochs (default 200, early stop)")
     p.add_argument("--batch-size", type=int, metavar="N", help="samples per optimiser step (default 64)")
     p.add_argument("--lr", type=float, metavar="X", help="learning rate (default 2e-4)")
@@ -226,7 +226,7 @@ def register(subparsers) -> None:
     p.add_argument("--tile", type=int, metavar="PX", help="ROI tile size at the working spacing (default 1024)")
     p.add_argument("--augment-factor", type=int, metavar="N", help="virtual expansion per case (default 40)")
     p.add_argument("--views", metavar="CC,MLO", help="views to train on (default CC; CC,MLO for both)")
-    p.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_device(p, default=None)
     p.add_argument("--max-minutes", type=float, metavar="M", help="stop after the last epoch that fits this budget")
     p.add_argument("--config", metavar="FILE.json", help="JSON file with TrainConfig fields; the options above win")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",

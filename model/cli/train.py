@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from model.cli.exit_codes import Refusal
+from model.cli.options import add_device
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -88,7 +89,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, help="stop after the last epoch that fits this budget")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with native bf16, recent GPUs)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
+    add_device(p, default=None)
     p.set_defaults(func=_cmd_train)
     return p
 
