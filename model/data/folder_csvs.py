@@ -25,6 +25,9 @@ class FolderCsvs:
     # Patients whose truth is not all known: a row of theirs names no usable image. Their images that no row
     # names are not lesion-free.
     unsure_patients: set[str] = field(default_factory=set)
+    # (patient, laterality, view) of a row whose image was not found: that patient's unlisted image of that view
+    # may be the one it meant (another path, a missing metadata.csv), so it is not lesion-free either.
+    unsure_views: set[tuple[str, str, str]] = field(default_factory=set)
     # A CSV that is (or may be) a description or labels CSV could not be read, or a row that names no usable
     # image names no patient either: an image no row names is not known to be lesion-free, whoever its patient.
     truth_incomplete: bool = False
@@ -33,11 +36,28 @@ class FolderCsvs:
         """A truth row that names no usable image (none, or one that cannot be used): the images it may have
         named are not lesion-free, its patient's or, with no patient, every image no row names. Returns the
         (path, reason) it is listed with; the caller lists it (``skipped`` here, the index's own list later)."""
-        if patient:
+        self.unsure(patient)
+        return str(path), f"row {row}: {problem}"
+
+    def unsure(self, patient: str, laterality: str | None = None, view: str | None = None) -> None:
+        """A truth row of ``patient`` names an image that cannot be used or found: their images no row names are
+        not lesion-free, only those of ``laterality`` and ``view`` when the row says both; with no patient, no image
+        no row names is."""
+        if patient and laterality and view:
+            self.unsure_views.add((patient, laterality.upper(), view.upper()))
+        elif patient:
             self.unsure_patients.add(patient)
         else:
             self.truth_incomplete = True
-        return str(path), f"row {row}: {problem}"
+
+    def lesion_free(self, patient: str, laterality: str | None, view: str | None, known: set[str]) -> bool:
+        """An image of ``patient`` that no truth row names is known to be lesion-free; ``known``: the result of
+        :meth:`lesion_free_known`. An image whose side or view is unknown may be the one a missing row meant."""
+        if patient not in known:
+            return False
+        if laterality and view:
+            return (patient, laterality.upper(), view.upper()) not in self.unsure_views
+        return not any(p == patient for p, _, _ in self.unsure_views)
 
     def lesion_free_known(self, patients: set[str]) -> set[str]:
         """Of the patients the truth rows cover, those whose images no row names are known to be lesion-free."""

@@ -477,7 +477,8 @@ def build_index(
                 skipped.append(Skipped(*found.row_without_image(csv_path, row.row, exc.reason, row.patient_id)))
                 continue
             image_file = next((p for p in image_files if p in headers), None)
-            if image_file is None:
+            if image_file is None:  # the image it meant may be in the folder under another path: not lesion-free
+                found.unsure(row.patient_id, row.side, row.view)
                 skipped.append(Skipped(row.image_path, f"listed in {row.csv_name} (row {row.row}) but not found on disk"))
                 continue
             header = headers[image_file]
@@ -512,6 +513,7 @@ def build_index(
     for row in label_rows:
         header = headers.get(row.image)
         if header is None:
+            found.unsure(row.patient, row.laterality, row.view)  # as a description row whose image is not found
             reason = "unreadable" if any(s.path == str(row.image) for s in skipped) else "not found"
             skipped.append(Skipped(str(row.image), f"listed in {row.csv_name} (row {row.row}) but {reason}"))
             continue
@@ -557,7 +559,8 @@ def build_index(
             continue
         subject = header.patient_id if header.patient_id and patient_from_name(header.patient_id) else None
         patient = patient_from_name(header.patient_id or "") or header.patient_id or patient_from_name(str(path)) or path.parent.name
-        image = _indexed(header, patient, subject, patient in gt_patients)
+        image = _indexed(header, patient, subject, False)
+        image.gt_known = found.lesion_free(patient, image.laterality, image.view, gt_patients)
         reason = _unknown_view_reason(header, image)
         if reason:
             skipped.append(Skipped(str(path), reason))

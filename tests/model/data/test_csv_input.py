@@ -146,6 +146,23 @@ def test_a_row_with_no_patient_and_no_usable_image_leaves_the_truth_incomplete(t
     assert not _by_view(index)[("P_00001", "R", "CC")].gt_known
 
 
+def test_a_row_whose_image_is_not_found_leaves_that_view_unsure(tmp_path):
+    """A row whose image path names no file on disk (moved, renamed, mapped by a metadata.csv that is missing) may be
+    about its patient's unlisted view of the side and view it names: that one is not called lesion-free; the other
+    side's clean view still is. Before: the lesion's own view, present under another path, was indexed as a known
+    negative with no lesion."""
+    t, row = _one_patient(tmp_path)
+    row["image file path"] = "Mass-Training_P_00001_LEFT_CC/1.2.3/1.2.4/000000.dcm"
+    _write_rows(tmp_path / MASS_CSV, [row])
+    index = build_index(tmp_path, workers=1)
+    assert any("but not found on disk" in s.reason for s in index.skipped)
+    views = _by_view(index)
+    assert {("P_00001", "L", "CC"), ("P_00001", "R", "CC")} <= set(views)
+    assert not views[("P_00001", "L", "CC")].gt_known  # neither trains nor is scored as a negative
+    assert views[("P_00001", "R", "CC")].gt_known and not views[("P_00001", "R", "CC")].abnormalities
+    assert [i.laterality for i in select_images(index, ("CC",))[0]] == ["R"]
+
+
 def test_labels_csv_paths_outside_the_folder(tmp_path, monkeypatch):
     site = tmp_path / "site"
     (site / "images").mkdir(parents=True)
