@@ -137,3 +137,14 @@ class ReviewLogError(ReviewError):
 class ReviewLogTampered(ReviewLogError):
     """The review log was changed outside B-Cir Review: an edited, inserted or removed review, a dropped table,
     or a log that no longer matches its anchor."""
+
+
+class ReadStoreError(BcirError):
+    """The reading store cannot be used: a database server that cannot be reached, a read-only or damaged
+    database, one from a newer schema; ``str()`` is one line that names the database without its password."""
+
+
+class ReadRefused(ReadStoreError):
+    """A screening read, arbitration, reader or setting the store does not record: a field out of its range, an
+    unknown case or reader, or a step the double-reading protocol does not allow now. ``str()`` is the one-line
+    reason (exit 2)."""

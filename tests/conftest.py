@@ -121,3 +121,22 @@ def _user_folders(tmp_path, monkeypatch):
     nothing a test writes reaches the real ~/.local/share or ~/.cache, and no test sees another's."""
     monkeypatch.setenv("BCIR_DATA_DIR", str(tmp_path / "user-data"))
     monkeypatch.setenv("BCIR_CACHE_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.delenv("BCIR_READS_DB", raising=False)  # never a site's real reading database
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL server for the session (tests/postgres.py); each test takes a fresh database."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def reads_db(request, tmp_path) -> str:
+    """The URL of an empty reading database, once on each backend: the store's tests run against both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    return request.getfixturevalue("pg_cluster").new_database()

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from model.errors import BcirError, ConfigError, DataError, JobError, RegistryError, ReviewRefused
+from model.errors import BcirError, ConfigError, DataError, JobError, ReadRefused, RegistryError, ReviewRefused
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -32,7 +32,8 @@ class Refusal(Exception):
 
 # Bad input or a request refused: exit 2, before the other typed errors (exit 1). ValueError stays for what a
 # library says of bad input (json.loads of a config file, int() of an option).
-REFUSALS = (Refusal, DataError, ConfigError, RegistryError, JobError, ReviewRefused, ValueError, FileNotFoundError)
+REFUSALS = (Refusal, DataError, ConfigError, RegistryError, JobError, ReviewRefused, ReadRefused, ValueError,
+            FileNotFoundError)
 
 
 def one_line(text) -> str:
