@@ -36,7 +36,7 @@ from model.errors import ReadStoreError
 
 DB_ENV = "BCIR_READS_DB"
 SCHEMA_VERSION = 1
-APPEND_ONLY = ("readers", "cases", "events", "reads", "arbitrations", "case_status", "settings")
+APPEND_ONLY = ("readers", "cases", "events", "reads", "arbitrations", "case_status", "truth", "ai_results", "settings")
 CONNECT_TIMEOUT_S = 5
 BUSY_TIMEOUT_MS = 30_000  # SQLite: how long a writer waits for another's transaction before giving up
 
@@ -90,6 +90,22 @@ CREATE TABLE case_status (
     status TEXT NOT NULL
 );
 CREATE INDEX case_status_by_case ON case_status(case_id, seq);
+CREATE TABLE truth (
+    seq {serial},
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    side TEXT NOT NULL,
+    cancer INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE ai_results (
+    seq {serial},
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    side TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    score DOUBLE PRECISION NOT NULL,
+    added_at TEXT NOT NULL
+);
 CREATE TABLE settings (
     seq {serial},
     name TEXT NOT NULL,

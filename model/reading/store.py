@@ -30,7 +30,7 @@ from model.errors import ReadRefused
 from model.reading.db import Database, Tx, default_url, now
 from model.reading.policy import CaseStatus, next_step
 from model.reading.reads import Arbitration, Read, Reader
-from model.reading.vocab import POLICIES, ROLES
+from model.reading.vocab import POLICIES, ROLES, SIDES
 
 AI_POLICIES = ("after_own_read", "on_request")  # hidden until the reader's own read is committed, or shown on request
 DEFAULTS = {"reading_policy": "arbitration", "ai_policy": "after_own_read"}
@@ -92,6 +92,11 @@ def current_arbitrations(arbitrations: list[Arbitration]) -> list[Arbitration]:
     return [a for a in arbitrations if a.arbitration_id not in replaced]
 
 
+def _status_of(body: str) -> CaseStatus:
+    data = json.loads(body)
+    return CaseStatus(state=data["state"], final=data["final"], discordant=tuple(data["discordant"]), reads=data["reads"])
+
+
 def _may_see_others(own: Read | None, status: CaseStatus) -> bool:
     """Blindness: a reader sees the other reads once their own is committed, or when the case waits for an
     arbiter or is decided."""
@@ -147,6 +152,48 @@ class ReadStore:
     def cases(self) -> list[str]:
         with self.db.transaction(write=False) as tx:
             return [c for (c,) in tx.execute("SELECT case_id FROM cases ORDER BY added_at, case_id")]
+
+    # -- what is known of a case besides the reads: the pathology, and the AI's scores --------------------------
+
+    def record_truth(self, case_id: str, side: str, cancer: bool, source: str) -> None:
+        """The outcome known for one breast (pathology of a reader study or of CBIS-DDSM); the latest row wins. Never
+        shown in reading mode: only the statistics read it."""
+        if side not in SIDES:
+            raise ReadRefused(f"side {side!r:.10} is not one of {', '.join(SIDES)}")
+        with self.db.transaction() as tx:
+            self._require_case(tx, case_id)
+            tx.execute("INSERT INTO truth (case_id, side, cancer, source, added_at) VALUES (?, ?, ?, ?, ?)",
+                       (case_id, side, int(bool(cancer)), str(source)[:200], now()))
+
+    def truth(self) -> dict[tuple[str, str], bool]:
+        """(case, side) -> cancer, for the breasts whose outcome is known."""
+        with self.db.transaction(write=False) as tx:
+            return {(c, s): bool(v) for c, s, v in tx.execute("SELECT case_id, side, cancer FROM truth ORDER BY seq")}
+
+    def record_ai(self, case_id: str, side: str, model_version: str, score: float) -> None:
+        """The AI's p(malignant) for one breast, whether or not a reader saw it; the latest row wins."""
+        if side not in SIDES:
+            raise ReadRefused(f"side {side!r:.10} is not one of {', '.join(SIDES)}")
+        score = float(score)
+        if not 0.0 <= score <= 1.0:
+            raise ReadRefused(f"AI score {score!r:.10} is not in [0, 1]")
+        with self.db.transaction() as tx:
+            self._require_case(tx, case_id)
+            tx.execute("INSERT INTO ai_results (case_id, side, model_version, score, added_at) VALUES (?, ?, ?, ?, ?)",
+                       (case_id, side, str(model_version)[:128], score, now()))
+
+    def ai_results(self) -> dict[tuple[str, str], tuple[str, float]]:
+        """(case, side) -> (model version, score), the latest of each."""
+        with self.db.transaction(write=False) as tx:
+            return {(c, s): (v, float(p)) for c, s, v, p in tx.execute(
+                "SELECT case_id, side, model_version, score FROM ai_results ORDER BY seq")}
+
+    def case_states(self) -> dict[str, tuple[CaseStatus, str]]:
+        """Every case's latest recorded state and since when it holds."""
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT s.case_id, s.since, s.status FROM case_status s WHERE s.seq = "
+                              "(SELECT MAX(t.seq) FROM case_status t WHERE t.case_id = s.case_id)")
+        return {case: (_status_of(body), since) for case, since, body in rows}
 
     # -- settings -------------------------------------------------------------------------------------------
 
@@ -321,9 +368,7 @@ class ReadStore:
     @staticmethod
     def _recorded_status(tx: Tx, case_id: str) -> CaseStatus:
         (body,) = tx.one("SELECT status FROM case_status WHERE case_id = ? ORDER BY seq DESC LIMIT 1", (case_id,))
-        data = json.loads(body)
-        return CaseStatus(state=data["state"], final=data["final"], discordant=tuple(data["discordant"]),
-                          reads=data["reads"])
+        return _status_of(body)
 
     @staticmethod
     def _record_status(tx: Tx, case_id: str, status: CaseStatus, since: str) -> None:
