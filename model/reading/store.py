@@ -92,6 +92,11 @@ def current_arbitrations(arbitrations: list[Arbitration]) -> list[Arbitration]:
     return [a for a in arbitrations if a.arbitration_id not in replaced]
 
 
+def not_a_reader(code: str) -> ReadRefused:
+    """The refusal of a reader code the site does not have."""
+    return ReadRefused(f"reader {str(code)!r:.20} is not one of this site's readers (`bcir readers list`)")
+
+
 def _status_of(body: str) -> CaseStatus:
     data = json.loads(body)
     return CaseStatus(state=data["state"], final=data["final"], discordant=tuple(data["discordant"]), reads=data["reads"])
@@ -235,7 +240,7 @@ class ReadStore:
     @staticmethod
     def _require_reader(tx: Tx, code: str) -> None:
         if not tx.one("SELECT code FROM readers WHERE code = ?", (code,)):
-            raise ReadRefused(f"reader {str(code)!r:.20} is not one of this site's readers (`bcir readers list`)")
+            raise not_a_reader(code)
 
     @staticmethod
     def _require_case(tx: Tx, case_id: str, *, lock: bool = False) -> None:
@@ -275,8 +280,10 @@ class ReadStore:
         return OpenedCase(case_id, reader, role, at, own, others, tuple(current_arbitrations(rows.arbitrations)),
                           status, ai_visible=ai_policy == "on_request" or own is not None)
 
-    def commit(self, read: Read) -> Read:
-        """Commit ``read`` whole, or refuse it with one line; returns it with its id and commit time."""
+    def commit(self, read: Read, *, committed_elsewhere: str | None = None) -> Read:
+        """Commit ``read`` whole, or refuse it with one line; returns it with its id and commit time.
+        ``committed_elsewhere``: the time a read was committed in another system (an import from a RIS or a
+        reader study; the protocol is checked all the same), kept as its commit time."""
         if read.read_id is not None or read.committed_at is not None:
             raise ReadRefused("a read gets its id and commit time from the store: it was committed already")
         with self.db.transaction() as tx:
@@ -304,7 +311,10 @@ class ReadStore:
                     raise ReadRefused("the site's AI policy hides the AI until the reader's own read is committed: "
                                       "this read says the AI was on screen")
                 role = ROLES[len(current)]  # first, then second
-            committed = replace(read, read_id=uuid.uuid4().hex, committed_at=now())
+            committed = replace(read, read_id=uuid.uuid4().hex, committed_at=committed_elsewhere or now())
+            if committed_elsewhere:
+                tx.execute("INSERT INTO events (case_id, reader, kind, at, detail) VALUES (?, ?, 'imported', ?, ?)",
+                           (read.case_id, read.reader, now(), committed.read_id))
             tx.execute("INSERT INTO reads (read_id, case_id, reader, role, replaces, opened_at, committed_at, body)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (committed.read_id, committed.case_id, committed.reader, role, committed.replaces,
@@ -313,8 +323,9 @@ class ReadStore:
             self._record_status(tx, read.case_id, next_step(policy, reads, []), committed.committed_at)
         return committed
 
-    def arbitrate(self, arbitration: Arbitration) -> Arbitration:
-        """Record the final outcome per breast of a case that waits for arbitration or consensus."""
+    def arbitrate(self, arbitration: Arbitration, *, decided_elsewhere: str | None = None) -> Arbitration:
+        """Record the final outcome per breast of a case that waits for arbitration or consensus.
+        ``decided_elsewhere``: as :meth:`commit`'s ``committed_elsewhere``."""
         if arbitration.arbitration_id is not None or arbitration.decided_at is not None:
             raise ReadRefused("an arbitration gets its id and time from the store: it was recorded already")
         with self.db.transaction() as tx:
@@ -337,7 +348,7 @@ class ReadStore:
             if policy == "arbitration" and arbitration.arbiter in {r.reader for r in current}:
                 raise ReadRefused(f"reader {arbitration.arbiter} read case {arbitration.case_id}: under the "
                                   "arbitration policy a third reader decides")
-            recorded = replace(arbitration, arbitration_id=uuid.uuid4().hex, decided_at=now())
+            recorded = replace(arbitration, arbitration_id=uuid.uuid4().hex, decided_at=decided_elsewhere or now())
             tx.execute("INSERT INTO arbitrations (arbitration_id, case_id, arbiter, replaces, decided_at, body)"
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (recorded.arbitration_id, recorded.case_id, recorded.arbiter, recorded.replaces,
@@ -477,4 +488,4 @@ def _case_id(case_id: str) -> str:
 
 
 __all__ = ["AI_POLICIES", "DEFAULTS", "EXPORT_COLUMNS", "OpenedCase", "ReadStore", "WorkItem", "Worklist",
-           "current_arbitrations", "current_reads"]
+           "current_arbitrations", "current_reads", "not_a_reader"]
