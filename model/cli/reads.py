@@ -147,6 +147,22 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from model.reading.bench import run_read_bench
+
+    with _store(args) as store:
+        report = run_read_bench(store, args.reads, samples=args.samples, log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['dialect']} {report['database']}: {report['reads_stored']} reads in {report['cases']} cases "
+              f"(filled in {report['fill_seconds']} s, {report['fill_reads_per_s']} reads/s)")
+        print(f"commit: median {report['commit_ms_median']} ms, p95 {report['commit_ms_p95']} ms over "
+              f"{report['samples']} reads; worklists: median {report['worklists_ms_median']} ms; open a case: median "
+              f"{report['open_case_ms_median']} ms")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     with _store(args) as store:
         status = store.status(args.case)
@@ -163,7 +179,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> list[argparse.ArgumentParser]:
-    """Add ``readers`` (add, list) and ``reads`` (add-cases, worklist, status, import, export, stats, policy)."""
+    """Add ``readers`` (add, list) and ``reads`` (add-cases, worklist, status, import, export, stats, policy,
+    bench)."""
     from model.reading.store import AI_POLICIES
     from model.reading.vocab import POLICIES, ROLES
 
@@ -222,7 +239,12 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     setp.add_argument("--json", action="store_true")
     setp.add_argument("--db", help=DB_HELP)
     setp.set_defaults(func=_cmd_policy)
-    for action in ("add-cases", "worklist", "status", "import", "export", "stats"):
+    p = sub.add_parser("bench", help="fill an EMPTY database with synthetic reads and time commits and worklists")
+    p.add_argument("--reads", type=int, default=100_000, help="reads to store first (default 100000)")
+    p.add_argument("--samples", type=int, default=200, help="commits to time (default 200)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
+    for action in ("add-cases", "worklist", "status", "import", "export", "stats", "bench"):
         sub.choices[action].add_argument("--db", help=DB_HELP)
     return [readers, reads]
 

@@ -123,3 +123,15 @@ def test_the_policy_is_shown_and_set_from_the_command_line(reads_db, tmp_path):
     assert shown["history"][0]["set_by"] == "AA"
     refused = bcir(site, reads_db, "reads", "policy", "set", "single", "--by", "QQ", check=False)
     assert refused.returncode == 2 and "reader 'QQ' is not one of this site's readers" in refused.stderr
+
+
+def test_the_store_benchmark_fills_an_empty_database_and_refuses_one_that_holds_reads(reads_db, tmp_path):
+    site = tmp_path / "site"
+    report = json.loads(bcir(site, reads_db, "reads", "bench", "--reads", "60", "--samples", "5", "--json").stdout)
+    assert report["reads_stored"] == 65 and report["cases"] == 35 and report["dialect"] in reads_db
+    assert report["commit_ms_median"] > 0 and report["worklists_ms_median"] > 0 and report["open_case_ms_median"] > 0
+    # reader BB read the 30 filled cases second: they are BB's done; the 5 timed cases wait for BB's second read
+    assert report["worklist_counts_reader_BB"]["second"] == 5
+    assert report["worklist_counts_reader_BB"]["done"] == 30
+    again = bcir(site, reads_db, "reads", "bench", "--reads", "10", check=False)
+    assert again.returncode == 2 and "give it an empty database" in again.stderr
