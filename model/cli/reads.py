@@ -136,12 +136,12 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_policy(args: argparse.Namespace) -> int:
     with _store(args) as store:
         if args.policy_action == "set":
-            store.set_policy(args.policy, by=args.by.upper(), ai=args.ai)
-        policy, ai, history = store.policy(), store.ai_policy(), store.policy_history()
+            store.set_policy(args.policy, by=args.by.upper(), ai=args.ai, scale=args.scale)
+        policy, ai, scale, history = store.policy(), store.ai_policy(), store.scale(), store.policy_history()
     if args.json:
-        _print_json({"reading_policy": policy, "ai_policy": ai, "history": history})
+        _print_json({"reading_policy": policy, "ai_policy": ai, "scale": scale, "history": history})
     else:
-        print(f"reading policy: {policy}; AI: {ai.replace('_', ' ')}")
+        print(f"reading policy: {policy}; AI: {ai.replace('_', ' ')}; scale: {scale}")
         last = next((h for h in reversed(history) if h["name"] == "reading_policy"), None)
         print(f"set by {last['set_by']} at {last['set_at']}" if last else "the default: never set at this site")
     return 0
@@ -236,6 +236,7 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     setp.add_argument("--by", required=True, metavar="CODE", help="the reader who sets it")
     setp.add_argument("--ai", choices=AI_POLICIES, help="hide the AI until the reader's own read is in, or show it "
                                                         "on request")
+    setp.add_argument("--scale", choices=("birads", "rcr"), help="the score scale: BI-RADS or the UK RCR 1-5")
     setp.add_argument("--json", action="store_true")
     setp.add_argument("--db", help=DB_HELP)
     setp.set_defaults(func=_cmd_policy)

@@ -30,10 +30,10 @@ from model.errors import ReadRefused
 from model.reading.db import Database, Tx, default_url, now
 from model.reading.policy import CaseStatus, next_step
 from model.reading.reads import Arbitration, Read, Reader
-from model.reading.vocab import POLICIES, ROLES, SIDES
+from model.reading.vocab import POLICIES, ROLES, SCALES, SIDES
 
 AI_POLICIES = ("after_own_read", "on_request")  # hidden until the reader's own read is committed, or shown on request
-DEFAULTS = {"reading_policy": "arbitration", "ai_policy": "after_own_read"}
+DEFAULTS = {"reading_policy": "arbitration", "ai_policy": "after_own_read", "scale": "birads"}
 READERS_PER_CASE = {"single": 1}  # every other policy: two
 
 
@@ -215,20 +215,42 @@ class ReadStore:
         with self.db.transaction(write=False) as tx:
             return self._setting(tx, "ai_policy")
 
-    def set_policy(self, policy: str, by: str, *, ai: str | None = None) -> None:
-        """Set the site's reading policy (and, with ``ai``, its AI policy); a new row, the latest wins."""
+    def scale(self) -> str:
+        """The site's scale for a breast's score: birads (0-6 with 4A/4B/4C) or rcr (the UK 1-5)."""
+        with self.db.transaction(write=False) as tx:
+            return self._setting(tx, "scale")
+
+    def set_policy(self, policy: str, by: str, *, ai: str | None = None, scale: str | None = None) -> None:
+        """Set the site's reading policy (and, with ``ai``, its AI policy; with ``scale``, its score scale); new
+        rows, the latest wins."""
         if policy not in POLICIES:
             raise ReadRefused(f"policy {policy!r:.40} is not one of {', '.join(POLICIES)}")
         if ai is not None and ai not in AI_POLICIES:
             raise ReadRefused(f"AI policy {ai!r:.40} is not one of {', '.join(AI_POLICIES)}")
+        if scale is not None and scale not in SCALES:
+            raise ReadRefused(f"scale {scale!r:.20} is not one of {', '.join(SCALES)}")
         with self.db.transaction() as tx:
             self._require_reader(tx, by)
             at = now()
-            tx.execute("INSERT INTO settings (name, value, set_by, set_at) VALUES (?, ?, ?, ?)",
-                       ("reading_policy", policy, by, at))
-            if ai is not None:
-                tx.execute("INSERT INTO settings (name, value, set_by, set_at) VALUES (?, ?, ?, ?)",
-                           ("ai_policy", ai, by, at))
+            for name, value in (("reading_policy", policy), ("ai_policy", ai), ("scale", scale)):
+                if value is not None:
+                    tx.execute("INSERT INTO settings (name, value, set_by, set_at) VALUES (?, ?, ?, ?)",
+                               (name, value, by, at))
+
+    def log_event(self, case_id: str | None, reader: str, kind: str, detail: str = "") -> None:
+        """Log what a reader did besides reading (parked a case, left reading mode): append-only, with the time."""
+        with self.db.transaction() as tx:
+            self._require_reader(tx, reader)
+            if case_id is not None:
+                self._require_case(tx, case_id)
+            tx.execute("INSERT INTO events (case_id, reader, kind, at, detail) VALUES (?, ?, ?, ?, ?)",
+                       (case_id, reader, str(kind)[:40], now(), str(detail)[:500]))
+
+    def events(self, reader: str | None = None) -> list[dict]:
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute("SELECT case_id, reader, kind, at, detail FROM events ORDER BY seq")
+        return [{"case_id": c, "reader": r, "kind": k, "at": a, "detail": d} for c, r, k, a, d in rows
+                if reader is None or r == reader]
 
     def policy_history(self) -> list[dict]:
         with self.db.transaction(write=False) as tx:

@@ -116,10 +116,10 @@ def test_an_import_with_bad_rows_imports_the_good_ones_and_lists_each_bad_one(de
 def test_the_policy_is_shown_and_set_from_the_command_line(reads_db, tmp_path):
     site = tmp_path / "site"
     bcir(site, reads_db, "readers", "add", "AA", "Dr A")
-    assert bcir(site, reads_db, "reads", "policy", "show").stdout.startswith("reading policy: arbitration; AI: after own read")
-    bcir(site, reads_db, "reads", "policy", "set", "consensus", "--by", "AA", "--ai", "on_request")
+    assert bcir(site, reads_db, "reads", "policy", "show").stdout.startswith("reading policy: arbitration; AI: after own read; scale: birads")
+    bcir(site, reads_db, "reads", "policy", "set", "consensus", "--by", "AA", "--ai", "on_request", "--scale", "rcr")
     shown = json.loads(bcir(tmp_path / "other", reads_db, "reads", "policy", "show", "--json").stdout)
-    assert shown["reading_policy"] == "consensus" and shown["ai_policy"] == "on_request"
+    assert shown["reading_policy"] == "consensus" and shown["ai_policy"] == "on_request" and shown["scale"] == "rcr"
     assert shown["history"][0]["set_by"] == "AA"
     refused = bcir(site, reads_db, "reads", "policy", "set", "single", "--by", "QQ", check=False)
     assert refused.returncode == 2 and "reader 'QQ' is not one of this site's readers" in refused.stderr
