@@ -85,6 +85,16 @@ def test_a_double_reading_from_the_command_line_on_two_workstations(demo_root, r
     exported = list(csv.DictReader(bcir(site, reads_db, "reads", "export").stdout.splitlines()))
     assert len(exported) == 14 and sum(r["kind"] == "arbitration" for r in exported) == 2
     assert {(r["reader"], r["role"]) for r in exported if r["kind"] == "read"} == {("AA", "first"), ("BB", "second")}
+    plot = tmp_path / "stats.png"
+    stats = json.loads(bcir(site, reads_db, "reads", "stats", "--json", "--plot", str(plot)).stdout)
+    by_reader = {r["reader"]: r for r in stats["readers"]}
+    # A: 3 reads, 1 recall (case 2), discordant with B on 1 of 3 double-read cases, upheld by C
+    assert (by_reader["AA"]["reads"], by_reader["AA"]["recalls"], by_reader["AA"]["discordant"]) == (3, 1, 1)
+    assert by_reader["AA"]["upheld"] == by_reader["AA"]["arbitrated_recalls"] == 1
+    assert (by_reader["BB"]["reads"], by_reader["BB"]["as_second"], by_reader["BB"]["recalls"]) == (0 + 3, 3, 0)
+    assert by_reader["CC1"]["arbitrations"] == 1 and by_reader["CC1"]["reads"] == 0
+    assert (stats["site"]["done"], stats["site"]["double_read"], stats["site"]["arbitrated"]) == (3, 3, 1)
+    assert stats["site"]["recalled"] == 1 and plot.stat().st_size > 0
     out_json = tmp_path / "reads.json"
     bcir(site, reads_db, "reads", "export", "--format", "json", "--out", str(out_json))
     assert len(json.loads(out_json.read_text())["rows"]) == 14
