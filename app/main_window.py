@@ -30,6 +30,8 @@ from app.ai_controller import AiController
 from app.case_loader import CaseLoader
 from app.errors import ErrorReporter
 from app.panels.findings_panel import FindingsDock
+from app.panels.reading_panel import ReadingDock
+from app.reading_controller import ReadingController
 from app.viewer.hanging import cc_row
 from app.viewer.hanging_view import HangingView
 from app.errors import describe
@@ -76,10 +78,13 @@ class MainWindow(QMainWindow):
         self.skipped = SkippedFilesDock(self)
         self.findings = FindingsDock(self)
         self.review = ReviewDock(self.settings, self.reviews, review_problem, self)
+        self.reading = ReadingDock(self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.findings)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review)
         self.splitDockWidget(self.findings, self.review, Qt.Orientation.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.reading)
+        self.reading.hide()  # reading mode shows it
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.skipped)
         self.resizeDocks([self.worklist, self.findings], [330, 440], Qt.Orientation.Horizontal)
         self.resizeDocks([self.findings, self.review], [380, 330], Qt.Orientation.Vertical)
@@ -88,6 +93,8 @@ class MainWindow(QMainWindow):
         self.ai_control = AiController(self, model_path=model_path)
         self.ai = self.ai_control.runner
         self._build_status_bar()
+        self.reading_control = ReadingController(self)
+        self.statusBar().insertPermanentWidget(0, self.reading_control.mode_label)
         self.actions = build_menus(self)
         self.ai_control.roi_action = self.actions.roi
         self.cancel_button.clicked.connect(self.cancel_background)
@@ -255,7 +262,9 @@ class MainWindow(QMainWindow):
         self.ai_control.cancel()
 
     def escape(self) -> None:
-        """Esc: leave ROI mode when it is on, else cancel what runs in the background."""
+        """Esc: stop marking a finding, or leave ROI mode when it is on, else cancel what runs in the background."""
+        if self.reading_control.cancel_mark():
+            return
         if self.actions.roi.isChecked():
             self.actions.roi.setChecked(False)
         else:
@@ -296,6 +305,7 @@ class MainWindow(QMainWindow):
         # Every panel is reset for the new case before the loader runs: a case already in memory is shown at
         # once, inside loader.show, and its AI results and caseDone arrive before it returns.
         self.review.set_case(patient_id)  # first: in blinded reading the AI is hidden before anything is drawn
+        self.reading_control.open_case(patient_id)  # in reading mode: the AI as the site's policy says, no truth
         self.ai_control.patient_shown(patient_id, cc_row(images))
         self.loader.show(patient_id, images)
 
@@ -303,7 +313,7 @@ class MainWindow(QMainWindow):
         seconds = time.perf_counter() - self._case_started
         problems = self.viewer.problems()
         message = f"{patient_id} shown in {seconds:.2f} s"
-        if problems and self.viewer.blinded:
+        if problems and (self.viewer.blinded or self.reading_control.reading):
             problems = []  # they name the pathology: not before the reader's own read
         if problems:
             message += f"; {len(problems)} truth mask{'s' if len(problems) > 1 else ''} not drawn: " + "; ".join(problems)
@@ -325,14 +335,21 @@ class MainWindow(QMainWindow):
         if ai.indexed.patient_id == self.viewer.patient_id and not ai.is_roi:
             complete = all(i.path in self.findings.whole_scores for i in self.findings.images)
             self.review.set_ai(self.findings.score(), self.ai.model_version, complete=complete)
+            self.reading_control.ai_result_arrived()
 
     def _on_ai_finished(self, patient_id: str) -> None:
         """The AI is done with the case on screen (results, or failures on some views): the score is final."""
         if patient_id == self.viewer.patient_id:
             self.review.set_ai(self.findings.score(), self.ai.model_version, complete=True)
 
+    def refresh_review_phase(self) -> None:
+        self._apply_review_phase(self.review.phase)
+
     def _apply_review_phase(self, phase: str) -> None:
-        """Blinded reading hides the AI and the truth until the reader's own read is recorded."""
+        """Blinded reading hides the AI and the truth until the reader's own read is recorded (in audit mode; in
+        reading mode the reading controller decides what is shown)."""
+        if self.reading_control.reading:
+            return
         blind = hides_ai_and_truth(phase, self.review.blinded_mode)
         self.viewer.set_blinded(blind)
         self.findings.set_blinded(blind)
@@ -606,6 +623,7 @@ class MainWindow(QMainWindow):
         if self._index_worker is not None:
             self._index_worker.cancel()
         self.review.save_drafts()
+        self.reading_control.close()  # a read in progress stays on this workstation as a draft
         QApplication.instance().removeEventFilter(self.typing_guard)
         if self.retrain_dialog is not None:  # a live run was paused or left running, as the reader chose
             self.retrain_dialog.stop_following()

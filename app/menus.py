@@ -34,6 +34,9 @@ class Actions:
     sigmoid: QAction
     recent_menu: QMenu
     refresh_recent: Callable[[], None]
+    start_reading: QAction
+    review_actions: list[QAction]  # the audit review's: off in reading mode
+    reading_actions: list[QAction]  # reading mode's: off in audit mode
 
 
 def _add(window: MainWindow, menu: QMenu, text: str, slot: Callable, keys=(), *, checkable=False, checked=False) -> QAction:
@@ -100,7 +103,8 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, view, "Prediction fill more transparent", lambda: ai_control.change_fill_opacity(-1), ["["])
     _add(window, view, "Prediction fill more opaque", lambda: ai_control.change_fill_opacity(+1), ["]"])
     view.addSeparator()
-    docks = ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2"), (window.findings, "Ctrl+3"), (window.review, "Ctrl+4"))
+    docks = ((window.worklist, "Ctrl+1"), (window.skipped, "Ctrl+2"), (window.findings, "Ctrl+3"), (window.review, "Ctrl+4"),
+             (window.reading, "Ctrl+5"))
     for dock, keys in docks:
         toggle = dock.toggleViewAction()
         toggle.setShortcut(QKeySequence(keys))
@@ -112,13 +116,30 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, ai, "Run AI on this case again", ai_control.run_again, ["Ctrl+R"])
     _add(window, ai, "Choose model file…", ai_control.ask_model_file)
 
+    reading = bar.addMenu("Rea&ding")
+    control = window.reading_control
+    start_reading = _add(window, reading, "Start reading (choose the reader)…", control.ask_start, ["Ctrl+Shift+R"])
+    reading_actions = [
+        _add(window, reading, "Commit my read", control.commit, ["Ctrl+Return"]),
+        _add(window, reading, "Normal both breasts, next case", control.normal_next, ["F9"]),
+        _add(window, reading, "Park this case (keep the read on this workstation)", control.park_next,
+             ["Ctrl+Shift+P"]),
+        _add(window, reading, "Next case in my worklist", control.next_case, ["Ctrl+Shift+N"]),
+        _add(window, reading, "Leave reading mode (audit view)…", control.ask_leave),
+    ]
+    for action in reading_actions:
+        action.setEnabled(False)
+
     review = bar.addMenu("&Review")
     blinded = _add(window, review, "Blinded reading: hide AI and truth until my own read", window.set_blinded_mode,
                    ["Ctrl+B"], checkable=True)
-    _add(window, review, "Choose BI-RADS", window.review.focus_birads, ["F2"])
-    _add(window, review, "Record my own read (blinded; reveals the AI)", window.record_own_read, ["Ctrl+Return"])
-    _add(window, review, "Agree with the AI", lambda: window.record_verdict("agree"), ["Ctrl+Shift+A"])
-    _add(window, review, "Disagree with the AI", lambda: window.record_verdict("disagree"), ["Ctrl+Shift+D"])
+    review_actions = [
+        blinded,
+        _add(window, review, "Choose BI-RADS", window.review.focus_birads, ["F2"]),
+        _add(window, review, "Record my own read (blinded; reveals the AI)", window.record_own_read, ["Ctrl+Return"]),
+        _add(window, review, "Agree with the AI", lambda: window.record_verdict("agree"), ["Ctrl+Shift+A"]),
+        _add(window, review, "Disagree with the AI", lambda: window.record_verdict("disagree"), ["Ctrl+Shift+D"]),
+    ]
     review.addSeparator()
     _add(window, review, "Review history…", window.show_review_history, ["Ctrl+H"])
     _add(window, review, "Export reviews to CSV…", window.ask_export_reviews)
@@ -139,4 +160,5 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, help_menu, "Keyboard shortcuts", window.show_shortcuts, ["F1"])
     _add(window, help_menu, "About B-Cir Review", window.show_about)
     return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel, prediction=prediction, heatmap=heatmap, roi=roi,
-                   blinded=blinded, lens=lens, sigmoid=sigmoid, recent_menu=recent_menu, refresh_recent=refresh_recent)
+                   blinded=blinded, lens=lens, sigmoid=sigmoid, recent_menu=recent_menu, refresh_recent=refresh_recent,
+                   start_reading=start_reading, review_actions=review_actions, reading_actions=reading_actions)

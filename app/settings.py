@@ -45,6 +45,26 @@ class Settings:
         self._qt.setValue("review/reader", name.strip())
         self._qt.sync()
 
+    @property
+    def reads_db(self) -> str:
+        """The reading database this workstation uses ('': $BCIR_READS_DB, else its own SQLite file)."""
+        return str(self._qt.value("reading/database", "") or "")
+
+    @reads_db.setter
+    def reads_db(self, url: str) -> None:
+        self._qt.setValue("reading/database", url.strip())
+        self._qt.sync()
+
+    @property
+    def reading_reader(self) -> str:
+        """The code of the reader who last read at this workstation (offered first at the next start)."""
+        return str(self._qt.value("reading/reader", "") or "")
+
+    @reading_reader.setter
+    def reading_reader(self, code: str) -> None:
+        self._qt.setValue("reading/reader", code)
+        self._qt.sync()
+
     # -- recent folders
 
     def recent(self) -> list[str]:

@@ -93,6 +93,7 @@ class FindingsDock(QDockWidget):
         self.failures: dict[str, AiFailure] = {}  # images the AI could not run on, with the reason
         self.status = ""
         self.blinded = False
+        self.reading = False  # reading mode: no ground truth here at all, whatever the AI does
         self.tree.currentItemChanged.connect(lambda current, _previous: self._activate(current))
         self.tree.itemClicked.connect(lambda item, _column: self._activate(item) if item is self.tree.currentItem() else None)
         self.set_case(None, [])
@@ -155,6 +156,11 @@ class FindingsDock(QDockWidget):
             return
         score = self.score()
         lines = [f"<b>{self.patient_id}</b>"]
+        if self.reading:
+            lines.append('<span style="color:#ffb050">Reading mode: no ground truth is shown. Read the case in the '
+                         "Reading panel; the AI follows the site's policy there.</span>")
+            self.summary.setText("<br>".join(lines))
+            return
         if self.blinded:
             lines.append('<span style="color:#ffb050">Blinded reading: the AI findings and the ground truth are hidden '
                          "until you record your own read in Review (Ctrl+Return).</span>")
@@ -176,10 +182,16 @@ class FindingsDock(QDockWidget):
             lines.append(f'<span style="color:#aaaaaa">{self.status}</span>')
         self.summary.setText("<br>".join(lines))
 
+    def set_reading(self, reading: bool) -> None:
+        """Reading mode: the list (which holds the ground truth beside the AI) is emptied and stays empty; audit
+        mode fills it again."""
+        self.reading = reading
+        self._rebuild()
+
     def _rebuild(self) -> None:
         self.tree.blockSignals(True)
         self.tree.clear()
-        for image in self.images:
+        for image in self.images if not self.reading else ():
             item = self._image_item(image, self.results.get(image.path), self.failures.get(image.path))
             self.tree.addTopLevelItem(item)
             for row in (item, *(item.child(j) for j in range(item.childCount()))):

@@ -69,6 +69,7 @@ class WorklistDock(QDockWidget):
         self._scores: dict[str, dict[str, float]] = {}  # patient -> image path -> case score of that image
         self._status: dict[str, str] = {}  # patient -> "reviewed" / "disagreement" (absent: unread)
         self.blinded = False
+        self.reading = False  # reading mode: no ground truth written anywhere in the list, not even hidden
         self.search.textChanged.connect(self.apply_filter)
         self.search.returnPressed.connect(self.open_search_match)
         self.filter.currentTextChanged.connect(lambda _text: self.apply_filter())
@@ -112,19 +113,20 @@ class WorklistDock(QDockWidget):
         self._finish_adding()
 
     def _add_patient(self, patient_id: str, images: list[IndexedImage]) -> None:
-        truth = patient_truth(images)
+        truth = patient_truth(images) if not self.reading else ""
         item = QTreeWidgetItem([patient_id, truth])
         item.setData(0, PATIENT_ROLE, patient_id)
         item.setToolTip(0, f"{patient_id}: {len(images)} image{'s' if len(images) != 1 else ''}")
         if truth == "MALIGNANT":
             item.setForeground(TRUTH_COLUMN, QBrush(MALIGNANT_COLOR))
         for image in images:
-            child = QTreeWidgetItem([image_label(image), image_truth(image)])
+            child = QTreeWidgetItem([image_label(image), image_truth(image) if not self.reading else ""])
             child.setData(0, PATIENT_ROLE, patient_id)
             child.setData(0, PATH_ROLE, image.path)
             child.setToolTip(0, image.path)
-            child.setToolTip(TRUTH_COLUMN, image_truth(image))
-            if image.malignant:
+            if not self.reading:
+                child.setToolTip(TRUTH_COLUMN, image_truth(image))
+            if image.malignant and not self.reading:
                 child.setForeground(TRUTH_COLUMN, QBrush(MALIGNANT_COLOR))
             item.addChild(child)
             self._image_items[image.path] = child
@@ -183,6 +185,26 @@ class WorklistDock(QDockWidget):
         if blinded and self.filter.currentIndex() == flagged:
             self.filter.setCurrentIndex(0)
 
+    def set_reading(self, reading: bool) -> None:
+        """Reading mode: the rows are written again without the ground truth (not merely hidden), and the truth
+        and AI columns are hidden; audit mode writes them again."""
+        if reading == self.reading:
+            return
+        self.reading = reading
+        current = self.current_patient()
+        patients = self._patients
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        self._items, self._image_items, self._patients = {}, {}, {}
+        for patient_id, images in patients.items():
+            self._patients[patient_id] = images
+            self._add_patient(patient_id, images)
+        if current in self._items:
+            self.tree.setCurrentItem(self._items[current])
+        self.tree.blockSignals(False)
+        self._finish_adding()
+        self.set_blinded(reading or self.blinded)
+
     # -- AI scores
 
     def set_ai_score(self, patient_id: str, path: str, score: float) -> None:
@@ -192,6 +214,8 @@ class WorklistDock(QDockWidget):
             return
         scores = self._scores.setdefault(patient_id, {})
         scores[path] = score
+        if self.reading:
+            return  # reading mode: the AI's scores are the site's policy's to show, in the Reading panel
         child = self._image_items.get(path)
         if child is not None:
             self._show_score(child, score)

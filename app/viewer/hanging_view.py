@@ -70,6 +70,7 @@ class HangingView(QWidget):
     windowChanged = Signal(str)  # C/W of the pane under the cursor (or the first pane)
     caseShown = Signal(str)  # patient id, once every pane of the current layout has its image
     roiClicked = Signal(str, float, float)  # in ROI mode, a left click: image path, original-pixel x (column), y (row)
+    markClicked = Signal(str, float, float)  # in mark mode (a reader marking a finding): the same
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +109,7 @@ class HangingView(QWidget):
         self.show_heatmap = False
         self.fill_opacity = DEFAULT_FILL_OPACITY
         self.roi_mode = False
+        self.mark_mode = False
         self.blinded = False  # blinded reading: AI and ground truth hidden whatever the toggles say
         self.sigmoid = False  # VOI function SIGMOID instead of the window's own (S)
         self.lens = Magnifier(self.canvas.viewport())
@@ -519,8 +521,16 @@ class HangingView(QWidget):
         else:
             self.canvas.viewport().unsetCursor()
 
+    def set_mark_mode(self, on: bool) -> None:
+        """The next left click on an image marks a finding there (it wins over ROI mode while on)."""
+        self.mark_mode = on
+        if on or self.roi_mode:
+            self.canvas.viewport().setCursor(QCursor(Qt.CursorShape.CrossCursor))
+        else:
+            self.canvas.viewport().unsetCursor()
+
     def _on_mouse_clicked(self, event) -> None:
-        if not self.roi_mode or event.button() != Qt.MouseButton.LeftButton or event.double():
+        if not (self.roi_mode or self.mark_mode) or event.button() != Qt.MouseButton.LeftButton or event.double():
             return
         pane = self.pane_at(event.scenePos())
         if pane is None or pane.loaded is None:
@@ -529,7 +539,7 @@ class HangingView(QWidget):
         rows, cols = pane.loaded.shape
         if 0 <= col < cols and 0 <= row < rows:
             event.accept()
-            self.roiClicked.emit(pane.loaded.indexed.path, float(col), float(row))
+            (self.markClicked if self.mark_mode else self.roiClicked).emit(pane.loaded.indexed.path, float(col), float(row))
 
     def center_on(self, path: str, box: tuple[float, float, float, float]) -> bool:
         """Centre the (linked) panes on the box x0, y0, x1, y1 (stored pixels) of an image, zooming in modestly."""

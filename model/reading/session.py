@@ -151,8 +151,8 @@ class ReadingSession:
         """Open a case: the store records it; a draft saved on this workstation comes back."""
         self.opened = self.store.open_case(case_id, self.reader)
         saved = self.drafts.load(case_id)
-        if self.opened.own is not None:
-            self.draft = None  # read already: the reader sees it, and may change it (:meth:`change`)
+        if self.opened.own is not None or self.opened.role not in ("first", "second"):
+            self.draft = None  # read already (the reader may change it: :meth:`change`), or not theirs to read
         elif saved is not None and saved.reader == self.reader:
             self.draft = saved
         else:

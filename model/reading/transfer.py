@@ -153,18 +153,24 @@ def import_reads(store: ReadStore, path: Path, *, add_cases: bool = False) -> Im
     return result
 
 
-def cases_of_folder(root: Path, *, workers: int = 1) -> list[tuple[str, list[str], dict[str, bool]]]:
-    """The cases of a study folder as the store takes them: (case id, image keys, known cancer per breast). A case
-    is a patient's screening views as the study index groups them; its id is the patient ID the folder uses (the
-    store is the site's own database, as its PACS is); an image key is "LCC:relative/path". Cancer per breast is
-    known where the folder's labels cover the patient: any malignant abnormality on that side's images."""
-    from model.data.study_index import build_index
+def image_key(image, root: str | Path) -> str:
+    """An image as a case and a mark name it: "LCC:relative/path" (the side and view, then the path in the folder)."""
+    path = Path(image.path)
+    try:
+        path = path.relative_to(root)
+    except ValueError:
+        pass  # a file opened on its own: its whole path
+    return f"{image.laterality or '?'}{image.view or '?'}:{path.as_posix()}"
 
-    index = build_index(root, workers=workers)
+
+def cases_of_index(index) -> list[tuple[str, list[str], dict[str, bool]]]:
+    """The cases of a study index as the store takes them: (case id, image keys, known cancer per breast). A case
+    is a patient's screening views as the index groups them; its id is the patient ID the folder uses (the store is
+    the site's own database, as its PACS is). Cancer per breast is known where the folder's labels cover the
+    patient: any malignant abnormality on that side's images."""
     out = []
     for patient, images in sorted(index.patients().items()):
-        keys = sorted(f"{(i.laterality or '?')}{(i.view or '?')}:{Path(i.path).relative_to(index.root).as_posix()}"
-                      for i in images)
+        keys = sorted(image_key(i, index.root) for i in images)
         truth: dict[str, bool] = {}
         for side in SIDES:
             on_side = [i for i in images if i.laterality == side]
@@ -175,18 +181,26 @@ def cases_of_folder(root: Path, *, workers: int = 1) -> list[tuple[str, list[str
     return out
 
 
-def add_cases_of_folder(store: ReadStore, root: Path) -> tuple[int, int]:
-    """Put a folder's cases on the store's reading list, with their known outcome per breast; (added, already
-    there)."""
+def add_cases_of_index(store: ReadStore, index, source: str) -> tuple[int, int]:
+    """Put an index's cases on the store's reading list, with their known outcome per breast (never shown in
+    reading mode; the statistics read it); (added, already there)."""
     added = present = 0
-    for case, images, truth in cases_of_folder(root):
+    for case, images, truth in cases_of_index(index):
         if store.add_case(case, images):
             added += 1
             for side, cancer in truth.items():
-                store.record_truth(case, side, cancer, f"labels of {Path(root).name}")
+                store.record_truth(case, side, cancer, source)
         else:
             present += 1
     return added, present
 
 
-__all__ = ["ImportResult", "add_cases_of_folder", "cases_of_folder", "export_text", "import_reads", "write_export"]
+def add_cases_of_folder(store: ReadStore, root: Path) -> tuple[int, int]:
+    """:func:`add_cases_of_index` of the study folder ``root``."""
+    from model.data.study_index import build_index
+
+    return add_cases_of_index(store, build_index(root, workers=1), f"labels of {Path(root).name}")
+
+
+__all__ = ["ImportResult", "add_cases_of_folder", "add_cases_of_index", "cases_of_index", "export_text", "image_key",
+           "import_reads", "write_export"]

@@ -1,0 +1,184 @@
+"""A whole screening double reading in the window, with the keyboard: reader A reads three cases (one finding marked
+on the image), reader B reads them blind and disagrees on one breast, reader C arbitrates, and the statistics match.
+In reading mode no ground truth appears in any widget: every text and tooltip is walked, case after case."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractButton, QComboBox, QDockWidget, QLabel, QLineEdit, QListWidget, QTabWidget, QTreeWidget,
+    QTreeWidgetItemIterator, QWidget,
+)
+
+from model.reading.reads import Reader
+from model.reading.stats import reading_stats
+from model.reading.store import ReadStore
+from tests.app.qt_helpers import TIMEOUT_MS, open_root
+
+from app.case_text import image_truth, patient_truth
+from app.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, model_file, cache_dir):
+    w = MainWindow(model_path=model_file)
+    w.resize(1600, 980)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def every_text(window) -> list[str]:
+    """Every text and tooltip the window's widgets hold, shown or not (a hidden column is one click away)."""
+    texts = [window.windowTitle(), window.statusBar().currentMessage()]
+    for widget in window.findChildren(QWidget):
+        texts.append(widget.toolTip())
+        if isinstance(widget, (QLabel, QAbstractButton, QLineEdit)):
+            texts.append(widget.text())
+        if isinstance(widget, QDockWidget):
+            texts.append(widget.windowTitle())
+        if isinstance(widget, QComboBox):
+            texts += [widget.itemText(i) for i in range(widget.count())]
+        if isinstance(widget, QTabWidget):
+            texts += [widget.tabText(i) for i in range(widget.count())]
+        if isinstance(widget, QListWidget):
+            for i in range(widget.count()):
+                texts += [widget.item(i).text(), widget.item(i).toolTip()]
+        if isinstance(widget, QTreeWidget):
+            iterator = QTreeWidgetItemIterator(widget)
+            while iterator.value():
+                item = iterator.value()
+                for column in range(widget.columnCount()):
+                    texts += [item.text(column), item.toolTip(column)]
+                iterator += 1
+    return [t for t in texts if t]
+
+
+def truth_shown(texts: list[str], index) -> list[str]:
+    """The texts that give away the demo folder's ground truth: the pathologies as CBIS-DDSM writes them (anywhere in
+    a text), an image's truth as the worklist and Findings word it, and a patient's one-word truth as a cell holds it
+    (a cell that is exactly "benign" or "no lesion"; BI-RADS 2's "benign" in the audit review's list is not truth)."""
+    anywhere = {"MALIGNANT", "BENIGN"} | {image_truth(i) for images in index.patients().values() for i in images
+                                          if i.abnormalities}
+    whole = {patient_truth(images) for images in index.patients().values()} | {"no lesion"}
+    return [t for t in texts if any(word in t for word in anywhere) or t.strip() in whole]
+
+
+def assert_no_truth(window, index) -> None:
+    assert truth_shown(every_text(window), index) == []
+
+
+def wait_case(qtbot, window, case: str) -> None:
+    qtbot.waitUntil(lambda: window.viewer.patient_id == case and window.reading_control.session.opened is not None
+                    and window.reading_control.session.opened.case_id == case, timeout=TIMEOUT_MS)
+
+
+def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    qtbot.keyClick(window.viewer.canvas, k, modifier)
+
+
+def choose(box: QComboBox, data) -> None:
+    """What a reader's pick in a combo box does."""
+    box.setCurrentIndex(box.findData(data))
+    box.activated.emit(box.currentIndex())
+
+
+def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_mode(qtbot, window, demo_root,
+                                                                                    reads_db):
+    with ReadStore(reads_db) as setup:
+        for code, name in (("AA", "Dr A"), ("BB", "Dr B"), ("CC1", "Dr C")):
+            setup.add_reader(Reader(code, name))
+    index = open_root(qtbot, window, demo_root)
+    assert truth_shown(every_text(window), index)  # the audit view shows the truth: the walk sees it
+    control, dock = window.reading_control, window.reading
+
+    # reader A
+    assert control.start(ReadStore(reads_db), "AA")
+    assert control.mode_label.text() == "READING as Dr A (AA)" and "READING as Dr A (AA)" in window.windowTitle()
+    assert dock.isVisible() and not window.findings.isVisible() and not window.actions.truth.isEnabled()
+    cases = sorted(index.patients())[:3]
+    assert dock.tabs.tabText(0) == f"First reads ({len(index.patients())})"
+    assert_no_truth(window, index)
+    window.select_patient(cases[0])
+    wait_case(qtbot, window, cases[0])
+    assert window.viewer.blinded and not window.viewer.truth_shown  # the AI hidden until A's own read is in
+    assert_no_truth(window, index)
+    key(qtbot, window, Qt.Key.Key_F9)  # normal both breasts, next case
+    wait_case(qtbot, window, cases[1])
+    left = dock.breasts["L"]
+    choose(left.outcome, "assessment")
+    choose(left.score, "4B")
+    choose(dock.breasts["R"].score, "1")
+    dock.finding_type.setCurrentText("ill-defined mass")
+    dock.finding_side.setCurrentIndex(dock.finding_side.findData("L"))
+    dock.add_finding.click()
+    dock.mark.click()
+    assert window.viewer.mark_mode
+    lcc = next(i for i in window.worklist.patients[cases[1]] if i.laterality == "L" and i.view == "CC")
+    window.viewer.markClicked.emit(lcc.path, 40.0, 30.0)  # what a click on the left CC pane sends
+    assert not window.viewer.mark_mode and dock.findings.item(0).text() == "L: ill-defined mass (LCC; 1 mark)"
+    assert_no_truth(window, index)
+    key(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # commit
+    assert dock.message.text().startswith("Read committed")
+    assert not window.viewer.blinded and not window.viewer.truth_shown  # the AI now; the truth never
+    assert "Dr A (AA)" in dock.revealed.text() and "Recall for assessment" in dock.revealed.text()
+    assert_no_truth(window, index)
+    key(qtbot, window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    wait_case(qtbot, window, cases[2])
+    key(qtbot, window, Qt.Key.Key_F9)
+    qtbot.waitUntil(lambda: dock.tabs.tabText(0) == f"First reads ({len(index.patients()) - 3})", timeout=TIMEOUT_MS)
+    assert dock.tabs.tabText(3) == "Done (3)"
+    control.ask_leave()
+    next(b for b in control.leave_prompt.buttons() if b.text() == "Leave reading mode").click()
+    assert not control.reading and control.mode_label.text() == "AUDIT (ground truth shown)"
+    assert truth_shown(every_text(window), index) and window.findings.isVisible()
+
+    # reader B, blind to A
+    assert control.start(ReadStore(reads_db), "BB")
+    assert dock.tabs.tabText(1) == "Second reads (3)" and dock.tabs.tabText(0) == f"First reads ({len(index.patients()) - 3})"
+    dock.tabs.setCurrentIndex(1)
+    window.select_patient(cases[0])
+    for n, case in enumerate(cases):
+        wait_case(qtbot, window, case)
+        assert control.session.opened.role == "second" and dock.revealed.text() == ""  # nothing of A's read
+        assert window.viewer.blinded
+        assert_no_truth(window, index)
+        key(qtbot, window, Qt.Key.Key_F9)  # B calls all three normal: case 2's left breast is discordant
+        if n < 2:
+            qtbot.waitUntil(lambda n=n: window.viewer.patient_id == cases[n + 1], timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "Dr A (AA)" in dock.revealed.text(), timeout=TIMEOUT_MS)  # revealed after B's commit
+    with ReadStore(reads_db) as check:
+        assert check.status(cases[1]).state == "arbitration" and check.status(cases[1]).discordant == ("L",)
+        assert check.status(cases[0]).state == check.status(cases[2]).state == "done"
+    control.leave()
+
+    # reader C arbitrates
+    assert control.start(ReadStore(reads_db), "CC1")
+    assert dock.tabs.tabText(2) == "To arbitrate (1)"
+    dock.tabs.setCurrentIndex(2)
+    dock.lists["arbitration"].item(0).setSelected(True)
+    dock.lists["arbitration"].itemClicked.emit(dock.lists["arbitration"].item(0))
+    wait_case(qtbot, window, cases[1])
+    assert dock.arbitration.isVisible() and "Dr A (AA)" in dock.revealed.text() and "Dr B (BB)" in dock.revealed.text()
+    assert_no_truth(window, index)
+    dock.final["L"].setCurrentIndex(dock.final["L"].findData("assessment"))
+    dock.reason.setText("an ill-defined mass on both views")
+    dock.decide.click()
+    assert dock.message.text() == "Final outcome recorded" and dock.tabs.tabText(2) == "To arbitrate (0)"
+    control.leave()
+
+    with ReadStore(reads_db) as check:
+        stats = reading_stats(check)
+        assert check.status(cases[1]).final == {"L": "assessment", "R": "routine"}
+        marked = check.reads(cases[1], "AA")[0].breast("L").findings[0]
+        assert marked.marks[0].view == "LCC" and marked.marks[0].points == ((40.0, 30.0),)
+        kinds = [e["kind"] for e in check.events()]
+        assert kinds.count("left-reading") == 3
+    by = {r.reader: r for r in stats.readers}
+    assert (by["AA"].reads, by["AA"].recalls, by["AA"].discordant, by["AA"].upheld) == (3, 1, 1, 1)
+    assert (by["BB"].reads, by["BB"].as_second, by["BB"].recalls) == (3, 3, 0)
+    assert by["CC1"].arbitrations == 1
+    assert (stats.site.double_read, stats.site.arbitrated, stats.site.recalled) == (3, 1, 1)
