@@ -149,6 +149,9 @@ class ReadingController(QObject):
 
     def _apply_mode(self, reading: bool) -> None:
         w = self.window
+        w.viewer.set_reading(reading)
+        if not reading:
+            w.viewer.set_marks({})
         w.worklist.set_reading(reading)
         if not reading:
             w.worklist.set_blinded(w.review.blinded_mode)
@@ -249,6 +252,7 @@ class ReadingController(QObject):
         self._set_ai_visible(opened.ai_visible)
         if opened.ai_visible and session.draft is not None:
             self._record_ai_on_screen()
+        self._show_marks()
         role = opened.role
         header = f"<b>{opened.case_id}</b>: {ROLE_HEADERS.get(role, role)}. Reading as {self._me()}."
         if session.draft is not None:
@@ -266,6 +270,25 @@ class ReadingController(QObject):
             self.dock.show_arbitration(header + f" Discordant: {', '.join(opened.status.discordant)}.", text)
         else:
             self.dock.show_committed(header, text, can_change=opened.own is not None and role != "done")
+
+    def _show_marks(self) -> None:
+        """The marks of the read on screen (the draft, else the reader's own committed read) on their images."""
+        w, session = self.window, self.session
+        findings: list[Finding] = []
+        if session is not None and session.draft is not None:
+            findings = [f for _side, f in session.draft.findings]
+        elif session is not None and session.opened is not None and session.opened.own is not None:
+            findings = [f for b in session.opened.own.breasts for f in b.findings]
+        root = w.index.root if w.index else ""
+        paths = {image_key(i, root): i.path for i in w.worklist.patients.get(w.viewer.patient_id or "", [])}
+        marks: dict[str, list[tuple[float, float, str]]] = {}
+        for number, finding in enumerate(findings, 1):
+            for mark in finding.marks:
+                if mark.image in paths:
+                    x = sum(p[0] for p in mark.points) / len(mark.points)
+                    y = sum(p[1] for p in mark.points) / len(mark.points)
+                    marks.setdefault(paths[mark.image], []).append((x, y, str(number)))
+        w.viewer.set_marks(marks)
 
     @staticmethod
     def _finding_text(side: str, finding: Finding) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDockWidget, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-    QPushButton, QTabWidget, QVBoxLayout, QWidget,
+    QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from model.reading.reads import Read
@@ -165,7 +165,7 @@ class ReadingDock(QDockWidget):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
-        layout.addWidget(self.tabs, 2)
+        layout.addWidget(self.tabs, 1)
         self.form = QWidget()
         form_layout = QVBoxLayout(self.form)
         form_layout.setContentsMargins(0, 0, 0, 0)
@@ -192,7 +192,14 @@ class ReadingDock(QDockWidget):
         layout.addWidget(self.revealed)
         layout.addWidget(self.arbitration)
         layout.addWidget(self.message)
-        self.setWidget(body)
+        layout.addStretch(0)
+        self.tabs.setMaximumHeight(240)  # the worklists scroll; the read and the decision keep their room
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+        self.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8)
 
         self.add_finding.clicked.connect(
             lambda: self.findingAdded.emit(self.finding_side.currentData(), self.finding_type.currentText()))
@@ -229,6 +236,7 @@ class ReadingDock(QDockWidget):
     def show_nothing(self, header: str = "Not reading") -> None:
         self.header.setText(header)
         self.form.setEnabled(False)
+        self.form.hide()
         self.change.hide()
         self.arbitration.hide()
         self.revealed.setText("")
@@ -237,6 +245,7 @@ class ReadingDock(QDockWidget):
     def show_draft(self, header: str, breasts: dict[str, dict], findings: list[str]) -> None:
         """The read being written."""
         self.header.setText(header)
+        self.form.show()
         self.form.setEnabled(True)
         self.change.hide()
         self.arbitration.hide()
@@ -252,6 +261,7 @@ class ReadingDock(QDockWidget):
     def show_committed(self, header: str, revealed: str, *, can_change: bool) -> None:
         """The reader's read is in: the form is closed, the other reads (and the AI, where allowed) are shown."""
         self.header.setText(header)
+        self.form.show()
         self.form.setEnabled(False)
         self.change.setVisible(can_change)
         self.arbitration.hide()
@@ -260,6 +270,7 @@ class ReadingDock(QDockWidget):
     def show_arbitration(self, header: str, revealed: str) -> None:
         self.header.setText(header)
         self.form.setEnabled(False)
+        self.form.hide()  # the two reads and the decision, nothing else
         self.change.hide()
         self.revealed.setText(revealed)
         self.reason.clear()

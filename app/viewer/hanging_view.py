@@ -110,6 +110,8 @@ class HangingView(QWidget):
         self.fill_opacity = DEFAULT_FILL_OPACITY
         self.roi_mode = False
         self.mark_mode = False
+        self.reading = False  # reading mode (app.reading_controller): the legend says so
+        self.marks: dict[str, list[tuple[float, float, str]]] = {}  # image path -> the reader's marks
         self.blinded = False  # blinded reading: AI and ground truth hidden whatever the toggles say
         self.sigmoid = False  # VOI function SIGMOID instead of the window's own (S)
         self.lens = Magnifier(self.canvas.viewport())
@@ -158,8 +160,24 @@ class HangingView(QWidget):
         self.legend.move(self.width() - self.legend.width() - 8, self.height() - self.legend.height() - 8)
         self.legend.raise_()
 
+    def set_reading(self, reading: bool) -> None:
+        """Reading mode: the legend speaks of the site's AI policy, and of no ground truth at all."""
+        self.reading = reading
+        self._update_legend()
+
     def _update_legend(self) -> None:
         lines = []
+        if self.reading:
+            if self.blinded:
+                lines.append('<span style="color:#ffb050; font-weight:bold">Reading</span>: the AI is hidden until '
+                             'your read is committed<br>(the site\'s policy)')
+            elif self.ai:
+                lines.append('<span style="color:#ffff00; font-weight:bold">&#9632;&#9473;</span>&nbsp; AI prediction'
+                             if self.show_prediction else '<span style="color:#888888">AI prediction hidden (A)</span>')
+            self.legend.setText("<br>".join(lines))
+            self.legend.setVisible(self.patient_id is not None and bool(lines))
+            self._place_legend()
+            return
         if self.blinded:
             lines.append('<span style="color:#ffb050; font-weight:bold">Blinded reading</span>: AI and ground truth '
                          'hidden<br>until you record your own read (Ctrl+Return)')
@@ -242,6 +260,7 @@ class HangingView(QWidget):
         window = self._voi(loaded.windows[min(self.preset_index, len(loaded.windows) - 1)])
         pane.show_problems = not self.blinded
         pane.set_image(loaded, window, self.invert, self.truth_shown)
+        pane.set_marks(self.marks.get(loaded.indexed.path, []))
         if loaded.indexed.path in self.ai:
             pane.prediction.set_result(self.ai[loaded.indexed.path])
         if self._fitted:
@@ -520,6 +539,14 @@ class HangingView(QWidget):
             self.canvas.viewport().setCursor(QCursor(Qt.CursorShape.CrossCursor))
         else:
             self.canvas.viewport().unsetCursor()
+
+    def set_marks(self, marks: dict[str, list[tuple[float, float, str]]]) -> None:
+        """The reader's marks per image path (reading mode); images not named have none. Kept for images placed
+        later."""
+        self.marks = dict(marks)
+        for pane in self.panes.values():
+            if pane.loaded is not None:
+                pane.set_marks(marks.get(pane.loaded.indexed.path, []))
 
     def set_mark_mode(self, on: bool) -> None:
         """The next left click on an image marks a finding there (it wins over ROI mode while on)."""

@@ -29,6 +29,7 @@ from app.viewer.overlays import Z_TRUTH, PredictionLayer
 TRUTH_COLOR = QColor(255, 0, 0)
 LABEL_COLOR = QColor(235, 235, 235)
 NOTE_COLOR = QColor(150, 150, 150)
+MARK_COLOR = QColor(0, 220, 255)  # the reader's own marks: neither the AI's yellow nor the truth's red
 
 # Pyramid levels larger than this are handed to the ImageItem only around what is visible,
 # with CROP_MARGIN of the visible size added on each side, snapped to CROP_SNAP pixels.
@@ -117,6 +118,7 @@ class ImagePane(QObject):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setParentItem(self.frame)
         self.truth_items: list[QGraphicsPathItem] = []
+        self.mark_items: list = []  # the reader's marks of findings (reading mode)
         self.prediction = PredictionLayer(self.frame)
         self.loaded: LoadedImage | None = None
         self.window: DisplayWindow | None = None
@@ -154,11 +156,26 @@ class ImagePane(QObject):
 
     # -- content
 
+    def set_marks(self, marks: list[tuple[float, float, str]]) -> None:
+        """The reader's marks on this image: a cyan target with the finding's number at each (x, y) pixel."""
+        for item in self.mark_items:
+            item.setParentItem(None)
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        self.mark_items = []
+        for x, y, label in marks:
+            target = pg.TargetItem(pos=(x, y), size=18, movable=False, pen=pg.mkPen(MARK_COLOR, width=2),
+                                   label=label, labelOpts={"color": MARK_COLOR, "offset": (10, -10)})
+            target.setParentItem(self.frame)
+            target.setZValue(30)
+            self.mark_items.append(target)
+
     def clear(self, note: str = "") -> None:
         self.loaded = None
         self.window = None
         self.image_item.clear()
         self._remove_truth()
+        self.set_marks([])
         self.prediction.clear()
         self._label.set_text("")
         self.image_item.setToolTip("")

@@ -300,7 +300,8 @@ class ReadStore:
             role = status.state
         others = tuple(r for r in current if r.reader != reader) if _may_see_others(own, status) else ()
         return OpenedCase(case_id, reader, role, at, own, others, tuple(current_arbitrations(rows.arbitrations)),
-                          status, ai_visible=ai_policy == "on_request" or own is not None)
+                          status, ai_visible=ai_policy == "on_request" or own is not None
+                          or status.state in ("arbitration", "done"))  # both reads are in: nothing to bias
 
     def commit(self, read: Read, *, committed_elsewhere: str | None = None) -> Read:
         """Commit ``read`` whole, or refuse it with one line; returns it with its id and commit time.

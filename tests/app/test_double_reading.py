@@ -120,6 +120,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     lcc = next(i for i in window.worklist.patients[cases[1]] if i.laterality == "L" and i.view == "CC")
     window.viewer.markClicked.emit(lcc.path, 40.0, 30.0)  # what a click on the left CC pane sends
     assert not window.viewer.mark_mode and dock.findings.item(0).text() == "L: ill-defined mass (LCC; 1 mark)"
+    assert len(window.viewer.pane_of(lcc.path).mark_items) == 1  # the reader sees the mark where they clicked
     assert_no_truth(window, index)
     key(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # commit
     assert dock.message.text().startswith("Read committed")
@@ -163,6 +164,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     dock.lists["arbitration"].itemClicked.emit(dock.lists["arbitration"].item(0))
     wait_case(qtbot, window, cases[1])
     assert dock.arbitration.isVisible() and "Dr A (AA)" in dock.revealed.text() and "Dr B (BB)" in dock.revealed.text()
+    assert not window.viewer.blinded and not window.viewer.truth_shown  # both reads are in: the AI, never the truth
     assert_no_truth(window, index)
     dock.final["L"].setCurrentIndex(dock.final["L"].findData("assessment"))
     dock.reason.setText("an ill-defined mass on both views")
