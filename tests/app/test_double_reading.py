@@ -120,6 +120,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     lcc = next(i for i in window.worklist.patients[cases[1]] if i.laterality == "L" and i.view == "CC")
     window.viewer.markClicked.emit(lcc.path, 40.0, 30.0)  # what a click on the left CC pane sends
     assert not window.viewer.mark_mode and dock.findings.item(0).text() == "L: ill-defined mass (LCC; 1 mark)"
+    qtbot.waitUntil(lambda: window.viewer.pane_of(lcc.path).loaded is not None, timeout=TIMEOUT_MS)
     assert len(window.viewer.pane_of(lcc.path).mark_items) == 1  # the reader sees the mark where they clicked
     assert_no_truth(window, index)
     key(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # commit
