@@ -35,6 +35,7 @@ from model.reading.vocab import POLICIES, ROLES, SCALES, SIDES
 AI_POLICIES = ("after_own_read", "on_request")  # hidden until the reader's own read is committed, or shown on request
 DEFAULTS = {"reading_policy": "arbitration", "ai_policy": "after_own_read", "scale": "birads"}
 READERS_PER_CASE = {"single": 1}  # every other policy: two
+DONE_SHOWN = 200  # a reader's done list names their latest cases; the count is of all of them
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,11 @@ class Worklist:
     role: str
     reader: str
     items: list[WorkItem] = field(default_factory=list)
+    total: int | None = None  # when not every case is listed (done: the latest DONE_SHOWN)
 
     @property
     def count(self) -> int:
-        return len(self.items)
+        return len(self.items) if self.total is None else self.total
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class _CaseRows:
 
 def _seconds_since(iso: str, at: str) -> float:
     return max(0.0, (datetime.fromisoformat(at) - datetime.fromisoformat(iso)).total_seconds())
+
+
+def _item(case_id: str, state: str, since: str, at: datetime) -> WorkItem:
+    return WorkItem(case_id, state, since, max(0.0, (at - datetime.fromisoformat(since)).total_seconds()))
 
 
 def current_reads(reads: list[Read]) -> list[Read]:
@@ -418,37 +424,44 @@ class ReadStore:
 
     # -- worklists ---------------------------------------------------------------------------------------------
 
-    def worklists(self, reader: str) -> dict[str, Worklist]:
+    def worklists(self, reader: str, *, done_shown: int = DONE_SHOWN) -> dict[str, Worklist]:
         """The reader's four worklists, oldest first, with the time each case has waited in its state:
 
         * ``first``: cases waiting for a first read;
         * ``second``: cases waiting for a second read that this reader did not read first;
         * ``arbitration``: cases waiting for arbitration that this reader did not read (under the arbitration
           policy), or for consensus between this reader and the other one;
-        * ``done``: cases this reader read or arbitrated.
+        * ``done``: cases this reader read or arbitrated: all of them counted, the ``done_shown`` latest listed.
 
         One query for the cases' latest states (written when each case last moved) and one for this reader's
         cases: no read is decoded, so the lists stay quick with a site's years of reads."""
-        at = now()
+        at = datetime.fromisoformat(now())
         lists = {role: Worklist(role, reader) for role in ROLES}
         with self.db.transaction(write=False) as tx:
             self._require_reader(tx, reader)
             states = tx.execute(
-                "SELECT s.case_id, s.state, s.since FROM case_status s WHERE s.seq = "
-                "(SELECT MAX(t.seq) FROM case_status t WHERE t.case_id = s.case_id)")
+                "SELECT s.case_id, s.state, s.since FROM case_status s JOIN "
+                "(SELECT case_id, MAX(seq) AS last FROM case_status GROUP BY case_id) t ON s.seq = t.last")
             mine = {c for (c,) in tx.execute(
                 "SELECT case_id FROM reads WHERE reader = ? UNION SELECT case_id FROM arbitrations WHERE arbiter = ?",
                 (reader, reader))}
+        done = []
         for case_id, state, since in states:
-            item = WorkItem(case_id, state, since, _seconds_since(since, at))
             if state == "consensus" and case_id in mine:
-                lists["arbitration"].items.append(item)  # the two readers meet: either records what they agreed
+                role = "arbitration"  # the two readers meet: either records what they agreed
             elif case_id in mine:
-                lists["done"].items.append(item)
+                done.append((since, case_id, state))
+                continue
             elif state in ("first", "second", "arbitration"):
-                lists[state].items.append(item)
-        for worklist in lists.values():
-            worklist.items.sort(key=lambda i: (i.waiting_since, i.case_id))
+                role = state
+            else:
+                continue
+            lists[role].items.append(_item(case_id, state, since, at))
+        lists["done"].total = len(done)
+        done.sort(reverse=True)  # the latest first: what a reader looks back at
+        lists["done"].items = [_item(c, st, since, at) for since, c, st in done[:done_shown]]
+        for role in ("first", "second", "arbitration"):
+            lists[role].items.sort(key=lambda i: (i.waiting_since, i.case_id))
         return lists
 
     def worklist(self, reader: str, role: str) -> Worklist:
@@ -510,5 +523,5 @@ def _case_id(case_id: str) -> str:
     return text
 
 
-__all__ = ["AI_POLICIES", "DEFAULTS", "EXPORT_COLUMNS", "OpenedCase", "ReadStore", "WorkItem", "Worklist",
+__all__ = ["AI_POLICIES", "DEFAULTS", "DONE_SHOWN", "EXPORT_COLUMNS", "OpenedCase", "ReadStore", "WorkItem", "Worklist",
            "current_arbitrations", "current_reads", "not_a_reader"]

@@ -328,3 +328,11 @@ def test_database_urls_for_sqlite_take_three_or_four_slashes(tmp_path):
         db = Database(url)
         db.close()
     assert (tmp_path / "a.sqlite").is_file() and (tmp_path / "b.sqlite").is_file()
+
+
+def test_the_done_list_counts_every_case_and_names_the_latest(store):
+    for case in ("case-1", "case-2", "case-3"):
+        store.commit(read(case, "AA"))
+    done = store.worklists("AA", done_shown=2)["done"]
+    assert done.count == 3 and [i.case_id for i in done.items] == ["case-3", "case-2"]  # the latest first
+    assert [i.case_id for i in store.worklists("BB")["second"].items] == ["case-1", "case-2", "case-3"]  # oldest first
