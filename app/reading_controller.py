@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox
 
-from model.errors import ReadRefused, ReadStoreError
+from model.errors import DataError, ReadRefused, ReadStoreError
 from model.reading.reads import Finding, Mark
 from model.reading.session import ReadingSession
 from model.reading.store import ReadStore
@@ -17,6 +17,7 @@ from model.reading.transfer import add_cases_of_index, image_key
 from model.reading.vocab import SIDES
 
 from app.dialogs.reader_dialog import ReaderDialog
+from app.dialogs.reading_stats_dialog import ReadingStatsDialog
 from app.panels.reading_panel import OUTCOME_WORDS, read_text
 
 if TYPE_CHECKING:
@@ -37,8 +38,10 @@ class ReadingController(QObject):
         self.session: ReadingSession | None = None
         self.names: dict[str, str] = {}
         self.marking: int | None = None  # the finding whose mark the next click places
+        self._geometry: dict = {}  # image path -> its breast's Landmarks (None: no breast found)
         self.dialog: ReaderDialog | None = None
         self.leave_prompt: QMessageBox | None = None
+        self.stats_dialog: ReadingStatsDialog | None = None
         self.base_title = window.windowTitle()
         self.mode_label = QLabel()
         self.mode_label.setObjectName("readingMode")
@@ -104,6 +107,14 @@ class ReadingController(QObject):
         else:
             self.dock.show_nothing(f"Reading as {self._me()}: choose a case in your worklists")
         return True
+
+    def show_stats(self) -> ReadingStatsDialog | None:
+        """Reading → Statistics: the figures of the database this reader reads in."""
+        if not self.reading:
+            return None
+        self.stats_dialog = ReadingStatsDialog(self.session.store, self.window)
+        self.stats_dialog.show()
+        return self.stats_dialog
 
     def ask_leave(self) -> QMessageBox | None:
         """Reading → Leave reading mode, after a confirmation; an unsaved read is parked, and the leaving logged."""
@@ -388,7 +399,39 @@ class ReadingController(QObject):
     def commit(self) -> bool:
         if not self.reading or self.session.draft is None:
             return False
+        self._locate()
         return self._after(self.session.commit())
+
+    def _locate(self) -> None:
+        """The findings' clock face, depth, nipple distance and size, from the breast's outline on each marked image
+        (found as the preprocessing finds it; computed once per image)."""
+        from model.data.preprocess import find_breast_region
+        from model.reading.location import breast_landmarks
+
+        w = self.window
+        root = w.index.root if w.index else ""
+        landmarks, spacing = {}, {}
+        for _side, finding in self.session.draft.findings:
+            for mark in finding.marks:
+                if mark.image in landmarks:
+                    continue
+                image = next((i for i in w.worklist.patients.get(w.viewer.patient_id or "", [])
+                              if image_key(i, root) == mark.image), None)
+                pane = w.viewer.pane_of(image.path) if image is not None else None
+                loaded = pane.loaded if pane is not None else None
+                if loaded is None:
+                    continue
+                if image.path not in self._geometry:
+                    region = find_breast_region(loaded.mammogram.monochrome2())
+                    try:
+                        self._geometry[image.path] = breast_landmarks(region.mask, region.chest_wall_side)
+                    except DataError:
+                        self._geometry[image.path] = None  # no breast found: the finding keeps no location
+                if self._geometry[image.path] is not None:
+                    landmarks[mark.image] = self._geometry[image.path]
+                    spacing[mark.image] = loaded.spacing_mm[1] if loaded.spacing_mm else None
+        if landmarks:
+            self.session.locate_findings(landmarks, spacing)
 
     def _after(self, outcome) -> bool:
         if outcome.read is None:

@@ -28,11 +28,20 @@ def waited(seconds: float) -> str:
     return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} days"
 
 
+def finding_text(finding) -> str:
+    """'ill-defined mass at 3 o'clock, anterior third, 42 mm from the nipple, 12 mm'"""
+    where = [f"at {finding.clock_hour} o'clock" if finding.clock_hour else "",
+             f"{finding.depth} third" if finding.depth else "",
+             f"{finding.nipple_distance_mm:.0f} mm from the nipple" if finding.nipple_distance_mm is not None else "",
+             f"{finding.size_mm:.0f} mm" if finding.size_mm is not None else ""]
+    return " ".join([finding.abnormality, ", ".join(w for w in where if w)]).strip()
+
+
 def read_text(read: Read, names: dict[str, str]) -> str:
     """One reader's read in two lines: per breast, outcome, score and findings."""
     lines = [f"<b>{names.get(read.reader, read.reader)} ({read.reader})</b>"]
     for breast in read.breasts:
-        findings = ", ".join(f.abnormality for f in breast.findings)
+        findings = ", ".join(finding_text(f) for f in breast.findings)
         lines.append(f"{SIDE_WORDS[breast.side]}: {OUTCOME_WORDS[breast.outcome]}, score {breast.score}"
                      + (f"; {findings}" if findings else ""))
     return "<br>".join(lines)

@@ -216,6 +216,15 @@ class ReadingSession:
         draft.findings[number] = (side, updated)
         return updated
 
+    def locate_findings(self, landmarks_by_image: dict, spacing_by_image: dict[str, float | None]) -> None:
+        """Fill each finding's clock hour, depth, distance from the nipple and size from its marks and the images'
+        geometry (model.reading.location; images without landmarks are left out)."""
+        from model.reading.location import finding_with_location
+
+        draft = self._require_draft()
+        draft.findings = [(side, finding_with_location(f, landmarks_by_image, spacing_by_image, side) if f.marks else f)
+                          for side, f in draft.findings]
+
     def show_ai(self, model_version: str | None, scores: dict[str, float]) -> None:
         """The AI goes on screen (where the policy lets it): the read records that it was seen, and what it said."""
         draft = self._require_draft()

@@ -127,6 +127,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     assert dock.message.text().startswith("Read committed")
     assert not window.viewer.blinded and not window.viewer.truth_shown  # the AI now; the truth never
     assert "Dr A (AA)" in dock.revealed.text() and "Recall for assessment" in dock.revealed.text()
+    assert "ill-defined mass at 3 o'clock" in dock.revealed.text()  # located from the mark and the breast's outline
     assert_no_truth(window, index)
     key(qtbot, window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     wait_case(qtbot, window, cases[2])
@@ -171,6 +172,10 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     dock.reason.setText("an ill-defined mass on both views")
     dock.decide.click()
     assert dock.message.text() == "Final outcome recorded" and dock.tabs.tabText(2) == "To arbitrate (0)"
+    stats_dialog = control.show_stats()
+    shown = stats_dialog.table.toPlainText()
+    assert "Dr A" in shown and "Dr B" in shown and "Dr C" in shown and not stats_dialog.plot.pixmap().isNull()
+    stats_dialog.close()
     control.leave()
 
     with ReadStore(reads_db) as check:
@@ -178,6 +183,8 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
         assert check.status(cases[1]).final == {"L": "assessment", "R": "routine"}
         marked = check.reads(cases[1], "AA")[0].breast("L").findings[0]
         assert marked.marks[0].view == "LCC" and marked.marks[0].points == ((40.0, 30.0),)
+        assert marked.clock_hour == 3 and marked.depth in ("anterior", "middle", "posterior")  # top of an LCC: lateral
+        assert marked.nipple_distance_mm is None  # the demo files give no pixel spacing: no mm is made up
         kinds = [e["kind"] for e in check.events()]
         assert kinds.count("left-reading") == 3
     by = {r.reader: r for r in stats.readers}

@@ -1,0 +1,44 @@
+"""Reading → Statistics: the site's reading figures (model.reading.stats) as the table `bcir reads stats` prints and
+its plots."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6.QtGui import QFont, QPixmap
+from PySide6.QtWidgets import QDialog, QLabel, QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget
+
+from model.errors import ReadRefused, ReadStoreError
+from model.reading.stats import format_stats, plot_stats, reading_stats
+from model.reading.store import ReadStore
+
+
+class ReadingStatsDialog(QDialog):
+    def __init__(self, store: ReadStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Reading statistics")
+        self.table = QPlainTextEdit()
+        self.table.setReadOnly(True)
+        self.table.setFont(QFont("monospace"))
+        self.table.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.plot = QLabel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.plot)
+        scroll.setWidgetResizable(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(scroll, 1)
+        self.resize(1100, 900)
+        try:
+            stats = reading_stats(store)
+        except (ReadRefused, ReadStoreError) as exc:
+            self.table.setPlainText(str(exc))
+            return
+        self.table.setPlainText(format_stats(stats))
+        with tempfile.TemporaryDirectory(prefix="bcir-stats-") as tmp:
+            path = plot_stats(stats, Path(tmp) / "stats.png")
+            self.plot.setPixmap(QPixmap(str(path)))
+
+
+__all__ = ["ReadingStatsDialog"]
