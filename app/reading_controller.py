@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialog, QLabel, QMessageBox
 from model.errors import DataError, ReadRefused, ReadStoreError
 from model.reading.reads import Finding, Mark
 from model.reading.session import ReadingSession
-from model.reading.store import ReadStore
+from model.reading.store import ReadStore, Worklist
 from model.reading.transfer import add_cases_of_index, image_key
 from model.reading.vocab import SIDES
 
@@ -80,6 +80,7 @@ class ReadingController(QObject):
                 settings.reads_db = dialog.url.text().strip()
                 settings.reading_reader = dialog.reader
                 self.start(dialog.store, dialog.reader)
+                self.window.activateWindow()  # the keys go back to the images and the read
 
         self.dialog.finished.connect(done)
         self.dialog.open()
@@ -107,9 +108,19 @@ class ReadingController(QObject):
         patient = self.window.viewer.patient_id
         if patient:
             self.open_case(patient)
-        else:
+        elif not self._open_first_waiting():
             self.dock.show_nothing(f"Reading as {self._me()}: choose a case in your worklists")
         return True
+
+    def _open_first_waiting(self) -> bool:
+        """No case on screen: the oldest case waiting for this reader (first reads, then second, then arbitration)."""
+        for n, role in enumerate(("first", "second", "arbitration")):
+            waiting = [i.case_id for i in (self._lists or {}).get(role, Worklist(role, "")).items
+                       if i.case_id in self.window.worklist.patients]
+            if waiting:
+                self.dock.tabs.setCurrentIndex(n)
+                return self.window.select_patient(waiting[0])
+        return False
 
     def show_stats(self) -> ReadingStatsDialog | None:
         """Reading → Statistics: the figures of the database this reader reads in."""

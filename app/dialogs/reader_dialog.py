@@ -46,7 +46,7 @@ class ReaderDialog(QDialog):
         layout.addWidget(self.buttons)
         self.connect_button.clicked.connect(self.connect_store)
         self.url.returnPressed.connect(self.connect_store)
-        self.readers.itemDoubleClicked.connect(lambda _item: self.accept())
+        self.readers.itemActivated.connect(lambda _item: self.accept())  # Return or a double click on a name
         self.readers.currentItemChanged.connect(lambda *_: self._refresh())
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -75,6 +75,8 @@ class ReaderDialog(QDialog):
                 self.readers.setCurrentItem(item)
         if self.readers.currentItem() is None and self.readers.count():
             self.readers.setCurrentRow(0)
+        if self.readers.count():
+            self.readers.setFocus()  # the keys choose the name: arrows, then Return
         self.message.setStyleSheet("")
         self.message.setText(f"{display_url(self.store.url)}: {len(readers)} readers"
                              if readers else "This site has no readers yet: add them with `bcir readers add CODE NAME`")

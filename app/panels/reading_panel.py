@@ -20,14 +20,6 @@ ROLE_WORDS = {"first": "First reads", "second": "Second reads", "arbitration": "
 SIDE_WORDS = {"L": "Left breast", "R": "Right breast"}
 
 
-def waited(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} days"
-
-
 def finding_text(finding) -> str:
     """'ill-defined mass at 3 o'clock, anterior third, 42 mm from the nipple, 12 mm'"""
     where = [f"at {finding.clock_hour} o'clock" if finding.clock_hour else "",
@@ -234,7 +226,7 @@ class ReadingDock(QDockWidget):
             current = widget.currentItem().data(CASE_ROLE) if widget.currentItem() else None
             widget.clear()
             for item in lists[role].items:
-                row = QListWidgetItem(f"{item.case_id}   waiting {waited(item.waiting_s)}")
+                row = QListWidgetItem(f"{item.case_id}   waiting {item.waited}")
                 row.setData(CASE_ROLE, item.case_id)
                 row.setToolTip(f"{item.case_id}: {item.state} since {item.waiting_since[:16].replace('T', ' ')} UTC")
                 widget.addItem(row)
@@ -290,4 +282,4 @@ class ReadingDock(QDockWidget):
         self.message.setText(text)
 
 
-__all__ = ["ReadingDock", "read_text", "waited"]
+__all__ = ["ReadingDock", "finding_text", "read_text"]

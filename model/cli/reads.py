@@ -29,14 +29,6 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip())
 
 
-def _waited(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} days"
-
-
 # -- readers -------------------------------------------------------------------------------------------------------
 
 def _cmd_readers_add(args: argparse.Namespace) -> int:
@@ -84,7 +76,7 @@ def _cmd_worklist(args: argparse.Namespace) -> int:
         worklist = lists[role]
         print(f"{role}: {worklist.count} case{'s' if worklist.count != 1 else ''}")
         if worklist.items and (args.role or role != "done"):
-            _table(("  CASE", "STATE", "WAITING"), [(f"  {i.case_id}", i.state, _waited(i.waiting_s))
+            _table(("  CASE", "STATE", "WAITING"), [(f"  {i.case_id}", i.state, i.waited)
                                                    for i in worklist.items])
     return 0
 

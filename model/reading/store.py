@@ -60,6 +60,15 @@ class WorkItem:
     waiting_since: str
     waiting_s: float
 
+    @property
+    def waited(self) -> str:
+        """How long the case has waited, as a worklist says it: '7 min', '2 h 05 min', '3 days'."""
+        minutes = int(self.waiting_s // 60)
+        if minutes < 60:
+            return f"{minutes} min"
+        hours = minutes // 60
+        return f"{hours} h {minutes % 60:02d} min" if hours < 48 else f"{hours // 24} days"
+
 
 @dataclass
 class Worklist:

@@ -85,6 +85,23 @@ def window_state(app: QApplication, window) -> dict:
             "agree_enabled": _field(lambda: review.agree_button.isEnabled()),
         },
         "status_bar": _field(lambda: window.statusBar().currentMessage()),
+        "reading": _field(lambda: reading_state(window)),
+    }
+
+
+def reading_state(window) -> dict:
+    """Reading mode as the reader sees it, and any ground truth the window's widgets hold while in it."""
+    from tests.app.qt_helpers import every_text, truth_shown
+
+    control, dock = window.reading_control, window.reading
+    return {
+        "mode": control.mode_label.text(),
+        "header": plain(dock.header.text()),
+        "message": dock.message.text(),
+        "tabs": [dock.tabs.tabText(i) for i in range(dock.tabs.count())],
+        "ai_hidden": window.viewer.blinded,
+        "truth_drawn": window.viewer.truth_shown,
+        "truth_texts": truth_shown(every_text(window), window.index) if control.reading and window.index else [],
     }
 
 

@@ -350,6 +350,78 @@ def test_walk_three_cases_with_the_keyboard(demo, tmp_path, capsys, window_manag
                     pytrace=False)
 
 
+def test_read_three_cases_in_reading_mode_with_the_keyboard(demo, tmp_path, capsys, monkeypatch):
+    """Reading mode in the real window, keys only: Ctrl+Shift+R, Return on the reader's name, then F9 (normal both
+    breasts, next case) three times. No ground truth in any widget at any step; each read is in the database."""
+    from model.reading.reads import Reader
+    from model.reading.store import ReadStore
+
+    require(TOOLS)
+    require_xcb_libraries()
+    shots = Path(os.environ["REAL_WINDOW_SHOTS"]) / "reading" if os.environ.get("REAL_WINDOW_SHOTS") \
+        else tmp_path / "reading-shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    with ReadStore(url) as store:
+        store.add_reader(Reader("AA", "Dr A"))
+    monkeypatch.setenv("BCIR_READS_DB", url)
+    server = XServer(shots)
+    app = None
+    seen: list[tuple[str, str, list]] = []
+    try:
+        display = server.start()
+        app = App(demo, display, tmp_path)
+        state = app.wait_for("window with the demo indexed", lambda s: (s.get("window") or {}).get("visible")
+                             and f"{PATIENTS} patients" in str(s.get("status_bar")), START_WAIT_S)
+        app.xdotool("windowfocus", str(state["window"]["id"]))
+        app.wait_for("keyboard focus on the window", lambda s: (s.get("window") or {}).get("active"), FOCUS_WAIT_S)
+        app.xdotool("key", "ctrl+shift+r")
+        app.wait_for("the Start reading dialog", lambda s: (s.get("modal") or {}).get("title") == "Start reading",
+                     NEXT_WAIT_S)
+        app.screenshot(shots / "0-start-reading.png")
+        app.xdotool("key", "Return")
+        state = app.wait_for("reading mode with a case open",
+                             lambda s: (s.get("reading") or {}).get("mode") == "READING as Dr A (AA)"
+                             and s.get("patient") and not s.get("modal"), NEXT_WAIT_S)
+        # without a window manager nobody gives the focus back when the dialog closes: the reader clicks the window
+        app.xdotool("windowfocus", str(state["window"]["id"]))
+        app.wait_for("keyboard focus back on the window", lambda s: (s.get("window") or {}).get("active"),
+                     FOCUS_WAIT_S)
+        for case in range(1, CASES + 1):
+            patient = state["patient"]
+            state = app.wait_for(f"case {case} ({patient}) shown for a first read",
+                                 lambda s: "first read" in str((s.get("reading") or {}).get("header")), NEXT_WAIT_S)
+            shot = shots / f"{case}-{patient}.png"
+            app.screenshot(shot)
+            reading = state["reading"]
+            seen.append((patient, shot.name, list(reading["truth_texts"]) + (["AI shown"] if not reading["ai_hidden"]
+                                                                              else [])))
+            app.xdotool("key", "F9")
+            state = app.wait_for(f"the read of {patient} committed",
+                                 lambda s: str((s.get("reading") or {}).get("message")).startswith("Read committed")
+                                 or s.get("patient") != patient, NEXT_WAIT_S)
+            if case < CASES:
+                state = app.wait_for(f"the case after {patient}", lambda s: s.get("patient") not in (None, patient),
+                                     NEXT_WAIT_S)
+        app.wait_for("the done list counting three", lambda s: "Done (3)" in (s.get("reading") or {}).get("tabs", []),
+                     NEXT_WAIT_S)
+        quit_note = app.quit()
+    finally:
+        if app is not None and app.proc.poll() is None:
+            app.proc.kill()
+            app.proc.wait()
+        server.stop()
+    with capsys.disabled():
+        said = [f"{patient}: {problems or 'no truth, AI hidden'} [{shot}]" for patient, shot, problems in seen]
+        print(f"\nreal-window reading: {' | '.join(said)} | quit: {quit_note}")
+    assert [problems for _, _, problems in seen] == [[], [], []]
+    assert len({patient for patient, _, _ in seen}) == CASES
+    with ReadStore(url) as store:
+        rows = [r for r in store.export() if r["reader"] == "AA"]
+        assert sorted({r["case_id"] for r in rows}) == sorted(p for p, _, _ in seen)
+        assert {(r["outcome"], r["score"]) for r in rows} == {("routine", "1")}
+
+
 def test_a_missing_tool_fails_naming_its_package(monkeypatch):
     """Without Xvfb, xdotool or ImageMagick the walk cannot run: that is a failure with the package to install."""
     monkeypatch.setattr(shutil, "which", lambda tool: None if tool in ("xdotool", "import") else f"/usr/bin/{tool}")

@@ -336,3 +336,10 @@ def test_the_done_list_counts_every_case_and_names_the_latest(store):
     done = store.worklists("AA", done_shown=2)["done"]
     assert done.count == 3 and [i.case_id for i in done.items] == ["case-3", "case-2"]  # the latest first
     assert [i.case_id for i in store.worklists("BB")["second"].items] == ["case-1", "case-2", "case-3"]  # oldest first
+
+
+def test_waiting_times_read_as_a_worklist_says_them():
+    from model.reading.store import WorkItem
+
+    said = [WorkItem("c", "first", OPENED, s).waited for s in (59, 7 * 60 + 5, 2 * 3600 + 5 * 60, 47 * 3600, 3 * 86400)]
+    assert said == ["0 min", "7 min", "2 h 05 min", "47 h 00 min", "3 days"]
