@@ -125,6 +125,7 @@ def build_menus(window: MainWindow) -> Actions:
         _add(window, reading, "Park this case (keep the read on this workstation)", control.park_next,
              ["Ctrl+Shift+P"]),
         _add(window, reading, "Next case in my worklist", control.next_case, ["Ctrl+Shift+N"]),
+        _add(window, reading, "Show the AI (where the site shows it on request)", control.request_ai, ["Ctrl+Shift+I"]),
         _add(window, reading, "Statistics…", control.show_stats),
         _add(window, reading, "Leave reading mode (audit view)…", control.ask_leave),
     ]

@@ -4,6 +4,7 @@ input to the session and shows what it answers. No rule of the protocol lives he
 
 from __future__ import annotations
 
+import getpass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -60,6 +61,7 @@ class ReadingController(QObject):
         d.parkRequested.connect(self.park_next)
         d.changeRequested.connect(self.change)
         d.arbitrationRequested.connect(self.arbitrate)
+        d.aiRequested.connect(self.request_ai)
         window.viewer.markClicked.connect(self._on_mark)
         self._show_mode()
 
@@ -89,7 +91,7 @@ class ReadingController(QObject):
     def start(self, store: ReadStore, reader: str) -> bool:
         """Read as ``reader``: the open folder's cases go on the site's list, and the window turns to reading mode."""
         try:
-            session = ReadingSession(store, reader)
+            session = ReadingSession(store, reader, login=getpass.getuser())
             self.names = {r.code: r.name for r in store.readers()}
             index = self.window.index
             if index is not None:
@@ -279,8 +281,10 @@ class ReadingController(QObject):
         opened = session.opened
         if opened is None:
             return
-        self._set_ai_visible(opened.ai_visible)
-        if opened.ai_visible and session.draft is not None:
+        visible = self._ai_on_screen()
+        self._set_ai_visible(visible)
+        self.dock.show_ai.setVisible(self._ai_on_request() and not visible)
+        if visible and session.draft is not None:
             self._record_ai_on_screen()
         self._show_marks()
         role = opened.role
@@ -341,6 +345,29 @@ class ReadingController(QObject):
         if not scores:
             return "AI: no result yet"
         return "AI p(malignant): " + ", ".join(f"{side} {100 * score:.0f}%" for side, score in sorted(scores.items()))
+
+    def _ai_on_request(self) -> bool:
+        """The site shows the AI before the reader's own read when the reader asks, and this read has not asked yet
+        or has: the reader is writing a first or second read under the on_request policy."""
+        opened = self.session.opened
+        return opened.ai_policy == "on_request" and self.session.draft is not None and opened.own is None
+
+    def _ai_on_screen(self) -> bool:
+        opened = self.session.opened
+        if self._ai_on_request():
+            return self.session.draft.ai_shown  # asked for in this read (a parked draft remembers it)
+        return opened.ai_visible and opened.ai_policy != "on_request" or opened.own is not None \
+            or opened.status.state in ("arbitration", "done")
+
+    def request_ai(self) -> bool:
+        """Show the AI (Ctrl+Shift+I) where the site's policy shows it on request: the read records that it was seen."""
+        if not self.reading or self.session.opened is None or not self._ai_on_request():
+            return False
+        self.session.show_ai(self.window.ai.model_version, self._ai_scores())
+        self._save_draft()
+        self._show()
+        self.dock.say("The AI is shown: your read records that you saw it")
+        return True
 
     def _record_ai_on_screen(self) -> None:
         scores = self._ai_scores()

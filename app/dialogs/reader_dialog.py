@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
@@ -19,8 +21,10 @@ class ReaderDialog(QDialog):
     """Connects to the database the line names, lists its readers; accepted with one chosen. ``store`` and
     ``reader`` hold the result."""
 
-    def __init__(self, url: str = "", last_reader: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, url: str = "", last_reader: str = "", parent: QWidget | None = None, *,
+                 login: str | None = None) -> None:
         super().__init__(parent)
+        self.login = login or getpass.getuser()
         self.setWindowTitle("Start reading")
         self.store: ReadStore | None = None
         self.reader: str | None = None
@@ -61,7 +65,9 @@ class ReaderDialog(QDialog):
         self.readers.clear()
         try:
             self.store = ReadStore(self.url.text().strip())
-            readers = self.store.readers()
+            readers = self.store.readers_for_login(self.login)
+            tied = any(self.store.logins().values())
+            everyone = len(self.store.readers())
         except ReadStoreError as exc:
             self.message.setText(str(exc))
             self.message.setStyleSheet("color: #ff7070;")
@@ -78,8 +84,17 @@ class ReaderDialog(QDialog):
         if self.readers.count():
             self.readers.setFocus()  # the keys choose the name: arrows, then Return
         self.message.setStyleSheet("")
-        self.message.setText(f"{display_url(self.store.url)}: {len(readers)} readers"
-                             if readers else "This site has no readers yet: add them with `bcir readers add CODE NAME`")
+        if not everyone:
+            text = "This site has no readers yet: add them with `bcir readers add CODE NAME`"
+        elif tied and not readers:
+            text = (f"No reader of this site is tied to your login ({self.login}): ask for `bcir readers add CODE "
+                    f"NAME --login {self.login}`")
+        elif tied:
+            text = f"{display_url(self.store.url)}: the readers tied to your login ({self.login})"
+        else:
+            text = (f"{display_url(self.store.url)}: {everyone} readers; this site ties no reader to a login, so "
+                    "choose your own name")
+        self.message.setText(text)
         self._refresh()
         return True
 

@@ -113,6 +113,7 @@ class ReadingDock(QDockWidget):
     parkRequested = Signal()
     changeRequested = Signal()
     arbitrationRequested = Signal(dict, str)  # outcome per side, reason
+    aiRequested = Signal()  # the site shows the AI on request, and the reader asks
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Reading", parent)
@@ -143,6 +144,8 @@ class ReadingDock(QDockWidget):
         self.normal = QPushButton("Normal both, next case (F9)")
         self.park = QPushButton("Park (Ctrl+Shift+P)")
         self.change = QPushButton("Change my read")
+        self.show_ai = QPushButton("Show the AI (Ctrl+Shift+I; your read records it)")
+        self.show_ai.hide()
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.revealed = QLabel("")
@@ -189,6 +192,7 @@ class ReadingDock(QDockWidget):
         commit_row.addWidget(self.commit)
         form_layout.addLayout(commit_row)
         layout.addWidget(self.form, 3)
+        layout.addWidget(self.show_ai)
         layout.addWidget(self.change)
         layout.addWidget(self.revealed)
         layout.addWidget(self.arbitration)
@@ -209,6 +213,7 @@ class ReadingDock(QDockWidget):
         self.normal.clicked.connect(self.normalRequested)
         self.park.clicked.connect(self.parkRequested)
         self.change.clicked.connect(self.changeRequested)
+        self.show_ai.clicked.connect(self.aiRequested)
         self.decide.clicked.connect(lambda: self.arbitrationRequested.emit(
             {side: box.currentData() for side, box in self.final.items()}, self.reason.text().strip()))
         self.show_nothing()

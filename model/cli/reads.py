@@ -35,20 +35,20 @@ def _cmd_readers_add(args: argparse.Namespace) -> int:
     from model.reading.reads import Reader
 
     with _store(args) as store:
-        reader = store.add_reader(Reader(args.code.upper(), args.name))
-    print(f"reader {reader.code} ({reader.name}) added")
+        reader = store.add_reader(Reader(args.code.upper(), args.name), login=args.login)
+    print(f"reader {reader.code} ({reader.name}) added" + (f", tied to login {args.login}" if args.login else ""))
     return 0
 
 
 def _cmd_readers_list(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        readers = store.readers()
+        readers, logins = store.readers(), store.logins()
     if args.json:
-        _print_json({"readers": [r.to_json() for r in readers]})
+        _print_json({"readers": [{**r.to_json(), "login": logins.get(r.code)} for r in readers]})
     elif not readers:
         print("no readers yet (`bcir readers add CODE NAME`)")
     else:
-        _table(("CODE", "NAME"), [(r.code, r.name) for r in readers])
+        _table(("CODE", "NAME", "LOGIN"), [(r.code, r.name, logins.get(r.code) or "-") for r in readers])
     return 0
 
 
@@ -181,6 +181,8 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     p = sub.add_parser("add", help="add a reader (a code names one reader for good)")
     p.add_argument("code", help="2 to 8 letters or digits, e.g. AB or RAD01")
     p.add_argument("name", help="the reader's name as the worklists show it")
+    p.add_argument("--login", help="the workstation login that alone may read as this reader (default: none; where no "
+                                   "reader has one, any login chooses from the whole list)")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(func=_cmd_readers_add)
     p = sub.add_parser("list", help="list the site's readers")

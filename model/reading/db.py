@@ -44,6 +44,7 @@ _SCHEMA_1 = """
 CREATE TABLE readers (
     code TEXT PRIMARY KEY,
     name TEXT NOT NULL,
+    login TEXT,
     added_at TEXT NOT NULL
 );
 CREATE TABLE cases (

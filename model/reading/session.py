@@ -134,11 +134,16 @@ class CommitOutcome:
 class ReadingSession:
     """``reader`` reading at this workstation against ``store``."""
 
-    def __init__(self, store: ReadStore, reader: str, *, drafts_folder: Path | None = None):
+    def __init__(self, store: ReadStore, reader: str, *, login: str | None = None, drafts_folder: Path | None = None):
+        """``login``: the workstation's logged-in user; where the site ties readers to logins, only its own
+        readers may read here (ReadRefused otherwise)."""
         if reader not in {r.code for r in store.readers()}:
             from model.reading.store import not_a_reader
 
             raise not_a_reader(reader)
+        if login is not None and reader not in {r.code for r in store.readers_for_login(login)}:
+            raise ReadRefused(f"reader {reader} is tied to another login than {login!r:.40}: read under your own "
+                              "name")
         self.store, self.reader = store, reader
         self.scale = store.scale()
         self.drafts = Drafts(reader, drafts_folder)

@@ -51,6 +51,7 @@ class OpenedCase:
     arbitrations: tuple[Arbitration, ...]
     status: CaseStatus
     ai_visible: bool  # the site's AI policy lets this reader see the AI now
+    ai_policy: str = "after_own_read"  # on_request: allowed before the own read, shown when the reader asks
 
 
 @dataclass(frozen=True)
@@ -146,16 +147,36 @@ class ReadStore:
 
     # -- readers and cases -----------------------------------------------------------------------------------
 
-    def add_reader(self, reader: Reader) -> Reader:
+    def add_reader(self, reader: Reader, *, login: str | None = None) -> Reader:
+        """Add a reader; ``login``: the workstation login that alone may read as them (a site that ties readers to
+        logins; None: any login may choose them)."""
+        login = (login or "").strip() or None
+        if login is not None and (len(login) > 64 or any(ord(c) < 33 for c in login)):
+            raise ReadRefused(f"login {login!r:.40} is not a login name")
         with self.db.transaction() as tx:
             if tx.one("SELECT code FROM readers WHERE code = ?", (reader.code,)):
                 raise ReadRefused(f"reader {reader.code} exists already: a code names one reader for good")
-            tx.execute("INSERT INTO readers (code, name, added_at) VALUES (?, ?, ?)", (reader.code, reader.name, now()))
+            tx.execute("INSERT INTO readers (code, name, login, added_at) VALUES (?, ?, ?, ?)",
+                       (reader.code, reader.name, login, now()))
         return reader
 
     def readers(self) -> list[Reader]:
         with self.db.transaction(write=False) as tx:
             return [Reader(code, name) for code, name in tx.execute("SELECT code, name FROM readers ORDER BY code")]
+
+    def logins(self) -> dict[str, str | None]:
+        """Reader code -> the login tied to them (None: not tied)."""
+        with self.db.transaction(write=False) as tx:
+            return dict(tx.execute("SELECT code, login FROM readers ORDER BY code"))
+
+    def readers_for_login(self, login: str) -> list[Reader]:
+        """Whom ``login`` may read as: the readers tied to it; where the site ties no reader to a login, every
+        reader (the site's list is then the only guard, and the start dialog says so)."""
+        logins = self.logins()
+        readers = self.readers()
+        if not any(logins.values()):
+            return readers
+        return [r for r in readers if logins.get(r.code) == login]
 
     def add_case(self, case_id: str, images: list[str] | tuple[str, ...] = ()) -> bool:
         """Add a case to read (the study's key, never a patient's name); False when it is there already."""
@@ -316,7 +337,8 @@ class ReadStore:
         others = tuple(r for r in current if r.reader != reader) if _may_see_others(own, status) else ()
         return OpenedCase(case_id, reader, role, at, own, others, tuple(current_arbitrations(rows.arbitrations)),
                           status, ai_visible=ai_policy == "on_request" or own is not None
-                          or status.state in ("arbitration", "done"))  # both reads are in: nothing to bias
+                          or status.state in ("arbitration", "done"),  # both reads are in: nothing to bias
+                          ai_policy=ai_policy)
 
     def commit(self, read: Read, *, committed_elsewhere: str | None = None) -> Read:
         """Commit ``read`` whole, or refuse it with one line; returns it with its id and commit time.

@@ -152,3 +152,28 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     assert (by["BB"].reads, by["BB"].as_second, by["BB"].recalls) == (3, 3, 0)
     assert by["CC1"].arbitrations == 1
     assert (stats.site.double_read, stats.site.arbitrated, stats.site.recalled) == (3, 1, 1)
+
+
+def test_where_the_site_shows_the_ai_on_request_the_read_records_that_it_was_seen(qtbot, window, demo_root, tmp_path):
+    url = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    with ReadStore(url) as setup:
+        setup.add_reader(Reader("AA", "Dr A"))
+        setup.set_policy("arbitration", by="AA", ai="on_request")
+    index = open_root(qtbot, window, demo_root)
+    qtbot.waitUntil(lambda: window.ai.predictor is not None, timeout=TIMEOUT_MS)  # the model the read will name
+    control, dock = window.reading_control, window.reading
+    assert control.start(ReadStore(url), "AA")
+    first, second = sorted(index.patients())[:2]
+    wait_case(qtbot, window, first)
+    assert window.viewer.blinded and dock.show_ai.isVisible()  # allowed, but not before the reader asks
+    key(qtbot, window, Qt.Key.Key_F9)  # read without the AI
+    wait_case(qtbot, window, second)
+    assert window.viewer.blinded and dock.show_ai.isVisible()
+    key(qtbot, window, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert not window.viewer.blinded and not dock.show_ai.isVisible() and not window.viewer.truth_shown
+    key(qtbot, window, Qt.Key.Key_F9)
+    control.leave()
+    with ReadStore(url) as check:
+        reads = {r.case_id: r for r in (check.reads(c, "AA")[0] for c in (first, second))}
+    assert not reads[first].ai_shown and reads[second].ai_shown
+    assert reads[second].ai_model_version == window.ai.model_version is not None

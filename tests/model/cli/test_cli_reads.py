@@ -46,7 +46,7 @@ def test_a_double_reading_from_the_command_line_on_two_workstations(demo_root, r
     site, a, b, c = (tmp_path / name for name in ("site", "ws-a", "ws-b", "ws-c"))
     for code, name in (("AA", "Dr A"), ("BB", "Dr B"), ("CC1", "Dr C")):
         bcir(site, reads_db, "readers", "add", code, name)
-    assert "AA    Dr A" in bcir(a, reads_db, "readers", "list").stdout
+    assert "AA    Dr A  -" in bcir(a, reads_db, "readers", "list").stdout
     added = bcir(site, reads_db, "reads", "add-cases", str(demo_root)).stdout
     assert "cases added to the reading list" in added
     first = json.loads(bcir(a, reads_db, "reads", "worklist", "--reader", "AA", "--role", "first", "--json").stdout)

@@ -129,3 +129,22 @@ def test_a_server_that_drops_keeps_the_read_as_a_draft_until_it_is_back(tmp_path
         store.close()
     finally:
         cluster.remove()
+
+
+def test_where_the_site_ties_readers_to_logins_a_login_reads_only_as_its_own_reader(reads_db, tmp_path):
+    with ReadStore(reads_db) as store:
+        store.add_reader(Reader("AA", "Dr A"), login="alice")
+        store.add_reader(Reader("BB", "Dr B"), login="bob")
+        store.add_reader(Reader("CC1", "Dr C"))
+        assert [r.code for r in store.readers_for_login("alice")] == ["AA"]
+        assert store.readers_for_login("mallory") == []
+        assert ReadingSession(store, "AA", login="alice", drafts_folder=tmp_path).reader == "AA"
+        for code in ("BB", "CC1"):
+            with pytest.raises(ReadRefused, match=f"reader {code} is tied to another login than 'alice'"):
+                ReadingSession(store, code, login="alice", drafts_folder=tmp_path)
+        with pytest.raises(ReadRefused, match="is not a login name"):
+            store.add_reader(Reader("DD", "Dr D"), login="two words")
+
+
+def test_a_site_that_ties_no_reader_to_a_login_lists_every_reader(store):
+    assert [r.code for r in store.readers_for_login("anyone")] == ["AA", "BB", "CC1"]
