@@ -177,3 +177,36 @@ def test_where_the_site_shows_the_ai_on_request_the_read_records_that_it_was_see
         reads = {r.case_id: r for r in (check.reads(c, "AA")[0] for c in (first, second))}
     assert not reads[first].ai_shown and reads[second].ai_shown
     assert reads[second].ai_model_version == window.ai.model_version is not None
+
+
+def test_a_database_server_that_stops_mid_read_loses_nothing_the_reader_wrote(qtbot, window, demo_root):
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    try:
+        url = cluster.new_database()
+        with ReadStore(url) as setup:
+            setup.add_reader(Reader("AA", "Dr A"))
+        index = open_root(qtbot, window, demo_root)
+        control, dock = window.reading_control, window.reading
+        assert control.start(ReadStore(url), "AA")
+        case = sorted(index.patients())[0]
+        wait_case(qtbot, window, case)
+        choose(dock.breasts["L"].outcome, "clinical")
+        choose(dock.breasts["L"].score, "5")
+        choose(dock.breasts["R"].score, "2")
+        cluster.stop()
+        key(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        line = window.errors.messages[-1]
+        assert line.startswith("Your read was not committed: the connection to the reading database")
+        assert "kept on this workstation as a draft" in line and "\n" not in line
+        assert dock.form.isEnabled() and dock.breasts["L"].values()["outcome"] == "clinical"  # still on screen
+        cluster.start()
+        key(qtbot, window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the server is back: again
+        assert dock.message.text().startswith("Read committed")
+        control.leave()
+        with ReadStore(url) as check:
+            (read,) = check.reads(case, "AA")
+        assert (read.breast("L").outcome, read.breast("L").score, read.breast("R").score) == ("clinical", "5", "2")
+    finally:
+        cluster.remove()
