@@ -306,22 +306,28 @@ class ReadingController(QObject):
             self.dock.show_committed(header, text, can_change=opened.own is not None and role != "done")
 
     def _show_marks(self) -> None:
-        """The marks of the read on screen (the draft, else the reader's own committed read) on their images."""
+        """The marks on their images: of the read being written (numbered 1, 2, ...), else of the reader's own read,
+        and of the other reads once they are shown (numbered with their reader's code: AA1, BB1, ...)."""
         w, session = self.window, self.session
-        findings: list[Finding] = []
+        opened = session.opened if session is not None else None
+        labelled: list[tuple[str, Finding]] = []
         if session is not None and session.draft is not None:
-            findings = [f for _side, f in session.draft.findings]
-        elif session is not None and session.opened is not None and session.opened.own is not None:
-            findings = [f for b in session.opened.own.breasts for f in b.findings]
+            labelled = [(str(n), f) for n, (_side, f) in enumerate(session.draft.findings, 1)]
+        elif opened is not None and opened.own is not None:
+            labelled = [(str(n), f) for n, f in enumerate((f for b in opened.own.breasts for f in b.findings), 1)]
+        for other in opened.others if opened is not None and session.draft is None else ():
+            labelled += [(f"{other.reader}{n}", f) for n, f in
+                         enumerate((f for b in other.breasts for f in b.findings), 1)]
         root = w.index.root if w.index else ""
-        paths = {image_key(i, root): i.path for i in w.worklist.patients.get(w.viewer.patient_id or "", [])}
+        case = opened.case_id if opened is not None else ""  # the viewer may still show the case before it
+        paths = {image_key(i, root): i.path for i in w.worklist.patients.get(case, [])}
         marks: dict[str, list[tuple[float, float, str]]] = {}
-        for number, finding in enumerate(findings, 1):
+        for label, finding in labelled:
             for mark in finding.marks:
                 if mark.image in paths:
                     x = sum(p[0] for p in mark.points) / len(mark.points)
                     y = sum(p[1] for p in mark.points) / len(mark.points)
-                    marks.setdefault(paths[mark.image], []).append((x, y, str(number)))
+                    marks.setdefault(paths[mark.image], []).append((x, y, label))
         w.viewer.set_marks(marks)
 
     @staticmethod

@@ -127,6 +127,8 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     wait_case(qtbot, window, cases[1])
     assert dock.arbitration.isVisible() and "Dr A (AA)" in dock.revealed.text() and "Dr B (BB)" in dock.revealed.text()
     assert not window.viewer.blinded and not window.viewer.truth_shown  # both reads are in: the AI, never the truth
+    qtbot.waitUntil(lambda: window.viewer.pane_of(lcc.path).loaded is not None, timeout=TIMEOUT_MS)
+    assert [t.label().toPlainText() for t in window.viewer.pane_of(lcc.path).mark_items] == ["AA1"]  # A's mark
     assert_no_truth(window, index)
     dock.final["L"].setCurrentIndex(dock.final["L"].findData("assessment"))
     dock.reason.setText("an ill-defined mass on both views")
