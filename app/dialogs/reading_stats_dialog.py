@@ -3,6 +3,7 @@ its plots."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -15,9 +16,13 @@ from model.reading.store import ReadStore
 
 
 class ReadingStatsDialog(QDialog):
-    def __init__(self, store: ReadStore, parent: QWidget | None = None) -> None:
+    """``with_truth``: also the figures against the known outcome; never in reading mode, where they would tell a
+    reader which of their cases had cancer (``bcir reads stats`` gives them to the site)."""
+
+    def __init__(self, store: ReadStore, parent: QWidget | None = None, *, with_truth: bool = False) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Reading statistics")
+        self.setWindowTitle("Reading statistics" + ("" if with_truth else " (the known outcomes are not shown in "
+                                                                          "reading mode)"))
         self.table = QPlainTextEdit()
         self.table.setReadOnly(True)
         self.table.setFont(QFont("monospace"))
@@ -35,7 +40,9 @@ class ReadingStatsDialog(QDialog):
         except (ReadRefused, ReadStoreError) as exc:
             self.table.setPlainText(str(exc))
             return
-        self.table.setPlainText(format_stats(stats))
+        if not with_truth:
+            stats = dataclasses.replace(stats, truth=None)
+        self.table.setPlainText(format_stats(stats, truth_withheld=not with_truth))
         with tempfile.TemporaryDirectory(prefix="bcir-stats-") as tmp:
             path = plot_stats(stats, Path(tmp) / "stats.png")
             self.plot.setPixmap(QPixmap(str(path)))

@@ -369,7 +369,7 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]
             for row in [header, *rows]]
 
 
-def format_stats(stats: ReadingStats) -> str:
+def format_stats(stats: ReadingStats, *, truth_withheld: bool = False) -> str:
     """The statistics as the terminal shows them: one titled, aligned table per block, blocks apart by a blank
     line; percentages with one decimal and their counts, "n/a" where a rate has nothing to count."""
     site = stats.site
@@ -390,7 +390,9 @@ def format_stats(stats: ReadingStats) -> str:
          ["double-read cases to arbitration or consensus", _share(site.arbitrated, site.double_read)],
          ["median time, first read to final outcome", _duration(site.median_to_outcome_s)]])])
     truth = stats.truth
-    if truth is None:
+    if truth_withheld:  # reading mode: the figures would tell a reader which of their cases had cancer
+        blocks.append(["Against the known outcome: not shown in reading mode (`bcir reads stats` gives it)"])
+    elif truth is None:
         blocks.append(["Against the known outcome: none recorded, so no sensitivity or specificity"])
     else:
         named = {r.reader: f"reader {r.reader}" for r in stats.readers}

@@ -137,6 +137,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     stats_dialog = control.show_stats()
     shown = stats_dialog.table.toPlainText()
     assert "Dr A" in shown and "Dr B" in shown and "Dr C" in shown and not stats_dialog.plot.pixmap().isNull()
+    assert "not shown in reading mode" in shown and "cancer" not in shown and "TP" not in shown  # no known outcome
     stats_dialog.close()
     control.leave()
 
