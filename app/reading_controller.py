@@ -42,6 +42,7 @@ class ReadingController(QObject):
         self._geometry: dict = {}  # image path -> its breast's Landmarks (None: no breast found)
         self._lists: dict | None = None  # the worklists as last read from the store
         self._passed: set[str] = set()  # cases committed or parked in this session: "next" moves past them
+        self._ai_recorded: set[tuple[str, str, str]] = set()  # (path, model version, score) stored this session
         self.dialog: ReaderDialog | None = None
         self.leave_prompt: QMessageBox | None = None
         self.stats_dialog: ReadingStatsDialog | None = None
@@ -62,6 +63,7 @@ class ReadingController(QObject):
         d.changeRequested.connect(self.change)
         d.arbitrationRequested.connect(self.arbitrate)
         d.aiRequested.connect(self.request_ai)
+        window.ai.resultReady.connect(self._record_ai_result)
         window.viewer.markClicked.connect(self._on_mark)
         self._show_mode()
 
@@ -379,6 +381,23 @@ class ReadingController(QObject):
         scores = self._ai_scores()
         if scores:
             self.session.show_ai(self.window.ai.model_version, scores)
+
+    def _record_ai_result(self, ai) -> None:
+        """Every whole-view AI result of a case on the reading list goes into the store (per breast, whether or not a
+        reader sees it): the statistics compare the readers with the AI."""
+        if not self.reading or ai.is_roi or ai.indexed.laterality not in SIDES:
+            return
+        version = self.window.ai.model_version or "unknown"
+        key = (ai.indexed.path, version, f"{ai.result.case_score:.6f}")
+        if key in self._ai_recorded:
+            return
+        self._ai_recorded.add(key)
+        try:
+            self.session.store.record_ai(ai.indexed.patient_id, ai.indexed.laterality, version, ai.result.case_score)
+        except ReadRefused:
+            pass  # a case not on the reading list (a file opened on its own)
+        except ReadStoreError as exc:
+            self.dock.say(str(exc), error=True)
 
     def ai_result_arrived(self) -> None:
         """An AI result for the case on screen: shown (and recorded with the read) where the policy lets it."""

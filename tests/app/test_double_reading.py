@@ -130,6 +130,9 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     qtbot.waitUntil(lambda: window.viewer.pane_of(lcc.path).loaded is not None, timeout=TIMEOUT_MS)
     assert [t.label().toPlainText() for t in window.viewer.pane_of(lcc.path).mark_items] == ["AA1"]  # A's mark
     assert_no_truth(window, index)
+    # the AI's results for the case on screen go into the store, per breast, for the statistics
+    qtbot.waitUntil(lambda: {(cases[1], "L"), (cases[1], "R")} <= set(control.session.store.ai_results()),
+                    timeout=TIMEOUT_MS)
     dock.final["L"].setCurrentIndex(dock.final["L"].findData("assessment"))
     dock.reason.setText("an ill-defined mass on both views")
     dock.decide.click()
@@ -154,6 +157,7 @@ def test_a_double_reading_played_in_the_window_with_no_ground_truth_in_reading_m
     assert (by["AA"].reads, by["AA"].recalls, by["AA"].discordant, by["AA"].upheld) == (3, 1, 1, 1)
     assert (by["BB"].reads, by["BB"].as_second, by["BB"].recalls) == (3, 3, 0)
     assert by["CC1"].arbitrations == 1
+    assert by["AA"].ai_breasts >= 2 and by["BB"].ai_breasts >= 2  # case 2's two breasts at least
     assert (stats.site.double_read, stats.site.arbitrated, stats.site.recalled) == (3, 1, 1)
 
 
