@@ -210,6 +210,14 @@ class App:
         return f"exited with status {self.proc.returncode}"
 
 
+def stop_all(app: App | None, server: XServer) -> None:
+    """After a walk, passed or failed: the app killed if it still runs, then the X server and window manager."""
+    if app is not None and app.proc.poll() is None:
+        app.proc.kill()
+        app.proc.wait()
+    server.stop()
+
+
 def waiting(text) -> bool:
     return not isinstance(text, str) or any(word in text.lower() for word in WAITING_WORDS)
 
@@ -331,10 +339,7 @@ def test_walk_three_cases_with_the_keyboard(demo, tmp_path, capsys, window_manag
                          quiet=True)
         quit_note = app.quit()
     finally:
-        if app is not None and app.proc.poll() is None:
-            app.proc.kill()
-            app.proc.wait()
-        server.stop()
+        stop_all(app, server)
 
     report = [f"case {n} {patient}: " + ("filled" if not problems else "; ".join(problems)) + f" [{shot}]"
               for n, (patient, problems, shot) in enumerate(seen, 1)]
@@ -407,10 +412,7 @@ def test_read_three_cases_in_reading_mode_with_the_keyboard(demo, tmp_path, caps
                      NEXT_WAIT_S)
         quit_note = app.quit()
     finally:
-        if app is not None and app.proc.poll() is None:
-            app.proc.kill()
-            app.proc.wait()
-        server.stop()
+        stop_all(app, server)
     with capsys.disabled():
         said = [f"{patient}: {problems or 'no truth, AI hidden'} [{shot}]" for patient, shot, problems in seen]
         print(f"\nreal-window reading: {' | '.join(said)} | quit: {quit_note}")
