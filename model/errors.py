@@ -148,3 +148,8 @@ class ReadRefused(ReadStoreError):
     """A screening read, arbitration, reader or setting the store does not record: a field out of its range, an
     unknown case or reader, or a step the double-reading protocol does not allow now. ``str()`` is the one-line
     reason (exit 2)."""
+
+
+class PacsError(BcirError):
+    """A DICOM peer that cannot be reached, refuses the association, or answers a request with a failure; ``str()``
+    is one line naming the peer and what it said."""

@@ -24,7 +24,7 @@ EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE (1
 
 # Command groups whose error lines name the action too ("bcir jobs accept: ...", "bcir models use: ...").
 ACTION_DESTS = {"jobs": "jobs_command", "models": "models_command", "reads": "reads_command",
-                "readers": "readers_command"}
+                "readers": "readers_command", "pacs": "pacs_command"}
 
 
 class Refusal(Exception):

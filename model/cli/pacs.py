@@ -1,0 +1,143 @@
+"""``bcir node`` (our DICOM node: receive studies into an inbox) and ``bcir pacs echo|find|get|move`` (an archive,
+over DIMSE), see :mod:`model.pacs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def default_inbox() -> Path:
+    from model.fileio import user_data_dir
+
+    return user_data_dir() / "dicom-inbox"
+
+
+def _archive(args: argparse.Namespace):
+    from model.pacs.archive import Archive, ArchiveProfile
+
+    return Archive(ArchiveProfile(args.ae, args.host, args.port, calling_ae=args.calling_ae))
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    from model.pacs.node import StorageNode
+
+    inbox = Path(args.inbox) if args.inbox else default_inbox()
+    node = StorageNode(args.ae, args.port, inbox, host=args.host)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    node.start()
+    print(f"DICOM node {node.ae_title} on port {node.port}, filing into {inbox} (Ctrl+C stops it)", file=sys.stderr)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+        signal.signal(signal.SIGTERM, previous)
+    counts = node.counts
+    print(f"received {counts.received} instances"
+          + (f", {counts.repeated} already there" if counts.repeated else "")
+          + (f", {counts.refused} refused: " + "; ".join(dict.fromkeys(counts.problems)) if counts.refused else ""))
+    return 0
+
+
+def _cmd_echo(args: argparse.Namespace) -> int:
+    archive = _archive(args)
+    archive.echo()
+    print(f"{archive.profile.name} answers")
+    return 0
+
+
+def _cmd_find(args: argparse.Namespace) -> int:
+    matches = _archive(args).find_studies(patient_id=args.patient_id or "", patient_name=args.name or "",
+                                          date_from=args.date_from or "", date_to=args.date_to or "",
+                                          accession=args.accession or "", modality=args.modality)
+    if args.json:
+        json.dump({"studies": [m.to_json() for m in matches]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    if not matches:
+        print("no matching studies")
+        return 0
+    columns = ("PatientID", "PatientName", "StudyDate", "AccessionNumber", "ModalitiesInStudy",
+               "NumberOfStudyRelatedInstances", "StudyInstanceUID")
+    header = ("PATIENT", "NAME", "DATE", "ACCESSION", "MODALITIES", "IMAGES", "STUDY UID")
+    rows = [tuple(m.fields.get(c, "") for c in columns) for m in matches]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    from model.pacs.inbox import Inbox
+
+    inbox = Inbox(Path(args.inbox) if args.inbox else default_inbox())
+    total = 0
+    for study in args.study:
+        result = _archive(args).get_study(study, inbox)
+        total += len(result.stored)
+        print(f"{study}: {len(result.stored)} instances retrieved"
+              + (f", {result.repeated} already there" if result.repeated else "")
+              + (f", {result.failed} failed" if result.failed else ""))
+    print(f"{total} new instances in {inbox.root}", file=sys.stderr)
+    return 0
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    for study in args.study:
+        result = _archive(args).move_study(study, args.dest)
+        print(f"{study}: sent to {args.dest}" + (f", {result.failed} instances failed" if result.failed else ""))
+    return 0
+
+
+def _peer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ae", required=True, help="the archive's AE title")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--calling-ae", default="BCIR", help="our AE title, as the archive knows it (default BCIR)")
+
+
+def register(subparsers) -> None:
+    """Add ``node`` and ``pacs`` (echo, find, get, move) to ``bcir``'s subparsers."""
+    p = subparsers.add_parser("node", help="our DICOM node: receive pushed or moved studies into an inbox")
+    p.add_argument("--ae", default="BCIR", help="its AE title (default BCIR)")
+    p.add_argument("--port", type=int, default=11112, help="its port (default 11112)")
+    p.add_argument("--host", default="", help="the address to listen on (default: every interface)")
+    p.add_argument("--inbox", help="where instances are filed (default: dicom-inbox in the user data folder)")
+    p.set_defaults(func=_cmd_node)
+
+    pacs = subparsers.add_parser("pacs", help="an archive over DIMSE: echo, find studies, get or move them")
+    sub = pacs.add_subparsers(dest="pacs_command", required=True, metavar="ACTION")
+    p = sub.add_parser("echo", help="C-ECHO: does the archive answer?")
+    _peer_options(p)
+    p.set_defaults(func=_cmd_echo)
+    p = sub.add_parser("find", help="study-level C-FIND")
+    _peer_options(p)
+    p.add_argument("--patient-id")
+    p.add_argument("--name", help="patient name; * matches any characters")
+    p.add_argument("--date-from", metavar="YYYYMMDD")
+    p.add_argument("--date-to", metavar="YYYYMMDD")
+    p.add_argument("--accession")
+    p.add_argument("--modality", default="MG", help="modalities in study (default MG)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_find)
+    p = sub.add_parser("get", help="C-GET studies into the inbox")
+    _peer_options(p)
+    p.add_argument("study", nargs="+", help="Study Instance UIDs")
+    p.add_argument("--inbox", help="default: dicom-inbox in the user data folder")
+    p.set_defaults(func=_cmd_get)
+    p = sub.add_parser("move", help="C-MOVE studies to a node the archive knows (ours: bcir node)")
+    _peer_options(p)
+    p.add_argument("study", nargs="+", help="Study Instance UIDs")
+    p.add_argument("--dest", default="BCIR", help="the destination AE title (default BCIR)")
+    p.set_defaults(func=_cmd_move)
+
+
+__all__ = ["register"]

@@ -1,0 +1,68 @@
+"""`bcir pacs` and `bcir node` from the command line, against the real Orthanc of tests/model/pacs/conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+
+from tests.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def bcir(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "model.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, **kw)
+
+
+def test_echo_find_and_get_from_the_command_line(pacs, tmp_path):
+    orthanc, _, files = pacs
+    peer = ["--ae", orthanc.ae_title, "--host", "127.0.0.1", "--port", str(orthanc.dicom_port)]
+    echo = bcir("pacs", "echo", *peer)
+    assert echo.returncode == 0 and echo.stdout.strip() == f"ORTHANC@127.0.0.1:{orthanc.dicom_port} answers"
+    found = json.loads(bcir("pacs", "find", *peer, "--json").stdout)["studies"]
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert sorted(s["StudyInstanceUID"] for s in found) == sorted(h.StudyInstanceUID for h in headers)
+    table = bcir("pacs", "find", *peer, "--patient-id", headers[0].PatientID).stdout.splitlines()
+    assert table[0].startswith("PATIENT") and len(table) == 2 and headers[0].StudyInstanceUID in table[1]
+    got = bcir("pacs", "get", *peer, headers[0].StudyInstanceUID, headers[1].StudyInstanceUID,
+               "--inbox", str(tmp_path / "inbox"))
+    assert got.returncode == 0 and got.stdout.count("1 instances retrieved") == 2
+    assert len(list((tmp_path / "inbox").rglob("*.dcm"))) == 2
+    closed = free_port()
+    refused = bcir("pacs", "echo", "--ae", "X", "--host", "127.0.0.1", "--port", str(closed))
+    assert refused.returncode == 1 and refused.stderr.strip() == (
+        f"bcir pacs echo: the archive X@127.0.0.1:{closed} cannot be reached (connection refused)")
+    bad = bcir("pacs", "echo", "--ae", "A\\\\B", "--host", "127.0.0.1", "--port", "104")
+    assert bad.returncode == 2 and "is not an AE title" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_node_receives_until_stopped_and_says_what_it_got(pacs, tmp_path):
+    orthanc, node_port, files = pacs
+    node = subprocess.Popen([sys.executable, "-m", "model.cli", "node", "--ae", "BCIR", "--port", str(node_port),
+                             "--host", "127.0.0.1", "--inbox", str(tmp_path / "inbox")], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while bcir("pacs", "echo", "--ae", "BCIR", "--host", "127.0.0.1", "--port", str(node_port)).returncode:
+            assert time.monotonic() < deadline and node.poll() is None, node.stderr.read() if node.poll() else ""
+            time.sleep(0.3)
+        ids = [orthanc.post("/tools/lookup", pydicom.dcmread(f).SOPInstanceUID.encode(), "text/plain")[0]["ID"]
+               for f in files]
+        orthanc.post("/modalities/BCIR/store", json.dumps(ids).encode(), "application/json")
+        orthanc.post("/modalities/BCIR/store", json.dumps(ids[:1]).encode(), "application/json")
+        node.send_signal(signal.SIGINT)
+        out, err = node.communicate(timeout=30)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert node.returncode == 0 and out.strip() == f"received {len(files)} instances, 1 already there"
+    assert len(list((tmp_path / "inbox").rglob("*.dcm"))) == len(files)

@@ -1,0 +1,103 @@
+"""A throwaway Orthanc for the tests: Debian's own server, a configuration and storage folder of its own, free
+loopback ports for DICOM and HTTP, stopped afterwards. Never a skip: where Orthanc is not installed the tests that
+need it fail with the line that installs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.postgres import free_port
+
+INSTALL_LINE = ("Orthanc is not installed, so the PACS tests cannot run: apt-get install orthanc orthanc-dicomweb "
+                "(.ci/run does it)")
+PLUGINS = "/usr/share/orthanc/plugins"
+START_WAIT_S = 60
+
+
+class Orthanc:
+    """Orthanc on 127.0.0.1 with AE title ``ORTHANC``; ``modalities`` (name -> (AE, port)) are the peers it may send
+    to (C-MOVE destinations, pushes)."""
+
+    ae_title = "ORTHANC"
+
+    def __init__(self, modalities: dict[str, tuple[str, int]] | None = None):
+        binary = shutil.which("Orthanc")
+        if binary is None:
+            pytest.fail(INSTALL_LINE, pytrace=False)
+        self.root = Path(tempfile.mkdtemp(prefix="bcir-orthanc-"))
+        self.dicom_port, self.http_port = free_port(), free_port()
+        config = {
+            "Name": "bcir-test", "StorageDirectory": str(self.root / "storage"),
+            "IndexDirectory": str(self.root / "storage"), "DicomAet": self.ae_title, "DicomPort": self.dicom_port,
+            "HttpPort": self.http_port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": False, "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+            "UnknownSopClassAccepted": True, "OverwriteInstances": False, "HttpTimeout": 60,
+            "DicomModalities": {name: [ae, "127.0.0.1", port] for name, (ae, port) in (modalities or {}).items()},
+            "Plugins": [PLUGINS] if Path(PLUGINS).is_dir() else [],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        }
+        (self.root / "orthanc.json").write_text(json.dumps(config))
+        self.log = open(self.root / "orthanc.log", "wb")
+        self.proc = subprocess.Popen([binary, str(self.root / "orthanc.json")], stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.root)
+        deadline = time.monotonic() + START_WAIT_S
+        while True:
+            try:
+                self.get("/system")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"Orthanc did not start: {(self.root / 'orthanc.log').read_text()[-800:]}",
+                                pytrace=False)
+                time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            data = response.read()
+        return json.loads(data) if data[:1] in (b"{", b"[") else data
+
+    def post(self, path: str, body: bytes, content_type: str = "application/dicom"):
+        request = urllib.request.Request(self.url + path, data=body, method="POST",
+                                         headers={"Content-Type": content_type})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data = response.read()
+        return json.loads(data) if data[:1] in (b"{", b"[") else data
+
+    def upload(self, path: Path) -> dict:
+        """Push one DICOM file through the REST API, as a site's import would."""
+        return self.post("/instances", Path(path).read_bytes())
+
+    def file_of(self, sop_instance_uid: str) -> bytes:
+        """The file Orthanc stores for an instance, byte for byte."""
+        found = self.post("/tools/lookup", sop_instance_uid.encode(), "text/plain")
+        instance = next(f for f in found if f["Type"] == "Instance")
+        return self.get(f"/instances/{instance['ID']}/file")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+__all__ = ["INSTALL_LINE", "Orthanc"]
