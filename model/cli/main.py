@@ -8,11 +8,11 @@ import logging
 import os
 import sys
 
-from model.cli import bench, data, evaluate, infer, jobs, model_info, models, pacs, reads, retrain, reviews, train
+from model.cli import bench, data, evaluate, export, infer, jobs, model_info, models, pacs, reads, retrain, reviews, train
 from model.cli.exit_codes import EXIT_BROKEN_PIPE, report_error
 
 # In the order `bcir --help` lists them.
-COMMAND_GROUPS = (data, infer, train, evaluate, models, retrain, jobs, reads, reviews, pacs, model_info, bench)
+COMMAND_GROUPS = (data, infer, train, evaluate, models, retrain, jobs, reads, reviews, pacs, export, model_info, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

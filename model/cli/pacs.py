@@ -1,5 +1,5 @@
-"""``bcir node`` (our DICOM node: receive studies into an inbox) and ``bcir pacs echo|find|get|move`` (an archive,
-over DIMSE), see :mod:`model.pacs`."""
+"""``bcir node`` (our DICOM node: receive studies into an inbox) and ``bcir pacs echo|find|get|move|send`` (an
+archive, over DIMSE), see :mod:`model.pacs`."""
 
 from __future__ import annotations
 
@@ -97,6 +97,12 @@ def _cmd_move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_send(args: argparse.Namespace) -> int:
+    stored = _archive(args).send([Path(f) for f in args.files])
+    print(f"{len(stored)} objects stored by {args.ae}")
+    return 0
+
+
 def _peer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ae", required=True, help="the archive's AE title")
     p.add_argument("--host", required=True)
@@ -138,6 +144,10 @@ def register(subparsers) -> None:
     p.add_argument("study", nargs="+", help="Study Instance UIDs")
     p.add_argument("--dest", default="BCIR", help="the destination AE title (default BCIR)")
     p.set_defaults(func=_cmd_move)
+    p = sub.add_parser("send", help="C-STORE DICOM files (the SEGs of bcir export) to the archive")
+    _peer_options(p)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_cmd_send)
 
 
 __all__ = ["register"]

@@ -182,6 +182,29 @@ class Archive:
             assoc.release()
         return result
 
+    def send(self, paths: list[str | Path]) -> list[str]:
+        """C-STORE DICOM files (our SEGs and SRs, or images) to the archive, on one association; the SOP Instance
+        UIDs it stored. PacsError with one line when it refuses one."""
+        import pydicom
+        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        datasets = [pydicom.dcmread(p) for p in paths]
+        classes = sorted({str(d.SOPClassUID) for d in datasets})
+        syntaxes = sorted({str(d.file_meta.TransferSyntaxUID) for d in datasets}
+                          | {ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+        assoc = self._associate([(c, syntaxes) for c in classes])
+        stored = []
+        try:
+            for path, dataset in zip(paths, datasets):
+                status = assoc.send_c_store(dataset)
+                if not status or status.Status not in (0x0000, 0xB000, 0xB007, 0xB006):
+                    code = f"status 0x{status.Status:04X}" if status else "no answer"
+                    raise PacsError(f"the archive {self.profile.name} did not store {Path(path).name} ({code})")
+                stored.append(str(dataset.SOPInstanceUID))
+        finally:
+            assoc.release()
+        return stored
+
     @staticmethod
     def _study(study_uid: str) -> Dataset:
         query = Dataset()
