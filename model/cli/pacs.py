@@ -18,8 +18,16 @@ def default_inbox() -> Path:
 
 
 def _archive(args: argparse.Namespace):
+    """The archive the options name: DICOMweb with --dicomweb, else DIMSE with --ae, --host and --port."""
+    from model.cli.exit_codes import Refusal
     from model.pacs.archive import Archive, ArchiveProfile
 
+    if getattr(args, "dicomweb", None):
+        from model.pacs.dicomweb import WebArchive
+
+        return WebArchive(args.dicomweb)
+    if not (args.ae and args.host and args.port):
+        raise Refusal("name the archive: --ae AE --host HOST --port PORT, or --dicomweb URL")
     return Archive(ArchiveProfile(args.ae, args.host, args.port, calling_ae=args.calling_ae))
 
 
@@ -50,7 +58,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
 def _cmd_echo(args: argparse.Namespace) -> int:
     archive = _archive(args)
     archive.echo()
-    print(f"{archive.profile.name} answers")
+    print(f"{archive.name} answers")
     return 0
 
 
@@ -98,16 +106,19 @@ def _cmd_move(args: argparse.Namespace) -> int:
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
-    stored = _archive(args).send([Path(f) for f in args.files])
-    print(f"{len(stored)} objects stored by {args.ae}")
+    archive = _archive(args)
+    stored = archive.send([Path(f) for f in args.files])
+    print(f"{len(stored)} objects stored by {archive.name}")
     return 0
 
 
-def _peer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ae", required=True, help="the archive's AE title")
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
+def _peer_options(p: argparse.ArgumentParser, *, web: bool = True) -> None:
+    p.add_argument("--ae", help="the archive's AE title (DIMSE)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
     p.add_argument("--calling-ae", default="BCIR", help="our AE title, as the archive knows it (default BCIR)")
+    if web:
+        p.add_argument("--dicomweb", metavar="URL", help="the archive's DICOMweb base URL instead (QIDO, WADO, STOW)")
 
 
 def register(subparsers) -> None:
@@ -140,7 +151,7 @@ def register(subparsers) -> None:
     p.add_argument("--inbox", help="default: dicom-inbox in the user data folder")
     p.set_defaults(func=_cmd_get)
     p = sub.add_parser("move", help="C-MOVE studies to a node the archive knows (ours: bcir node)")
-    _peer_options(p)
+    _peer_options(p, web=False)
     p.add_argument("study", nargs="+", help="Study Instance UIDs")
     p.add_argument("--dest", default="BCIR", help="the destination AE title (default BCIR)")
     p.set_defaults(func=_cmd_move)

@@ -83,6 +83,7 @@ class Archive:
 
     def __init__(self, profile: ArchiveProfile):
         self.profile = profile
+        self.name = profile.name
 
     def _associate(self, contexts, *, roles=(), handlers=()):
         from pynetdicom import AE

@@ -42,6 +42,11 @@ def test_echo_find_and_get_from_the_command_line(pacs, tmp_path):
         f"bcir pacs echo: the archive X@127.0.0.1:{closed} cannot be reached (connection refused)")
     bad = bcir("pacs", "echo", "--ae", "A\\\\B", "--host", "127.0.0.1", "--port", "104")
     assert bad.returncode == 2 and "is not an AE title" in bad.stderr and "Traceback" not in bad.stderr
+    unnamed = bcir("pacs", "find", "--json")
+    assert unnamed.returncode == 2 and unnamed.stderr.strip() == (
+        "bcir pacs find: name the archive: --ae AE --host HOST --port PORT, or --dicomweb URL")
+    web = json.loads(bcir("pacs", "find", "--dicomweb", f"{orthanc.url}/dicom-web", "--json").stdout)["studies"]
+    assert sorted(s["StudyInstanceUID"] for s in web) == sorted(s["StudyInstanceUID"] for s in found)
 
 
 def test_the_node_receives_until_stopped_and_says_what_it_got(pacs, tmp_path):

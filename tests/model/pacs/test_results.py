@@ -55,7 +55,8 @@ def test_export_writes_a_seg_per_view_with_lesions_and_the_archive_files_it_with
     segs = [item["seg"] for item in report["written"]]
     peer = ["--ae", orthanc.ae_title, "--host", "127.0.0.1", "--port", str(orthanc.dicom_port)]
     sent = bcir("pacs", "send", *peer, *segs)
-    assert sent.returncode == 0 and sent.stdout.strip() == f"{len(segs)} objects stored by ORTHANC", sent.stderr
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.strip() == f"{len(segs)} objects stored by ORTHANC@127.0.0.1:{orthanc.dicom_port}"
     for item in report["written"]:
         stored = pydicom.dcmread(pydicom.filebase.DicomBytesIO(orthanc.file_of(item["sop_instance_uid"])))
         source = pydicom.dcmread(item["source"], stop_before_pixels=True)
