@@ -21,7 +21,8 @@ from pydicom.dataset import Dataset
 from model.errors import DataError
 from model.fileio import atomic_write_bytes
 
-SEG_SERIES_NUMBER = 9701  # a number the site's viewers sort after the images
+SEG_SERIES_NUMBER = 9701  # numbers the site's viewers sort after the images
+SR_SERIES_NUMBER = 9702
 MANUFACTURER = "B-Cir Review"
 
 
@@ -79,20 +80,90 @@ def _segmentation(hd, source, masks, descriptions, series_uid, model_name, model
         device_serial_number="none", series_description=f"AI lesions ({model_version[:40]})"[:64])
 
 
-def write_segmentation(source_path: str | Path, result, threshold: float, out_dir: str | Path, *,
-                       model_name: str, series_uid: str | None = None) -> ResultObject | None:
-    """The SEG of one inferred view, written atomically into ``out_dir``; None when the view lists no lesion."""
-    if not result.lesions:
-        return None
+def measurement_report(source: Dataset, seg, lesions, case_score: float, laterality: str | None, *, model_name: str,
+                       model_version: str):
+    """A TID 1500 Comprehensive 3D SR (highdicom) of one view: per lesion, its tracking UID (the SEG segment's),
+    the segment as its region, p(malignant), the longest diameter in mm when the spacing is known, and the breast's
+    laterality; and the view's case score. In the source study, a new series."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    algorithm = hd.sr.AlgorithmIdentification(name=model_name[:64] or "B-Cir U-Net", version=model_version[:64])
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name=MANUFACTURER, model_name=model_name[:64] or "B-Cir U-Net"))
+    side = {"L": codes.SCT.Left, "R": codes.SCT.Right}.get(laterality or "")
+    site = hd.sr.FindingSite(anatomic_location=codes.SCT.Breast, laterality=side)
+    source_image = hd.sr.SourceImageForSegmentation.from_source_image(source)
+    frames = _segment_frames(seg)
+    groups = []
+    for n, (lesion, segment) in enumerate(zip(lesions, seg.SegmentSequence), 1):
+        measurements = [hd.sr.Measurement(name=codes.DCM.ProbabilityOfCancer, value=float(lesion.p_malignant),
+                                          unit=codes.UCUM.NoUnits, algorithm_id=algorithm)]
+        if lesion.longest_diameter_mm is not None:
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Diameter, value=float(lesion.longest_diameter_mm),
+                                                  unit=codes.UCUM.Millimeter, algorithm_id=algorithm))
+        groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=segment.TrackingUID, identifier=f"lesion {n}"),
+            referenced_segment=hd.sr.ReferencedSegmentationFrame(
+                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, frame_number=frames[n],
+                segment_number=n, source_image=source_image),
+            finding_type=codes.SCT.Lesion, finding_sites=[site], measurements=measurements, algorithm_id=algorithm))
+    groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="case score"),
+        referenced_real_world_value_map=None, finding_type=codes.SCT.Breast, finding_sites=[site],
+        measurements=[hd.sr.Measurement(name=codes.DCM.ProbabilityOfCancer, value=float(case_score),
+                                        unit=codes.UCUM.NoUnits, algorithm_id=algorithm)],
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)], algorithm_id=algorithm))
+    report = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+                                     procedure_reported=codes.SCT.Mammography, imaging_measurements=groups)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        return hd.sr.Comprehensive3DSR(
+            evidence=[source, seg], content=report, series_number=SR_SERIES_NUMBER, series_instance_uid=hd.UID(),
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
+            series_description=f"AI findings ({model_version[:40]})"[:64])
+
+
+def _segment_frames(seg) -> dict[int, int]:
+    """Segment number -> the frame that holds it (the per-frame groups name it, or the shared group when every frame
+    is of one segment)."""
+    shared = seg.SharedFunctionalGroupsSequence[0].get("SegmentIdentificationSequence")
+    frames: dict[int, int] = {}
+    for n, item in enumerate(seg.PerFrameFunctionalGroupsSequence, 1):
+        identification = item.get("SegmentIdentificationSequence") or shared
+        frames.setdefault(int(identification[0].ReferencedSegmentNumber), n)
+    return frames
+
+
+def write_results(source_path: str | Path, result, threshold: float, out_dir: str | Path, *, model_name: str,
+                  seg: bool = True, sr: bool = True) -> list[ResultObject]:
+    """The SEG and the SR of one inferred view, written atomically into ``out_dir``; [] when it lists no lesion
+    (the SR refers to the SEG's segments, so an SR alone still makes its SEG first, kept only in memory)."""
+    if not result.lesions or not (seg or sr):
+        return []
     source = pydicom.dcmread(source_path)
-    seg = segmentation(source, result.lesion_labels(threshold), [l.p_malignant for l in result.lesions],
-                       model_name=model_name, model_version=result.model_version, series_uid=series_uid)
+    segmentation_object = segmentation(source, result.lesion_labels(threshold), [l.p_malignant for l in result.lesions],
+                                       model_name=model_name, model_version=result.model_version)
+    written = []
+    if seg:
+        written.append(_write(segmentation_object, Path(out_dir) / f"SEG_{segmentation_object.SOPInstanceUID}.dcm",
+                              len(result.lesions)))
+    if sr:
+        report = measurement_report(source, segmentation_object, result.lesions, result.case_score, result.laterality,
+                                    model_name=model_name, model_version=result.model_version)
+        written.append(_write(report, Path(out_dir) / f"SR_{report.SOPInstanceUID}.dcm", len(result.lesions)))
+    return written
+
+
+def _write(dataset, path: Path, segments: int) -> ResultObject:
     buffer = io.BytesIO()
-    seg.save_as(buffer)
-    path = Path(out_dir) / f"SEG_{seg.SOPInstanceUID}.dcm"
+    dataset.save_as(buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())
-    return ResultObject(path, str(seg.SOPInstanceUID), str(seg.SeriesInstanceUID), len(result.lesions))
+    return ResultObject(path, str(dataset.SOPInstanceUID), str(dataset.SeriesInstanceUID), segments)
 
 
-__all__ = ["ResultObject", "SEG_SERIES_NUMBER", "segmentation", "write_segmentation"]
+__all__ = ["ResultObject", "SEG_SERIES_NUMBER", "SR_SERIES_NUMBER", "measurement_report", "segmentation",
+           "write_results"]

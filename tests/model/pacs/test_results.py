@@ -27,42 +27,64 @@ def bcir(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
 
 
-def test_export_writes_a_seg_per_view_with_lesions_and_the_archive_files_it_with_the_study(pacs, disc_model, tmp_path):
+def test_export_writes_a_seg_and_an_sr_per_view_with_lesions_and_the_archive_files_them_with_the_study(
+        pacs, disc_model, tmp_path):
+    from pydicom.sr.codedict import codes
+
     orthanc, _, files = pacs
     weights = save_model(disc_model.net, disc_model.card, tmp_path / "discs.safetensors")
     cc = [f for f in files if "_CC/" in f.as_posix()]
-    out = bcir("export", *map(str, cc), "--out", str(tmp_path / "seg"), "--weights", str(weights), "--device", "cpu",
-               "--json")
+    out = bcir("export", *map(str, cc), "--out", str(tmp_path / "results"), "--weights", str(weights), "--device",
+               "cpu", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["written"] and len(report["written"]) + report["no_lesion"] == len(cc)
+    segs = [i for i in report["written"] if i["kind"] == "SEG"]
+    srs = {i["source"]: i for i in report["written"] if i["kind"] == "SR"}
+    assert segs and len(segs) + report["no_lesion"] == len(cc) and set(srs) == {i["source"] for i in segs}
     predictor = Predictor(load_model(weights), "cpu", config=InferenceConfig())
-    for item in report["written"]:
+    for item in segs:
         source = pydicom.dcmread(item["source"])
-        seg = hd.seg.segread(item["seg"])
+        seg = hd.seg.segread(item["path"])
         assert seg.StudyInstanceUID == source.StudyInstanceUID and seg.PatientID == source.PatientID
         assert seg.SeriesInstanceUID != source.SeriesInstanceUID and seg.Modality == "SEG"
         assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == \
             source.SOPInstanceUID
         result = predictor.predict(item["source"])
-        assert item["segments"] == len(result.lesions) == len(seg.SegmentSequence)
+        assert item["lesions"] == len(result.lesions) == len(seg.SegmentSequence)
         labels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], combine_segments=True)[0]
         assert np.array_equal(labels, result.lesion_labels(disc_model.threshold))  # exactly what the reader sees
         algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
         assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (disc_model.card.name, disc_model.version)
         assert seg.SegmentSequence[0].SegmentLabel.startswith("Lesion 1: p(malignant) ")
 
-    segs = [item["seg"] for item in report["written"]]
+        sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(srs[item["source"]]["path"]))
+        assert sr.StudyInstanceUID == source.StudyInstanceUID and sr.Modality == "SR"
+        groups = sr.content.get_planar_roi_measurement_groups()
+        assert len(groups) == len(result.lesions)
+        for n, (group, lesion) in enumerate(zip(groups, result.lesions), 1):
+            assert str(group.tracking_uid) == str(seg.SegmentSequence[n - 1].TrackingUID)  # the same lesion
+            (p,) = group.get_measurements(name=codes.DCM.ProbabilityOfCancer)
+            assert abs(p.value - lesion.p_malignant) < 1e-6
+            assert group.roi is None and group.referenced_segmentation_frame.referenced_sop_instance_uid == \
+                seg.SOPInstanceUID
+            assert group.finding_sites[0].laterality == {"L": codes.SCT.Left, "R": codes.SCT.Right}[source_side(source)]
+
+    objects = [i["path"] for i in report["written"]]
     peer = ["--ae", orthanc.ae_title, "--host", "127.0.0.1", "--port", str(orthanc.dicom_port)]
-    sent = bcir("pacs", "send", *peer, *segs)
+    sent = bcir("pacs", "send", *peer, *objects)
     assert sent.returncode == 0, sent.stderr
-    assert sent.stdout.strip() == f"{len(segs)} objects stored by ORTHANC@127.0.0.1:{orthanc.dicom_port}"
-    for item in report["written"]:
-        stored = pydicom.dcmread(pydicom.filebase.DicomBytesIO(orthanc.file_of(item["sop_instance_uid"])))
+    assert sent.stdout.strip() == f"{len(objects)} objects stored by ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    for item in segs:
         source = pydicom.dcmread(item["source"], stop_before_pixels=True)
         studies = orthanc.post("/tools/lookup", source.StudyInstanceUID.encode(), "text/plain")
         study = next(f for f in studies if f["Type"] == "Study")
-        assert stored.Modality == "SEG" and len(orthanc.get(f"/studies/{study['ID']}/series")) == 2  # image + SEG
+        modalities = sorted(s["MainDicomTags"]["Modality"] for s in orthanc.get(f"/studies/{study['ID']}/series"))
+        assert modalities == ["MG", "SEG", "SR"]  # the image, and our two series beside it
+
+
+def source_side(source) -> str:
+    return str(source.get("ImageLaterality") or source.get("Laterality") or "")[:1] or \
+        ("L" if "_LEFT_" in str(source.PatientID) else "R")
 
 
 def test_a_view_without_lesions_or_with_labels_of_another_size_is_refused_in_one_line(pacs):
