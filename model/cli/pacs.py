@@ -22,12 +22,16 @@ def _archive(args: argparse.Namespace):
     from model.cli.exit_codes import Refusal
     from model.pacs.archive import Archive, ArchiveProfile
 
+    if getattr(args, "pacs", None):
+        from model.pacs.profiles import Profiles
+
+        return Profiles().get(args.pacs).archive()
     if getattr(args, "dicomweb", None):
         from model.pacs.dicomweb import WebArchive
 
         return WebArchive(args.dicomweb)
     if not (args.ae and args.host and args.port):
-        raise Refusal("name the archive: --ae AE --host HOST --port PORT, or --dicomweb URL")
+        raise Refusal("name the archive: --pacs NAME, --ae AE --host HOST --port PORT, or --dicomweb URL")
     return Archive(ArchiveProfile(args.ae, args.host, args.port, calling_ae=args.calling_ae))
 
 
@@ -112,7 +116,28 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from model.pacs.profiles import Profile, Profiles
+
+    profiles = Profiles()
+    if args.profiles_action == "add":
+        profile = Profile(args.name, args.ae or "", args.host or "", args.port or 0, args.calling_ae, args.dicomweb or "")
+        profiles.add(profile)
+        print(f"{profile.name}: {profile.describe()}")
+    elif args.profiles_action == "remove":
+        profiles.remove(args.name)
+        print(f"{args.name} removed")
+    else:
+        known = profiles.all()
+        for profile in known:
+            print(f"{profile.name}  {profile.describe()}")
+        if not known:
+            print("no named archives (bcir pacs profiles add NAME --ae AE --host HOST --port PORT | --dicomweb URL)")
+    return 0
+
+
 def _peer_options(p: argparse.ArgumentParser, *, web: bool = True) -> None:
+    p.add_argument("--pacs", metavar="NAME", help="a named archive (bcir pacs profiles)")
     p.add_argument("--ae", help="the archive's AE title (DIMSE)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -155,7 +180,17 @@ def register(subparsers) -> None:
     p.add_argument("study", nargs="+", help="Study Instance UIDs")
     p.add_argument("--dest", default="BCIR", help="the destination AE title (default BCIR)")
     p.set_defaults(func=_cmd_move)
-    p = sub.add_parser("send", help="C-STORE DICOM files (the SEGs of bcir export) to the archive")
+    p = sub.add_parser("profiles", help="the site's named archives: list, add NAME ..., remove NAME")
+    actions = p.add_subparsers(dest="profiles_action", required=True, metavar="list|add|remove")
+    actions.add_parser("list").set_defaults(func=_cmd_profiles)
+    add = actions.add_parser("add", help="add or replace a named archive")
+    add.add_argument("name")
+    _peer_options(add)
+    add.set_defaults(func=_cmd_profiles)
+    remove = actions.add_parser("remove")
+    remove.add_argument("name")
+    remove.set_defaults(func=_cmd_profiles)
+    p = sub.add_parser("send", help="C-STORE (or STOW-RS) DICOM files, such as bcir export's, to the archive")
     _peer_options(p)
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_send)

@@ -44,7 +44,7 @@ def test_echo_find_and_get_from_the_command_line(pacs, tmp_path):
     assert bad.returncode == 2 and "is not an AE title" in bad.stderr and "Traceback" not in bad.stderr
     unnamed = bcir("pacs", "find", "--json")
     assert unnamed.returncode == 2 and unnamed.stderr.strip() == (
-        "bcir pacs find: name the archive: --ae AE --host HOST --port PORT, or --dicomweb URL")
+        "bcir pacs find: name the archive: --pacs NAME, --ae AE --host HOST --port PORT, or --dicomweb URL")
     web = json.loads(bcir("pacs", "find", "--dicomweb", f"{orthanc.url}/dicom-web", "--json").stdout)["studies"]
     assert sorted(s["StudyInstanceUID"] for s in web) == sorted(s["StudyInstanceUID"] for s in found)
 
@@ -71,3 +71,28 @@ def test_the_node_receives_until_stopped_and_says_what_it_got(pacs, tmp_path):
             node.kill()
     assert node.returncode == 0 and out.strip() == f"received {len(files)} instances, 1 already there"
     assert len(list((tmp_path / "inbox").rglob("*.dcm"))) == len(files)
+
+
+def test_named_archives_serve_every_request(pacs, tmp_path):
+    orthanc, _, _ = pacs
+    env_dir = {"BCIR_DATA_DIR": str(tmp_path / "data")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "model.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), **env_dir}, timeout=120)
+
+    assert run("pacs", "profiles", "list").stdout.startswith("no named archives")
+    added = run("pacs", "profiles", "add", "main", "--ae", "ORTHANC", "--host", "127.0.0.1", "--port",
+                str(orthanc.dicom_port))
+    assert added.returncode == 0 and added.stdout.strip() == f"main: ORTHANC@127.0.0.1:{orthanc.dicom_port} as BCIR"
+    run("pacs", "profiles", "add", "web", "--dicomweb", f"{orthanc.url}/dicom-web")
+    assert run("pacs", "echo", "--pacs", "main").returncode == 0 and run("pacs", "echo", "--pacs", "web").returncode == 0
+    dimse = json.loads(run("pacs", "find", "--pacs", "main", "--json").stdout)["studies"]
+    web = json.loads(run("pacs", "find", "--pacs", "web", "--json").stdout)["studies"]
+    assert dimse and sorted(s["StudyInstanceUID"] for s in dimse) == sorted(s["StudyInstanceUID"] for s in web)
+    both = run("pacs", "profiles", "add", "bad", "--ae", "X", "--host", "h", "--port", "1", "--dicomweb", "http://x")
+    assert both.returncode == 2 and "needs either --ae, --host and --port, or --dicomweb" in both.stderr
+    unknown = run("pacs", "echo", "--pacs", "nope")
+    assert unknown.returncode == 2 and "'nope' is not a named archive (known: main, web)" in unknown.stderr
+    assert run("pacs", "profiles", "remove", "web").returncode == 0
+    assert [line.split()[0] for line in run("pacs", "profiles", "list").stdout.splitlines()] == ["main"]
