@@ -31,6 +31,7 @@ from app.case_loader import CaseLoader
 from app.errors import ErrorReporter
 from app.panels.findings_panel import FindingsDock
 from app.panels.reading_panel import ReadingDock
+from app.pacs_controller import PacsController
 from app.reading_controller import ReadingController
 from app.viewer.hanging import cc_row
 from app.viewer.hanging_view import HangingView
@@ -95,6 +96,8 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.reading_control = ReadingController(self)
         self.statusBar().insertPermanentWidget(0, self.reading_control.mode_label)
+        self.pacs_control = PacsController(self)
+        self.statusBar().insertPermanentWidget(1, self.pacs_control.label)
         self.actions = build_menus(self)
         self.ai_control.roi_action = self.actions.roi
         self.cancel_button.clicked.connect(self.cancel_background)
@@ -624,6 +627,7 @@ class MainWindow(QMainWindow):
             self._index_worker.cancel()
         self.review.save_drafts()
         self.reading_control.close()  # a read in progress stays on this workstation as a draft
+        self.pacs_control.close()
         QApplication.instance().removeEventFilter(self.typing_guard)
         if self.retrain_dialog is not None:  # a live run was paused or left running, as the reader chose
             self.retrain_dialog.stop_following()

@@ -35,6 +35,7 @@ class Actions:
     recent_menu: QMenu
     refresh_recent: Callable[[], None]
     start_reading: QAction
+    node: QAction
     review_actions: list[QAction]  # the audit review's: off in reading mode
     reading_actions: list[QAction]  # reading mode's: off in audit mode
 
@@ -77,6 +78,8 @@ def build_menus(window: MainWindow) -> Actions:
             recent_menu.addAction("(none yet)").setEnabled(False)
 
     refresh_recent()
+    _add(window, file_menu, "Query PACS…", window.pacs_control.ask_query, ["Ctrl+Shift+F"])
+    node = _add(window, file_menu, "Receive studies (our DICOM node)", window.pacs_control.toggle_node, checkable=True)
     _add(window, file_menu, "Export reviews to CSV…", window.ask_export_reviews, ["Ctrl+E"])
     cancel = _add(window, file_menu, "Cancel indexing / loading / AI; leave ROI mode", window.escape, ["Esc"])
     file_menu.addSeparator()
@@ -163,4 +166,5 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, help_menu, "About B-Cir Review", window.show_about)
     return Actions(four_up=four_up, invert=invert, truth=truth, cancel=cancel, prediction=prediction, heatmap=heatmap, roi=roi,
                    blinded=blinded, lens=lens, sigmoid=sigmoid, recent_menu=recent_menu, refresh_recent=refresh_recent,
-                   start_reading=start_reading, review_actions=review_actions, reading_actions=reading_actions)
+                   start_reading=start_reading, review_actions=review_actions, reading_actions=reading_actions,
+                   node=node)

@@ -65,6 +65,17 @@ class Settings:
         self._qt.setValue("reading/reader", code)
         self._qt.sync()
 
+    @property
+    def node(self) -> tuple[str, int]:
+        """Our DICOM node's AE title and port (File → Receive studies)."""
+        return str(self._qt.value("pacs/node_ae", "BCIR") or "BCIR"), int(self._qt.value("pacs/node_port", 11112) or 11112)
+
+    @node.setter
+    def node(self, value: tuple[str, int]) -> None:
+        self._qt.setValue("pacs/node_ae", value[0])
+        self._qt.setValue("pacs/node_port", int(value[1]))
+        self._qt.sync()
+
     # -- recent folders
 
     def recent(self) -> list[str]:

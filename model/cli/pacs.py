@@ -11,12 +11,6 @@ import threading
 from pathlib import Path
 
 
-def default_inbox() -> Path:
-    from model.fileio import user_data_dir
-
-    return user_data_dir() / "dicom-inbox"
-
-
 def _archive(args: argparse.Namespace):
     """The archive the options name: DICOMweb with --dicomweb, else DIMSE with --ae, --host and --port."""
     from model.cli.exit_codes import Refusal
@@ -36,6 +30,7 @@ def _archive(args: argparse.Namespace):
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
+    from model.pacs.inbox import default_inbox
     from model.pacs.node import StorageNode
 
     inbox = Path(args.inbox) if args.inbox else default_inbox()
@@ -88,7 +83,7 @@ def _cmd_find(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    from model.pacs.inbox import Inbox
+    from model.pacs.inbox import Inbox, default_inbox
 
     inbox = Inbox(Path(args.inbox) if args.inbox else default_inbox())
     total = 0

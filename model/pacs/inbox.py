@@ -34,6 +34,13 @@ class Stored:
     new: bool  # False: the instance was there already, and was not written again
 
 
+def default_inbox() -> Path:
+    """``dicom-inbox`` in the user data folder: where the node and retrievals file instances unless told otherwise."""
+    from model.fileio import user_data_dir
+
+    return user_data_dir() / "dicom-inbox"
+
+
 class Inbox:
     """The received instances under ``root``."""
 
@@ -68,4 +75,4 @@ class Inbox:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
 
 
-__all__ = ["Inbox", "Stored"]
+__all__ = ["Inbox", "Stored", "default_inbox"]

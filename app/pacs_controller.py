@@ -1,0 +1,102 @@
+"""The PACS in the window: our DICOM node's toggle and status (File → Receive studies), File → Query PACS, and the
+worklist filling as studies arrive. The node and the requests are model.pacs's; this only starts them and shows
+what they say."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel
+
+from model.errors import BcirError
+from model.pacs.inbox import default_inbox
+from model.pacs.node import StorageNode
+
+from app.dialogs.query_pacs_dialog import QueryPacsDialog
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+REINDEX_MS = 2_000  # studies arrive an instance at a time: the worklist is read again once they pause
+
+
+class PacsController(QObject):
+    received = Signal()  # from the node's threads: delivered queued, in the GUI thread
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.node: StorageNode | None = None
+        self.query_dialog: QueryPacsDialog | None = None
+        self.label = QLabel()
+        self.label.setObjectName("dicomNode")
+        self.label.hide()
+        self.reindex = QTimer(self)
+        self.reindex.setSingleShot(True)
+        self.reindex.setInterval(REINDEX_MS)
+        self.reindex.timeout.connect(self._show_arrivals)
+        self.received.connect(self._on_received)
+
+    @property
+    def inbox(self) -> str:
+        return str(default_inbox())
+
+    def set_node(self, on: bool) -> bool:
+        """Start or stop our DICOM node (the site's AE title and port from the settings); False when it cannot
+        start (one line says why)."""
+        if not on:
+            if self.node is not None:
+                self.node.stop()
+                self.node = None
+            self.label.hide()
+            return True
+        if self.node is not None:
+            return True
+        ae, port = self.window.settings.node
+        try:
+            node = StorageNode(ae, port, self.inbox, on_received=lambda _stored: self.received.emit())
+            node.start()
+        except BcirError as exc:
+            self.window.errors.show(str(exc), context="The DICOM node cannot start")
+            return False
+        self.node = node
+        self._show_status()
+        self.label.show()
+        return True
+
+    def toggle_node(self, on: bool) -> None:
+        """File → Receive studies: the toggle goes back off when the node cannot start."""
+        if not self.set_node(on) and on:
+            self.window.actions.node.setChecked(False)
+
+    def _show_status(self) -> None:
+        node = self.node
+        if node is None:
+            return
+        counts = node.counts
+        self.label.setText(f"Node {node.ae_title}:{node.port} · {counts.received} received"
+                           + (f", {counts.refused} refused" if counts.refused else ""))
+        self.label.setToolTip(f"Receiving into {node.inbox.root}" + (f"; last refusal: {counts.problems[-1]}"
+                                                                     if counts.problems else ""))
+
+    def _on_received(self) -> None:
+        self._show_status()
+        self.reindex.start()
+
+    def _show_arrivals(self) -> None:
+        """Studies arrived: the worklist shows the inbox again (opened if it is not the folder on screen)."""
+        self.window.open_path(self.inbox)
+
+    def ask_query(self) -> QueryPacsDialog:
+        self.query_dialog = QueryPacsDialog(self.window.workers, self.inbox, self.window)
+        self.query_dialog.retrieved.connect(self.window.open_path)
+        self.query_dialog.show()
+        return self.query_dialog
+
+    def close(self) -> None:
+        self.reindex.stop()
+        self.set_node(False)
+
+
+__all__ = ["PacsController"]

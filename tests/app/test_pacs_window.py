@@ -1,0 +1,99 @@
+"""The PACS in the window, against a real Orthanc: File → Query PACS finds studies, retrieves the ones picked with
+progress, and the worklist opens them; File → Receive studies starts our node, and studies the archive pushes fill
+the worklist as they arrive."""
+
+from __future__ import annotations
+
+import json
+
+import pydicom
+import pytest
+from PySide6.QtCore import QItemSelectionModel
+
+from model.pacs.profiles import Profile, Profiles
+from tests.app.qt_helpers import TIMEOUT_MS
+from tests.orthanc import Orthanc
+from tests.postgres import free_port
+
+from app.main_window import MainWindow
+
+
+@pytest.fixture
+def archive(tmp_path_factory):
+    from model.data.synth.cbis_writer import write_demo_dataset
+
+    demo = tmp_path_factory.mktemp("pacs-window-demo")
+    write_demo_dataset(demo, patients=3, seed=9, size="small", workers=1)
+    node_port = free_port()
+    orthanc = Orthanc({"BCIR": ("BCIR", node_port)})
+    files = sorted(p for p in demo.rglob("*.dcm") if "full mammogram" in p.as_posix())
+    for path in files:
+        orthanc.upload(path)
+    yield orthanc, node_port, files
+    orthanc.stop()
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    monkeypatch.setenv("BCIR_MODEL", "none")
+    w = MainWindow()
+    w.resize(1400, 900)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def patients_of(files) -> dict[str, str]:
+    """Study UID -> the patient the worklist will name (CBIS-DDSM: P_NNNNN from the patient ID)."""
+    out = {}
+    for f in files:
+        header = pydicom.dcmread(f, stop_before_pixels=True)
+        out[header.StudyInstanceUID] = "P_" + str(header.PatientID).split("P_")[1][:5]
+    return out
+
+
+def test_query_pacs_retrieves_the_studies_picked_and_the_worklist_opens_them(qtbot, window, archive):
+    orthanc, _, files = archive
+    Profiles().add(Profile("main", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port))
+    dialog = window.pacs_control.ask_query()
+    assert dialog.archive.currentData() == "main" and not dialog.retrieve.isEnabled()
+    dialog.search.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == len(files), timeout=TIMEOUT_MS)
+    assert dialog.message.text() == f"{len(files)} studies"
+    dialog.table.selectRow(0)  # then Ctrl+click on the third row, as a reader picks two studies
+    dialog.table.selectionModel().select(dialog.table.model().index(2, 0), QItemSelectionModel.SelectionFlag.Select
+                                         | QItemSelectionModel.SelectionFlag.Rows)
+    chosen = dialog.selected_studies()
+    assert len(chosen) == 2 and dialog.retrieve.isEnabled()
+    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as opened:
+        dialog.retrieve.click()
+    index = opened.args[0]
+    assert dialog.progress.value() == 2 and dialog.message.text().startswith("Retrieved: 2 new images")
+    wanted = patients_of(files)
+    assert sorted(index.patients()) == sorted({wanted[s] for s in chosen})
+    assert window.worklist.visible_patients() == sorted({wanted[s] for s in chosen})
+
+
+def test_the_node_fills_the_worklist_as_the_archive_pushes(qtbot, window, archive):
+    orthanc, node_port, files = archive
+    window.settings.node = ("BCIR", node_port)
+    window.actions.node.setChecked(True)
+    assert window.pacs_control.node is not None and window.pacs_control.label.isVisible()
+    assert window.pacs_control.label.text() == f"Node BCIR:{node_port} · 0 received"
+    ids = [orthanc.post("/tools/lookup", pydicom.dcmread(f).SOPInstanceUID.encode(), "text/plain")[0]["ID"]
+           for f in files[:2]]
+    with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as opened:
+        orthanc.post("/modalities/BCIR/store", json.dumps(ids).encode(), "application/json")
+    assert len(opened.args[0].images) == 2 and window.pacs_control.label.text().endswith("2 received")
+    window.actions.node.setChecked(False)
+    assert window.pacs_control.node is None and not window.pacs_control.label.isVisible()
+    taken = Orthanc()  # a port another program holds: the toggle says so in one line and goes back off
+    try:
+        window.settings.node = ("BCIR", taken.dicom_port)
+        window.actions.node.setChecked(True)
+        assert not window.actions.node.isChecked() and window.pacs_control.node is None
+        assert f"cannot listen on port {taken.dicom_port}" in window.errors.messages[-1]
+    finally:
+        taken.stop()
