@@ -14,6 +14,7 @@ from model.pacs.inbox import default_inbox
 from model.pacs.node import StorageNode
 
 from app.dialogs.query_pacs_dialog import QueryPacsDialog
+from app.viewer.hanging import cc_row
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -23,6 +24,7 @@ REINDEX_MS = 2_000  # studies arrive an instance at a time: the worklist is read
 
 class PacsController(QObject):
     received = Signal()  # from the node's threads: delivered queued, in the GUI thread
+    sent = Signal(int)  # result objects an archive stored
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -93,6 +95,46 @@ class PacsController(QObject):
         self.query_dialog.retrieved.connect(self.window.open_path)
         self.query_dialog.show()
         return self.query_dialog
+
+    def send_results(self, profile_name: str | None = None):
+        """File → Send results to PACS: the AI's SEG and SR of the case on screen's CC views, written and sent to a
+        named archive off the GUI thread; the worker, or None (one line says why)."""
+        import tempfile
+
+        from model.pacs.profiles import Profiles
+        from model.pacs.results import write_results
+
+        w = self.window
+        try:
+            profiles = Profiles().all()
+            profile = next(p for p in profiles if p.name == profile_name) if profile_name else (profiles or [None])[0]
+        except (BcirError, StopIteration):
+            profile = None
+        if profile is None:
+            w.errors.show("no named archive: bcir pacs profiles add NAME ...", context="Results not sent")
+            return None
+        shown = [w.ai.cached(i.path) for i in cc_row(w.worklist.patients.get(w.viewer.patient_id or "", []))]
+        results = [ai for ai in shown if ai is not None and not ai.is_roi]
+        if not results:
+            w.errors.show("the AI has no result on this case's CC views yet", context="Results not sent")
+            return None
+        model_name = w.ai.predictor.model.card.name if w.ai.predictor is not None else "B-Cir U-Net"
+
+        def task(report, should_stop):
+            with tempfile.TemporaryDirectory(prefix="bcir-results-") as folder:
+                paths = [o.path for ai in results
+                         for o in write_results(ai.indexed.path, ai.result, ai.threshold, folder, model_name=model_name)]
+                if not paths:
+                    return 0
+                return len(profile.archive().send(paths))
+
+        def done(count: int) -> None:
+            w.statusBar().showMessage(f"{count} result objects (SEG and SR) sent to {profile.name}" if count else
+                                      "No lesion is listed on this case: nothing to send", 20_000)
+            self.sent.emit(count)
+
+        return w.workers.start(task, name="send results", on_result=done,
+                               on_error=lambda message: w.errors.show(message, context="Results not sent"))
 
     def close(self) -> None:
         self.reindex.stop()

@@ -97,3 +97,34 @@ def test_the_node_fills_the_worklist_as_the_archive_pushes(qtbot, window, archiv
         assert f"cannot listen on port {taken.dicom_port}" in window.errors.messages[-1]
     finally:
         taken.stop()
+
+
+def test_send_results_puts_the_seg_and_sr_of_the_case_on_screen_into_its_study(qtbot, archive, model_file,
+                                                                               cache_dir):
+    from tests.app.qt_helpers import open_root, show_with_ai
+
+    orthanc, _, files = archive
+    Profiles().add(Profile("main", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port))
+    window = MainWindow(model_path=model_file)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        root = files[0].parents[4]
+        index = open_root(qtbot, window, root)
+        sent = None
+        for patient in index.patients():  # the first case on which the AI lists a lesion
+            show_with_ai(qtbot, window, patient)
+            with qtbot.waitSignal(window.pacs_control.sent, timeout=TIMEOUT_MS) as blocker:
+                assert window.pacs_control.send_results("main") is not None
+            if blocker.args[0]:
+                sent = patient
+                break
+        assert sent is not None, "the disc model listed no lesion on any demo case"
+        study = pydicom.dcmread(next(i.path for i in index.patients()[sent] if i.view == "CC"),
+                                stop_before_pixels=True).StudyInstanceUID
+        found = orthanc.post("/tools/lookup", study.encode(), "text/plain")
+        series = orthanc.get(f"/studies/{next(f for f in found if f['Type'] == 'Study')['ID']}/series")
+        assert {"SEG", "SR"} <= {s["MainDicomTags"]["Modality"] for s in series}
+        assert window.statusBar().currentMessage().endswith("result objects (SEG and SR) sent to main")
+    finally:
+        window.close()
