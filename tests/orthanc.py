@@ -100,4 +100,20 @@ class Orthanc:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-__all__ = ["INSTALL_LINE", "Orthanc"]
+def archive_with_demo(folder: Path, *, patients: int, seed: int) -> tuple[Orthanc, int, list[Path]]:
+    """Orthanc holding the full mammograms of a small synthetic CBIS-DDSM written into ``folder``, and a free port
+    it knows as our node BCIR (for C-MOVE and pushes); (orthanc, node port, the files pushed)."""
+    from model.data.synth.cbis_writer import write_demo_dataset
+
+    write_demo_dataset(folder, patients=patients, seed=seed, size="small", workers=1)
+    node_port = free_port()
+    orthanc = Orthanc({"BCIR": ("BCIR", node_port)})
+    files = sorted(p for p in Path(folder).rglob("*.dcm") if "full mammogram" in p.as_posix())
+    for path in files:
+        if orthanc.upload(path)["Status"] != "Success":
+            orthanc.stop()
+            pytest.fail(f"Orthanc did not take {path.name}", pytrace=False)
+    return orthanc, node_port, files
+
+
+__all__ = ["INSTALL_LINE", "Orthanc", "archive_with_demo"]

@@ -12,23 +12,14 @@ from PySide6.QtCore import QItemSelectionModel
 
 from model.pacs.profiles import Profile, Profiles
 from tests.app.qt_helpers import TIMEOUT_MS
-from tests.orthanc import Orthanc
-from tests.postgres import free_port
+from tests.orthanc import Orthanc, archive_with_demo
 
 from app.main_window import MainWindow
 
 
 @pytest.fixture
 def archive(tmp_path_factory):
-    from model.data.synth.cbis_writer import write_demo_dataset
-
-    demo = tmp_path_factory.mktemp("pacs-window-demo")
-    write_demo_dataset(demo, patients=3, seed=9, size="small", workers=1)
-    node_port = free_port()
-    orthanc = Orthanc({"BCIR": ("BCIR", node_port)})
-    files = sorted(p for p in demo.rglob("*.dcm") if "full mammogram" in p.as_posix())
-    for path in files:
-        orthanc.upload(path)
+    orthanc, node_port, files = archive_with_demo(tmp_path_factory.mktemp("pacs-window-demo"), patients=3, seed=9)
     yield orthanc, node_port, files
     orthanc.stop()
 
@@ -60,7 +51,8 @@ def test_query_pacs_retrieves_the_studies_picked_and_the_worklist_opens_them(qtb
     dialog = window.pacs_control.ask_query()
     assert dialog.archive.currentData() == "main" and not dialog.retrieve.isEnabled()
     dialog.search.click()
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == len(files), timeout=TIMEOUT_MS)
+    # the rows, and the search's worker finished (Retrieve waits for it)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == len(files) and dialog.search.isEnabled(), timeout=TIMEOUT_MS)
     assert dialog.message.text() == f"{len(files)} studies"
     dialog.table.selectRow(0)  # then Ctrl+click on the third row, as a reader picks two studies
     dialog.table.selectionModel().select(dialog.table.model().index(2, 0), QItemSelectionModel.SelectionFlag.Select
