@@ -65,7 +65,7 @@ def test_the_node_receives_until_stopped_and_says_what_it_got(pacs, tmp_path):
         orthanc.post("/modalities/BCIR/store", json.dumps(ids).encode(), "application/json")
         orthanc.post("/modalities/BCIR/store", json.dumps(ids[:1]).encode(), "application/json")
         node.send_signal(signal.SIGINT)
-        out, err = node.communicate(timeout=30)
+        out, err = node.communicate(timeout=60)
     finally:
         if node.poll() is None:
             node.kill()
