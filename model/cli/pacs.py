@@ -36,17 +36,18 @@ def _cmd_node(args: argparse.Namespace) -> int:
     inbox = Path(args.inbox) if args.inbox else default_inbox()
     node = StorageNode(args.ae, args.port, inbox, host=args.host)
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl+C and a service manager's SIGTERM both stop the node; set here rather than inherited, since a node
+    # started in the background of a shell inherits SIGINT ignored
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node.start()
     print(f"DICOM node {node.ae_title} on port {node.port}, filing into {inbox} (Ctrl+C stops it)", file=sys.stderr)
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         node.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     counts = node.counts
     print(f"received {counts.received} instances"
           + (f", {counts.repeated} already there" if counts.repeated else "")

@@ -51,10 +51,12 @@ def test_echo_find_and_get_from_the_command_line(pacs, tmp_path):
 
 def test_the_node_receives_until_stopped_and_says_what_it_got(pacs, tmp_path):
     orthanc, node_port, files = pacs
+    # started as a shell's background job starts it: SIGINT ignored, which Ctrl+C must still override
     node = subprocess.Popen([sys.executable, "-m", "model.cli", "node", "--ae", "BCIR", "--port", str(node_port),
                              "--host", "127.0.0.1", "--inbox", str(tmp_path / "inbox")], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.monotonic() + 30
         while bcir("pacs", "echo", "--ae", "BCIR", "--host", "127.0.0.1", "--port", str(node_port)).returncode:
