@@ -81,6 +81,7 @@ def build_menus(window: MainWindow) -> Actions:
     _add(window, file_menu, "Query PACS…", window.pacs_control.ask_query, ["Ctrl+Shift+F"])
     node = _add(window, file_menu, "Receive studies (our DICOM node)", window.pacs_control.toggle_node, checkable=True)
     _add(window, file_menu, "Send results to PACS (SEG and SR)", window.pacs_control.send_results, ["Ctrl+Shift+S"])
+    _add(window, file_menu, "PACS settings (our node, archives)…", window.pacs_control.ask_settings)
     _add(window, file_menu, "Export reviews to CSV…", window.ask_export_reviews, ["Ctrl+E"])
     cancel = _add(window, file_menu, "Cancel indexing / loading / AI; leave ROI mode", window.escape, ["Esc"])
     file_menu.addSeparator()

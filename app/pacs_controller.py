@@ -13,6 +13,7 @@ from model.errors import BcirError
 from model.pacs.inbox import default_inbox
 from model.pacs.node import StorageNode
 
+from app.dialogs.pacs_settings_dialog import PacsSettingsDialog
 from app.dialogs.query_pacs_dialog import QueryPacsDialog
 from app.viewer.hanging import cc_row
 
@@ -31,6 +32,7 @@ class PacsController(QObject):
         self.window = window
         self.node: StorageNode | None = None
         self.query_dialog: QueryPacsDialog | None = None
+        self.settings_dialog: PacsSettingsDialog | None = None
         self.label = QLabel()
         self.label.setObjectName("dicomNode")
         self.label.hide()
@@ -96,6 +98,22 @@ class PacsController(QObject):
         self.query_dialog.show()
         return self.query_dialog
 
+    def ask_settings(self) -> PacsSettingsDialog:
+        """File → PACS settings: the node's AE title and port, and the named archives."""
+        self.settings_dialog = PacsSettingsDialog(self.window.workers, self.window.settings.node, parent=self.window)
+        self.settings_dialog.node_changed.connect(self.set_node_address)
+        self.settings_dialog.show()
+        return self.settings_dialog
+
+    def set_node_address(self, ae_title: str, port: int) -> None:
+        """Keep the node's new AE title and port; a running node starts again under them."""
+        if (ae_title, port) == tuple(self.window.settings.node):
+            return
+        self.window.settings.node = (ae_title, port)
+        if self.node is not None:
+            self.set_node(False)
+            self.toggle_node(True)
+
     def send_results(self, profile_name: str | None = None):
         """File → Send results to PACS: the AI's SEG and SR of the case on screen's CC views, written and sent to a
         named archive off the GUI thread; the worker, or None (one line says why)."""
@@ -111,7 +129,7 @@ class PacsController(QObject):
         except (BcirError, StopIteration):
             profile = None
         if profile is None:
-            w.errors.show("no named archive: bcir pacs profiles add NAME ...", context="Results not sent")
+            w.errors.show("no named archive: add one in File → PACS settings", context="Results not sent")
             return None
         shown = [w.ai.cached(i.path) for i in cc_row(w.worklist.patients.get(w.viewer.patient_id or "", []))]
         results = [ai for ai in shown if ai is not None and not ai.is_roi]

@@ -36,8 +36,8 @@ class QueryPacsDialog(QDialog):
             self.profiles = []
             self._problem = str(exc)
         else:
-            self._problem = "" if self.profiles else ("no named archive yet: bcir pacs profiles add NAME --ae AE "
-                                                      "--host HOST --port PORT (or --dicomweb URL)")
+            self._problem = "" if self.profiles else ("no named archive yet: add one in File → PACS settings (or "
+                                                      "bcir pacs profiles add NAME --ae AE --host HOST --port PORT)")
         for profile in self.profiles:
             self.archive.addItem(f"{profile.name} ({profile.describe()})", profile.name)
         self.patient_id, self.name, self.accession = QLineEdit(), QLineEdit(), QLineEdit()

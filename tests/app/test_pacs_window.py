@@ -24,18 +24,6 @@ def archive(tmp_path_factory):
     orthanc.stop()
 
 
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    monkeypatch.setenv("BCIR_MODEL", "none")
-    w = MainWindow()
-    w.resize(1400, 900)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def patients_of(files) -> dict[str, str]:
     """Study UID -> the patient the worklist will name (CBIS-DDSM: P_NNNNN from the patient ID)."""
     out = {}
