@@ -93,6 +93,42 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sr(args: argparse.Namespace) -> int:
+    """Each case's current read by ``--reader`` as DICOM SRs (one per study of the case) in ``--out``."""
+    from model.data.study_index import build_index
+    from model.errors import DataError
+    from model.pacs.read_report import write_read_reports
+    from model.reading.transfer import case_images
+
+    index = build_index(Path(args.folder))
+    written, problems = [], []
+    with _store(args) as store:
+        names = {r.code: r.name for r in store.readers()}
+        for case in args.cases:
+            own = [r for r in store.reads(case, args.reader) if r.reader == args.reader]
+            if not own:
+                problems.append(f"{case}: {args.reader} has no committed read of it")
+                continue
+            images = case_images(index, case)
+            try:
+                if not images:
+                    raise DataError(f"{args.folder} holds no image of it")
+                objects = write_read_reports(own[0], names.get(args.reader, args.reader), images, Path(args.out))
+            except DataError as exc:
+                problems.append(f"{case}: {exc}")
+                continue
+            written += [{"case_id": case, "path": str(o.path), "sop_instance_uid": o.sop_instance_uid,
+                         "groups": o.segments} for o in objects]
+    if args.json:
+        _print_json({"written": written, "problems": problems})
+    else:
+        for item in written:
+            print(f"{item['case_id']}: {item['path']} ({item['groups']} groups)")
+        for line in problems:
+            print(line, file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from model.reading.transfer import import_reads
 
@@ -171,7 +207,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> list[argparse.ArgumentParser]:
-    """Add ``readers`` (add, list) and ``reads`` (add-cases, worklist, status, import, export, stats, policy,
+    """Add ``readers`` (add, list) and ``reads`` (add-cases, worklist, status, import, export, sr, stats, policy,
     bench)."""
     from model.reading.store import AI_POLICIES
     from model.reading.vocab import POLICIES, ROLES
@@ -213,6 +249,13 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", metavar="FILE", help="write here (atomically) instead of to standard output")
     p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("sr", help="a reader's committed reads as DICOM SRs (TID 1500) for the PACS (bcir pacs send)")
+    p.add_argument("cases", nargs="+", metavar="CASE")
+    p.add_argument("--reader", required=True, metavar="CODE", help="whose read")
+    p.add_argument("--folder", required=True, help="the study folder the cases' images are in")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_sr)
     p = sub.add_parser("stats", help="per reader and per site: volume, recall, disagreement, arbitration, accuracy")
     p.add_argument("--ai-threshold", type=float, default=0.5, metavar="P",
                    help="the AI recalls a breast at this p(malignant) or above (default 0.5)")
@@ -239,7 +282,7 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     p.add_argument("--samples", type=int, default=200, help="commits to time (default 200)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)
-    for action in ("add-cases", "worklist", "status", "import", "export", "stats", "bench"):
+    for action in ("add-cases", "worklist", "status", "import", "export", "sr", "stats", "bench"):
         sub.choices[action].add_argument("--db", help=DB_HELP)
     return [readers, reads]
 

@@ -163,6 +163,12 @@ def image_key(image, root: str | Path) -> str:
     return f"{image.laterality or '?'}{image.view or '?'}:{path.as_posix()}"
 
 
+def case_images(index, case_id: str) -> dict[str, Path]:
+    """The images of one case in a study index, by the keys its marks use (:func:`image_key`) -> file path; {} when
+    the index does not hold the case."""
+    return {image_key(i, index.root): Path(i.path) for i in index.patients().get(case_id, [])}
+
+
 def cases_of_index(index) -> list[tuple[str, list[str], dict[str, bool]]]:
     """The cases of a study index as the store takes them: (case id, image keys, known cancer per breast). A case
     is a patient's screening views as the index groups them; its id is the patient ID the folder uses (the store is
@@ -202,5 +208,5 @@ def add_cases_of_folder(store: ReadStore, root: Path) -> tuple[int, int]:
     return add_cases_of_index(store, build_index(root, workers=1), f"labels of {Path(root).name}")
 
 
-__all__ = ["ImportResult", "add_cases_of_folder", "add_cases_of_index", "cases_of_index", "export_text", "image_key",
+__all__ = ["ImportResult", "add_cases_of_folder", "add_cases_of_index", "case_images", "cases_of_index", "export_text", "image_key",
            "import_reads", "write_export"]
