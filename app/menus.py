@@ -131,6 +131,7 @@ def build_menus(window: MainWindow) -> Actions:
              ["Ctrl+Shift+P"]),
         _add(window, reading, "Next case in my worklist", control.next_case, ["Ctrl+Shift+N"]),
         _add(window, reading, "Show the AI (where the site shows it on request)", control.request_ai, ["Ctrl+Shift+I"]),
+        _add(window, reading, "Send my read to PACS (SR)", window.pacs_control.send_read),
         _add(window, reading, "Statistics…", control.show_stats),
         _add(window, reading, "Leave reading mode (audit view)…", control.ask_leave),
     ]

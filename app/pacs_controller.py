@@ -114,22 +114,46 @@ class PacsController(QObject):
             self.set_node(False)
             self.toggle_node(True)
 
-    def send_results(self, profile_name: str | None = None):
-        """File → Send results to PACS: the AI's SEG and SR of the case on screen's CC views, written and sent to a
-        named archive off the GUI thread; the worker, or None (one line says why)."""
-        import tempfile
-
+    def _archive_named(self, name: str | None, context: str):
+        """The named archive ``name`` (None: the first one), or None after one line says there is none."""
         from model.pacs.profiles import Profiles
-        from model.pacs.results import write_results
 
-        w = self.window
         try:
             profiles = Profiles().all()
-            profile = next(p for p in profiles if p.name == profile_name) if profile_name else (profiles or [None])[0]
+            profile = next(p for p in profiles if p.name == name) if name else (profiles or [None])[0]
         except (BcirError, StopIteration):
             profile = None
         if profile is None:
-            w.errors.show("no named archive: add one in File → PACS settings", context="Results not sent")
+            self.window.errors.show("no named archive: add one in File → PACS settings", context=context)
+        return profile
+
+    def _send(self, profile, write, what: str, none_line: str):
+        """Write result objects into a temporary folder (``write(folder)`` -> their paths) and send them to
+        ``profile``'s archive, off the GUI thread; the worker."""
+        import tempfile
+
+        w = self.window
+
+        def task(report, should_stop):
+            with tempfile.TemporaryDirectory(prefix="bcir-results-") as folder:
+                paths = write(folder)
+                return len(profile.archive().send(paths)) if paths else 0
+
+        def done(count: int) -> None:
+            w.statusBar().showMessage(f"{count} {what} sent to {profile.name}" if count else none_line, 20_000)
+            self.sent.emit(count)
+
+        return w.workers.start(task, name=f"send {what}", on_result=done,
+                               on_error=lambda message: w.errors.show(message, context=f"{what.capitalize()} not sent"))
+
+    def send_results(self, profile_name: str | None = None):
+        """File → Send results to PACS: the AI's SEG and SR of the case on screen's CC views, written and sent to a
+        named archive off the GUI thread; the worker, or None (one line says why)."""
+        from model.pacs.results import write_results
+
+        w = self.window
+        profile = self._archive_named(profile_name, "Results not sent")
+        if profile is None:
             return None
         shown = [w.ai.cached(i.path) for i in cc_row(w.worklist.patients.get(w.viewer.patient_id or "", []))]
         results = [ai for ai in shown if ai is not None and not ai.is_roi]
@@ -137,22 +161,30 @@ class PacsController(QObject):
             w.errors.show("the AI has no result on this case's CC views yet", context="Results not sent")
             return None
         model_name = w.ai.predictor.model.card.name if w.ai.predictor is not None else "B-Cir U-Net"
+        return self._send(profile, lambda folder: [
+            o.path for ai in results
+            for o in write_results(ai.indexed.path, ai.result, ai.threshold, folder, model_name=model_name)],
+            "result objects (SEG and SR)", "No lesion is listed on this case: nothing to send")
 
-        def task(report, should_stop):
-            with tempfile.TemporaryDirectory(prefix="bcir-results-") as folder:
-                paths = [o.path for ai in results
-                         for o in write_results(ai.indexed.path, ai.result, ai.threshold, folder, model_name=model_name)]
-                if not paths:
-                    return 0
-                return len(profile.archive().send(paths))
+    def send_read(self, profile_name: str | None = None):
+        """Reading → Send my read to PACS: the reader's committed read of the case on screen as SRs (one per study
+        of the case), sent to a named archive off the GUI thread; the worker, or None (one line says why)."""
+        from model.pacs.read_report import write_read_reports
+        from model.reading.transfer import case_images
 
-        def done(count: int) -> None:
-            w.statusBar().showMessage(f"{count} result objects (SEG and SR) sent to {profile.name}" if count else
-                                      "No lesion is listed on this case: nothing to send", 20_000)
-            self.sent.emit(count)
-
-        return w.workers.start(task, name="send results", on_result=done,
-                               on_error=lambda message: w.errors.show(message, context="Results not sent"))
+        w = self.window
+        control = w.reading_control
+        opened = control.session.opened if control.session is not None else None
+        if opened is None or opened.own is None:
+            w.errors.show("commit your read of this case first (Reading → Commit my read)", context="Read not sent")
+            return None
+        profile = self._archive_named(profile_name, "Read not sent")
+        if profile is None:
+            return None
+        read, name = opened.own, control.names.get(opened.own.reader, opened.own.reader)
+        images = case_images(w.index, opened.case_id) if w.index is not None else {}
+        return self._send(profile, lambda folder: [o.path for o in write_read_reports(read, name, images, folder)],
+                          "reports of your read (SR)", "Your read was not sent")
 
     def close(self) -> None:
         self.reindex.stop()

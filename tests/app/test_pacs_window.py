@@ -4,6 +4,7 @@ the worklist as they arrive."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pydicom
@@ -108,3 +109,57 @@ def test_send_results_puts_the_seg_and_sr_of_the_case_on_screen_into_its_study(q
         assert window.statusBar().currentMessage().endswith("result objects (SEG and SR) sent to main")
     finally:
         window.close()
+
+
+def test_a_reader_sends_their_committed_read_to_the_pacs_as_sr(qtbot, window, archive, tmp_path):
+    import highdicom as hd
+    from PySide6.QtCore import Qt
+    from pydicom.sr.codedict import codes
+
+    from model.reading.reads import Reader
+    from model.reading.store import ReadStore
+    from tests.app.qt_helpers import open_root
+
+    orthanc, _, files = archive
+    Profiles().add(Profile("main", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port))
+    db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    with ReadStore(db) as setup:
+        setup.add_reader(Reader("AA", "Dr A"))
+    index = open_root(qtbot, window, files[0].parents[4])
+    control, dock = window.reading_control, window.reading
+    send = next(a for a in window.actions.reading_actions if a.text() == "Send my read to PACS (SR)")
+    assert not send.isEnabled()  # audit mode
+    assert control.start(ReadStore(db), "AA") and send.isEnabled()
+    case = next(p for p, images in sorted(index.patients().items())
+                if any(i.laterality == "L" and i.view == "CC" for i in images))
+    window.select_patient(case)
+    qtbot.waitUntil(lambda: control.session.opened is not None and control.session.opened.case_id == case,
+                    timeout=TIMEOUT_MS)
+    send.trigger()  # nothing committed yet: one line, nothing sent
+    assert window.errors.messages[-1].endswith("commit your read of this case first (Reading → Commit my read)")
+    for side, outcome, score in (("L", "assessment", "4A"), ("R", "routine", "1")):
+        for box, value in ((dock.breasts[side].outcome, outcome), (dock.breasts[side].score, score)):
+            box.setCurrentIndex(box.findData(value))  # what a reader's pick does
+            box.activated.emit(box.currentIndex())
+    dock.finding_type.setCurrentText("architectural distortion")
+    dock.finding_side.setCurrentIndex(dock.finding_side.findData("L"))
+    dock.add_finding.click()
+    dock.mark.click()
+    lcc = next(i for i in window.worklist.patients[case] if i.laterality == "L" and i.view == "CC")
+    window.viewer.markClicked.emit(lcc.path, 52.0, 61.0)
+    qtbot.keyClick(window.viewer.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert dock.message.text().startswith("Read committed")
+    with qtbot.waitSignal(window.pacs_control.sent, timeout=TIMEOUT_MS) as blocker:
+        send.trigger()
+    studies = {pydicom.dcmread(i.path, stop_before_pixels=True).StudyInstanceUID for i in index.patients()[case]}
+    assert blocker.args[0] == len(studies)
+    assert window.statusBar().currentMessage() == f"{len(studies)} reports of your read (SR) sent to main"
+    study = pydicom.dcmread(lcc.path, stop_before_pixels=True).StudyInstanceUID
+    found = next(f for f in orthanc.post("/tools/lookup", study.encode(), "text/plain") if f["Type"] == "Study")
+    (sr_series,) = [s for s in orthanc.get(f"/studies/{found['ID']}/series") if s["MainDicomTags"]["Modality"] == "SR"]
+    assert sr_series["MainDicomTags"]["SeriesDescription"] == "Screening read (AA)"
+    instance = orthanc.get(f"/series/{sr_series['ID']}/instances")[0]["ID"]
+    sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(io.BytesIO(orthanc.get(f"/instances/{instance}/file"))))
+    (marked,) = sr.content.get_planar_roi_measurement_groups()
+    assert marked.finding_type == codes.SCT.ArchitecturalDistortionOfBreast
+    assert [list(p) for p in marked.roi.value] == [[52.0, 61.0]]
