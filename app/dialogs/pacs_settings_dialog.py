@@ -113,7 +113,8 @@ class PacsSettingsDialog(QDialog):
             self._say(str(exc), error=True)
             found = []
         for profile in found:
-            item = QListWidgetItem(f"{profile.name}  ·  {profile.describe()}")
+            item = QListWidgetItem(f"{profile.name} ({'DICOMweb' if profile.dicomweb else 'DIMSE'})")
+            item.setToolTip(profile.describe())
             item.setData(NAME_ROLE, profile.name)
             self.archives.addItem(item)
             if profile.name == select:

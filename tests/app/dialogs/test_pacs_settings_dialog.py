@@ -68,6 +68,8 @@ def test_archives_are_typed_tested_saved_fixed_and_removed(qtbot, window, orthan
     dialog.save_button.click()
     assert echo_line(qtbot, dialog).startswith("web answered")
     assert [p.name for p in Profiles().all()] == ["main", "web"]
+    assert [dialog.archives.item(n).text() for n in range(2)] == ["main (DIMSE)", "web (DICOMweb)"]
+    assert dialog.archives.item(1).toolTip() == f"{orthanc.url}/dicom-web"
 
     # picking an archive in the list shows its fields; Remove forgets it
     dialog.archives.setCurrentRow(0)
