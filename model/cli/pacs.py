@@ -112,6 +112,26 @@ def _cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from model.cli.exit_codes import Refusal
+    from model.pacs.bench import describe, run_bench
+
+    try:
+        rows, columns = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise Refusal(f"--size {args.size!r:.30} is not ROWSxCOLUMNS (such as 3328x2560)") from None
+    named = any(getattr(args, k, None) for k in ("pacs", "dicomweb", "ae", "host", "port"))
+    archive = _archive(args) if named else None
+    report = run_bench(instances=args.instances, repeats=args.repeats, rows=rows, columns=columns, archive=archive,
+                       study=args.study, progress=lambda line: print(line, file=sys.stderr))
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(describe(report)))
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from model.pacs.profiles import Profile, Profiles
 
@@ -190,6 +210,15 @@ def register(subparsers) -> None:
     _peer_options(p)
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_send)
+    p = sub.add_parser("bench", help="throughput: our node receiving from 1 and 4 associations; with an archive, "
+                                     "retrieving a study from it")
+    _peer_options(p)
+    p.add_argument("--instances", type=int, default=8, help="synthetic mammograms per run (default 8)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure, whose median is reported (default 3)")
+    p.add_argument("--size", default="3328x2560", help="ROWSxCOLUMNS of the 16-bit instances (default 3328x2560)")
+    p.add_argument("--study", help="the archive's study to retrieve (default: its MG study with the most instances)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
 
 
 __all__ = ["register"]

@@ -5,12 +5,23 @@ It accepts the mammography storage classes (model.pacs.contexts) with their comp
 else: an archive that offers a CT is refused at the association, not filled into a mammography worklist. Each
 received instance is reported to ``on_received`` (the worklist fills as studies arrive); what it receives is logged
 by count and class, never by patient.
+
+An instance it cannot file is refused with a DICOM failure status and one log line that names the calling AE title
+and the kind of fault, never a value of the instance: bytes that are no dataset (0xC210), UIDs that cannot name a
+file, pixel data cut short or a dataset that cannot be encoded (0xC000), an inbox that cannot be written, such as a
+full disk (0xA700: out of resources, and nothing half-written is left). The node keeps receiving after any of them.
+pydicom names a value it finds invalid in its own warnings ("Invalid value for VR UI: '...'"), and what a broken
+sender put in a UID may be a patient's ID: once a node has started, pydicom's log lines carry no quoted value and
+those warnings are not printed (the log line says the same, without the value).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +34,31 @@ log = logging.getLogger("bcir.pacs")
 
 STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700  # the disk is full or the inbox cannot be written
-STATUS_CANNOT_UNDERSTAND = 0xC000  # an instance whose UIDs cannot name a file
+STATUS_CANNOT_UNDERSTAND = 0xC000  # an instance whose UIDs cannot name a file, or that cannot be encoded
+STATUS_CANNOT_DECODE = 0xC210  # bytes that are not a dataset (pynetdicom's code for it)
+PROBLEMS_KEPT = 100  # the latest refusals' lines a long-running node keeps
+
+
+class _ValuesWithheld(logging.Filter):
+    """Replaces every quoted value in a pydicom log line with "(a value)"."""
+
+    QUOTED = re.compile(r"b?'(?:[^'\\]|\\.)*'" + r'|b?"(?:[^"\\]|\\.)*"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        withheld = self.QUOTED.sub("(a value)", text)
+        if withheld != text:
+            record.msg, record.args = withheld, None
+        return True
+
+
+def _withhold_values() -> None:
+    """Keep what senders put in instances out of pydicom's log lines and printed warnings."""
+    pydicom_log = logging.getLogger("pydicom")
+    if not any(isinstance(f, _ValuesWithheld) for f in pydicom_log.filters):
+        pydicom_log.addFilter(_ValuesWithheld())
+    for message in (r"Invalid value for VR", r"Value \".*\" is not valid", r"Invalid value '"):
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)  # an identical filter is replaced
 
 
 @dataclass
@@ -31,12 +66,13 @@ class NodeCounts:
     received: int = 0  # instances stored
     repeated: int = 0  # instances that were there already
     refused: int = 0  # instances that could not be filed
-    problems: list[str] = field(default_factory=list)  # one line each, without patient data
+    # the latest refusals, one line each, without patient data
+    problems: deque[str] = field(default_factory=lambda: deque(maxlen=PROBLEMS_KEPT))
 
 
 class StorageNode:
     """``ae_title`` listening on ``host:port``, filing into ``inbox``. :meth:`start` returns at once (the server runs
-    in its own threads); :meth:`stop` ends it."""
+    in its own threads); :meth:`stop` ends it. Port 0 takes a free port, which :attr:`port` holds once started."""
 
     def __init__(self, ae_title: str, port: int, inbox: str | Path, *, host: str = "",
                  on_received: Callable[[Stored], None] | None = None):
@@ -44,8 +80,8 @@ class StorageNode:
         from pynetdicom.sop_class import Verification
 
         self.ae_title = check_ae_title(ae_title)
-        if not 0 < int(port) < 65536:
-            raise ConfigError("port", f"{port} is not a TCP port (1-65535)")
+        if not 0 <= int(port) < 65536:
+            raise ConfigError("port", f"{port} is not a TCP port (1-65535, or 0 for any free one)")
         self.port, self.host = int(port), host
         self.inbox = Inbox(inbox)
         self.on_received = on_received
@@ -65,11 +101,13 @@ class StorageNode:
     def start(self) -> None:
         if self._server is not None:
             return
+        _withhold_values()
         try:
             self._server = self._ae.start_server((self.host, self.port), block=False, evt_handlers=self._handlers)
         except OSError as exc:
             raise PacsError(f"the DICOM node {self.ae_title} cannot listen on port {self.port}: "
                             f"{exc.strerror or exc}") from None
+        self.port = int(self._server.server_address[1])
         log.info("DICOM node %s listening on port %d", self.ae_title, self.port)
 
     def stop(self) -> None:
@@ -92,25 +130,41 @@ class StorageNode:
 
     def _on_store(self, event) -> int:
         try:
-            stored = self.inbox.store(event.dataset, event.file_meta)
+            dataset = event.dataset  # element by element; a value is read when first used (a fault then: 0xC000)
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the sender gets a status, not a crash
+            return self._refuse(event, f"the instance cannot be decoded ({type(exc).__name__})", STATUS_CANNOT_DECODE)
+        try:
+            stored = self.inbox.store(dataset, event.file_meta)
         except DataError as exc:
-            return self._refuse(str(exc), STATUS_CANNOT_UNDERSTAND)
+            return self._refuse(event, str(exc), STATUS_CANNOT_UNDERSTAND)
         except OSError as exc:
-            return self._refuse(f"the inbox cannot be written ({exc.strerror or exc})", STATUS_OUT_OF_RESOURCES)
+            return self._refuse(event, f"the inbox cannot be written ({exc.strerror or type(exc).__name__})",
+                                STATUS_OUT_OF_RESOURCES)
+        except MemoryError:
+            return self._refuse(event, "out of memory", STATUS_OUT_OF_RESOURCES)
         with self._lock:
             if stored.new:
                 self.counts.received += 1
             else:
                 self.counts.repeated += 1
         if self.on_received is not None:
-            self.on_received(stored)
+            try:
+                self.on_received(stored)
+            except Exception as exc:  # noqa: BLE001 - the instance is filed: a listener's fault must not refuse it
+                log.warning("DICOM node %s: the listener of received instances failed (%s)", self.ae_title,
+                            type(exc).__name__)
         return STATUS_SUCCESS
 
-    def _refuse(self, line: str, status: int) -> int:
+    def _refuse(self, event, line: str, status: int) -> int:
         with self._lock:
             self.counts.refused += 1
             self.counts.problems.append(line)
-        log.warning("DICOM node %s refused an instance: %s", self.ae_title, line)
+        try:
+            caller = event.assoc.requestor.ae_title
+        except AttributeError:
+            caller = "?"
+        log.warning("DICOM node %s refused an instance from %s (status 0x%04X): %s", self.ae_title, caller, status,
+                    line)
         return status
 
 
