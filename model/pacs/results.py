@@ -5,6 +5,13 @@ The SEG belongs to the source study: the same Study Instance UID and patient mod
 source image), a new series, and a reference to the source image. Its segments are exactly the lesions the reader
 sees in yellow and the findings list (``ImageResult.lesion_labels``), most confident first, each labelled with its
 p(malignant). A view with no listed lesion gets no SEG (an empty segmentation files nothing a viewer can show).
+
+Two things highdicom (0.28) leaves non-conformant, as dciodvfy reports (tests/model/pacs/test_validation.py):
+a SEG of a projection image (no Frame of Reference) lacks Patient Orientation, Type 2C in its General Image module,
+so it gets the source's (its frames are the source's pixel grid), empty when the source's is not a valid one
+(CBIS-DDSM keeps the view there); and ``hd.sr.ReferencedSegmentationFrame`` names both the frame and the segment,
+which the Image SOP Instance Reference macro forbids together, so the SR's reference names the frame alone (the
+frame holds one segment), built with highdicom's ``from_sequence``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from model.errors import DataError
 from model.fileio import atomic_write_bytes
@@ -68,7 +76,21 @@ def segmentation(source: Dataset, labels: np.ndarray, p_malignant: list[float], 
     masks = np.stack([labels == n for n in range(1, count + 1)], axis=-1)[None]  # (1 frame, rows, cols, segments)
     with warnings.catch_warnings():  # CBIS-DDSM's names ("Calc-Test_P_00009_LEFT_CC") are single-component PNs
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
-        return _segmentation(hd, source, masks, descriptions, series_uid, model_name, model_version)
+        seg = _segmentation(hd, source, masks, descriptions, series_uid, model_name, model_version)
+    if "PatientOrientation" not in seg and "FrameOfReferenceUID" not in seg:
+        seg.PatientOrientation = _patient_orientation(hd, source)
+    return seg
+
+
+def _patient_orientation(hd, source: Dataset) -> list[str]:
+    """The source's Patient Orientation when it is two directions of letters A, P, R, L, H, F (e.g. ``A\\FR``); []
+    (empty: unknown) otherwise, e.g. CBIS-DDSM's view name ``CC`` there."""
+    letters = {v.value for v in hd.PatientOrientationValuesBiped}
+    value = source.get("PatientOrientation")
+    values = [str(v) for v in value] if isinstance(value, MultiValue) else ([str(value)] if value else [])
+    if len(values) == 2 and all(v and set(v) <= letters for v in values):
+        return values
+    return []
 
 
 def _segmentation(hd, source, masks, descriptions, series_uid, model_name, model_version):
@@ -106,9 +128,7 @@ def measurement_report(source: Dataset, seg, lesions, case_score: float, lateral
                                                   unit=codes.UCUM.Millimeter, algorithm_id=algorithm))
         groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=segment.TrackingUID, identifier=f"lesion {n}"),
-            referenced_segment=hd.sr.ReferencedSegmentationFrame(
-                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, frame_number=frames[n],
-                segment_number=n, source_image=source_image),
+            referenced_segment=_segmentation_frame(hd, codes, seg, frames[n], source_image),
             finding_type=codes.SCT.Lesion, finding_sites=[site], measurements=measurements, algorithm_id=algorithm))
     groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="case score"),
@@ -124,6 +144,16 @@ def measurement_report(source: Dataset, seg, lesions, case_score: float, lateral
             evidence=[source, seg], content=report, series_number=SR_SERIES_NUMBER, series_instance_uid=hd.UID(),
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
             series_description=f"AI findings ({model_version[:40]})"[:64])
+
+
+def _segmentation_frame(hd, codes, seg, frame: int, source_image):
+    """TID 1410's Referenced Segmentation Frame naming the frame alone: Referenced Frame Number and Referenced
+    Segment Number are each required only when the other is absent, and highdicom's constructor writes both."""
+    reference = hd.sr.ImageContentItem(
+        name=codes.DCM.ReferencedSegmentationFrame, referenced_sop_class_uid=seg.SOPClassUID,
+        referenced_sop_instance_uid=seg.SOPInstanceUID, referenced_frame_numbers=frame,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    return hd.sr.ReferencedSegmentationFrame.from_sequence([reference, source_image])
 
 
 def _segment_frames(seg) -> dict[int, int]:
