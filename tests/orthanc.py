@@ -25,17 +25,19 @@ START_WAIT_S = 60
 
 class Orthanc:
     """Orthanc on 127.0.0.1 with AE title ``ORTHANC``; ``modalities`` (name -> (AE, port)) are the peers it may send
-    to (C-MOVE destinations, pushes)."""
+    to (C-MOVE destinations, pushes); ``config`` overrides or adds options of its configuration (a stricter archive:
+    ``{"DicomCheckCalledAet": True, "DicomAlwaysAllowFind": False, ...}``; a ``DicomModalities`` entry given there
+    replaces the one ``modalities`` makes)."""
 
     ae_title = "ORTHANC"
 
-    def __init__(self, modalities: dict[str, tuple[str, int]] | None = None):
+    def __init__(self, modalities: dict[str, tuple[str, int]] | None = None, config: dict | None = None):
         binary = shutil.which("Orthanc")
         if binary is None:
             pytest.fail(INSTALL_LINE, pytrace=False)
         self.root = Path(tempfile.mkdtemp(prefix="bcir-orthanc-"))
         self.dicom_port, self.http_port = free_port(), free_port()
-        config = {
+        settings = {
             "Name": "bcir-test", "StorageDirectory": str(self.root / "storage"),
             "IndexDirectory": str(self.root / "storage"), "DicomAet": self.ae_title, "DicomPort": self.dicom_port,
             "HttpPort": self.http_port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
@@ -46,7 +48,7 @@ class Orthanc:
             "Plugins": [PLUGINS] if Path(PLUGINS).is_dir() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }
-        (self.root / "orthanc.json").write_text(json.dumps(config))
+        (self.root / "orthanc.json").write_text(json.dumps({**settings, **(config or {})}))
         self.log = open(self.root / "orthanc.log", "wb")
         self.proc = subprocess.Popen([binary, str(self.root / "orthanc.json")], stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.root)

@@ -135,14 +135,17 @@ class QueryPacsDialog(QDialog):
         self.progress.setRange(0, len(studies))
         self.progress.setValue(0)
 
-        def task(report, should_stop):
-            stored = 0
+        def task(report, should_stop):  # a cancel stops inside a study too: what arrived is kept
+            stored, notes = 0, []
             for n, study in enumerate(studies, 1):
                 if should_stop():
                     break
-                stored += len(archive.get_study(study, inbox).stored)
+                result = archive.get_study(study, inbox, should_stop=should_stop)
+                stored += len(result.stored)
+                if result.skipped or result.failed:
+                    notes.append(result.summary(study))
                 report((n, stored))
-            return stored
+            return stored, notes
 
         self._say(f"Retrieving {len(studies)} studies from {archive.name}…")
         self._worker = self.workers.start(task, name="pacs retrieve", on_progress=self._progressed,
@@ -156,8 +159,9 @@ class QueryPacsDialog(QDialog):
         self.progress.setValue(done)
         self._say(f"{done} of {self.progress.maximum()} studies retrieved ({stored} new images)")
 
-    def _retrieved(self, stored: int) -> None:
-        self._say(f"Retrieved: {stored} new images in {self.inbox.root}; the worklist opens them")
+    def _retrieved(self, outcome: tuple[int, list[str]]) -> None:
+        stored, notes = outcome  # notes: studies with instances left in the archive (no mammograms, failures)
+        self._say("; ".join([f"Retrieved: {stored} new images in {self.inbox.root}; the worklist opens them", *notes]))
         self.retrieved.emit(str(self.inbox.root))
 
     def _failed(self, message: str) -> None:

@@ -91,9 +91,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
     for study in args.study:
         result = _archive(args).get_study(study, inbox)
         total += len(result.stored)
-        print(f"{study}: {len(result.stored)} instances retrieved"
-              + (f", {result.repeated} already there" if result.repeated else "")
-              + (f", {result.failed} failed" if result.failed else ""))
+        print(result.summary(study))
     print(f"{total} new instances in {inbox.root}", file=sys.stderr)
     return 0
 

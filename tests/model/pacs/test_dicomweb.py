@@ -35,8 +35,10 @@ def test_wado_brings_the_study_back_and_stow_stores_a_seg_with_it(pacs, tmp_path
     (path,) = result.stored
     received = pydicom.dcmread(path)
     assert received.PixelData == original.PixelData and received == original
-    with pytest.raises(PacsError, match=r"failed the retrieve \(HTTP 404\)$"):
+    with pytest.raises(PacsError, match=r"holds no study 1\.2\.3\.4\.5$"):
         web.get_study("1.2.3.4.5", Inbox(tmp_path / "inbox"))  # a study the archive does not hold
+    with pytest.raises(PacsError, match=r"failed the search \(HTTP 404\)$"):
+        WebArchive(f"{orthanc.url}/no-such-service").find_studies()  # a URL that is not the DICOMweb root
     labels = np.zeros((original.Rows, original.Columns), np.uint8)
     labels[5:25, 5:30] = 1
     seg = segmentation(original, labels, [0.7], model_name="B-Cir U-Net", model_version="test")
