@@ -36,7 +36,7 @@ run: setup platform-check demo
 	$(BIN)/python main.py $(DEMO)
 
 test: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -X faulthandler -m pytest -q
 
 # The bundled demo model, reproduced: 80 synthetic patients, the training run the
 # shipped weights come from, held-out evaluation, then the card (see README).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+_SESSION: dict[str, int] = {}
+FULL_TEARDOWN = "BCIR_TESTS_FULL_TEARDOWN"  # set: the test process ends through Python's own teardown
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _SESSION["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Once pytest has reported and every fixture has stopped its servers and removed its folders, the process leaves
+    with pytest's status without Python's interpreter teardown. That teardown, in a process that made hundreds of Qt
+    windows, worker threads and torch thread pools, crashed once in CI with SIGSEGV after all tests had passed (the
+    app's own quit is tested on its own, in tests/app/test_real_window.py). ``make test`` runs Python with
+    ``-X faulthandler``, so a crash during the tests still prints every thread's stack."""
+    if "status" in _SESSION and not os.environ.get(FULL_TEARDOWN):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_SESSION["status"])
 
 
 @pytest.fixture
