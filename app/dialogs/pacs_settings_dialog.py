@@ -7,11 +7,12 @@ import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from model.errors import BcirError
+from model.pacs.archive import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 from model.pacs.contexts import AE_TITLE_MAX, check_ae_title
 from model.pacs.profiles import Profile, Profiles
 
@@ -48,6 +49,12 @@ class PacsSettingsDialog(QDialog):
         self.port.setRange(1, 65535)
         self.port.setValue(104)
         self.url = QLineEdit()
+        self.timeout = QDoubleSpinBox()
+        self.timeout.setRange(1, MAX_TIMEOUT_S)
+        self.timeout.setDecimals(0)
+        self.timeout.setSuffix(" s")
+        self.timeout.setValue(DEFAULT_TIMEOUT_S)
+        self.timeout.setToolTip("the longest wait for any one answer of the archive")
         self.url.setPlaceholderText("http://pacs.example:8042/dicom-web")
         self.new_button, self.save_button = QPushButton("New"), QPushButton("Save archive")
         self.remove_button, self.test_button = QPushButton("Remove"), QPushButton("Test (echo)")
@@ -86,6 +93,7 @@ class PacsSettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Speaks", self.kind)
+        form.addRow("Timeout", self.timeout)
         editor.addLayout(form)
         editor.addWidget(self.fields)
         row = QHBoxLayout()
@@ -140,6 +148,7 @@ class PacsSettingsDialog(QDialog):
         self.port.setValue(int(profile.port) or 104)
         self.calling_ae.setText(profile.calling_ae)
         self.url.setText(profile.dicomweb)
+        self.timeout.setValue(float(profile.timeout_s))
         self._refresh()
 
     def _kind_changed(self, index: int) -> None:
@@ -160,9 +169,9 @@ class PacsSettingsDialog(QDialog):
         """The archive the fields describe; ConfigError with one line when they do not describe one."""
         name = self.name.text().strip()
         if self.kind.currentIndex() == 1:
-            return Profile(name, dicomweb=self.url.text().strip())
+            return Profile(name, dicomweb=self.url.text().strip(), timeout_s=self.timeout.value())
         return Profile(name, ae_title=self.ae_title.text().strip(), host=self.host.text().strip(),
-                       port=self.port.value(), calling_ae=self.calling_ae.text().strip())
+                       port=self.port.value(), calling_ae=self.calling_ae.text().strip(), timeout_s=self.timeout.value())
 
     def new_archive(self) -> None:
         self.archives.setCurrentItem(None)
@@ -171,6 +180,7 @@ class PacsSettingsDialog(QDialog):
         self.host.clear()
         self.url.clear()
         self.port.setValue(104)
+        self.timeout.setValue(DEFAULT_TIMEOUT_S)
         self.calling_ae.setText(self.node_ae.text().strip())
         self.name.setFocus()
         self._refresh()

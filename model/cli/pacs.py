@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+from model.pacs.archive import DEFAULT_TIMEOUT_S
+
 
 def _archive(args: argparse.Namespace):
     """The archive the options name: DICOMweb with --dicomweb, else DIMSE with --ae, --host and --port."""
@@ -23,10 +25,10 @@ def _archive(args: argparse.Namespace):
     if getattr(args, "dicomweb", None):
         from model.pacs.dicomweb import WebArchive
 
-        return WebArchive(args.dicomweb)
+        return WebArchive(args.dicomweb, timeout_s=args.timeout)
     if not (args.ae and args.host and args.port):
         raise Refusal("name the archive: --pacs NAME, --ae AE --host HOST --port PORT, or --dicomweb URL")
-    return Archive(ArchiveProfile(args.ae, args.host, args.port, calling_ae=args.calling_ae))
+    return Archive(ArchiveProfile(args.ae, args.host, args.port, calling_ae=args.calling_ae, timeout_s=args.timeout))
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
@@ -135,7 +137,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
     profiles = Profiles()
     if args.profiles_action == "add":
-        profile = Profile(args.name, args.ae or "", args.host or "", args.port or 0, args.calling_ae, args.dicomweb or "")
+        profile = Profile(args.name, args.ae or "", args.host or "", args.port or 0, args.calling_ae, args.dicomweb or "",
+                          args.timeout)
         profiles.add(profile)
         print(f"{profile.name}: {profile.describe()}")
     elif args.profiles_action == "remove":
@@ -156,6 +159,8 @@ def _peer_options(p: argparse.ArgumentParser, *, web: bool = True) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--calling-ae", default="BCIR", help="our AE title, as the archive knows it (default BCIR)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"the longest wait for any one answer of the archive (default {DEFAULT_TIMEOUT_S:g} s)")
     if web:
         p.add_argument("--dicomweb", metavar="URL", help="the archive's DICOMweb base URL instead (QIDO, WADO, STOW)")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from model.errors import ConfigError
 from model.fileio import atomic_write_json, user_data_dir
-from model.pacs.archive import Archive, ArchiveProfile
+from model.pacs.archive import DEFAULT_TIMEOUT_S, Archive, ArchiveProfile
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
@@ -23,6 +23,7 @@ class Profile:
     port: int = 0
     calling_ae: str = "BCIR"
     dicomweb: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the longest wait for any one answer (a slow archive over a WAN: more)
 
     def __post_init__(self):
         if not _NAME.fullmatch(self.name or ""):
@@ -36,11 +37,13 @@ class Profile:
         if self.dicomweb:
             from model.pacs.dicomweb import WebArchive
 
-            return WebArchive(self.dicomweb)
-        return Archive(ArchiveProfile(self.ae_title, self.host, int(self.port), calling_ae=self.calling_ae))
+            return WebArchive(self.dicomweb, timeout_s=self.timeout_s)
+        return Archive(ArchiveProfile(self.ae_title, self.host, int(self.port), calling_ae=self.calling_ae,
+                                      timeout_s=self.timeout_s))
 
     def describe(self) -> str:
-        return self.dicomweb if self.dicomweb else f"{self.ae_title}@{self.host}:{self.port} as {self.calling_ae}"
+        where = self.dicomweb if self.dicomweb else f"{self.ae_title}@{self.host}:{self.port} as {self.calling_ae}"
+        return where if float(self.timeout_s) == DEFAULT_TIMEOUT_S else f"{where}, timeout {float(self.timeout_s):g} s"
 
 
 class Profiles:

@@ -53,8 +53,10 @@ def test_archives_are_typed_tested_saved_fixed_and_removed(qtbot, window, orthan
     line = echo_line(qtbot, dialog)
     assert "cannot be reached" in line and "\n" not in line and "ff7070" in dialog.message.styleSheet()
     dialog.port.setValue(orthanc.dicom_port)
+    dialog.timeout.setValue(90)  # an archive across a slow link
     dialog.save_button.click()
     assert echo_line(qtbot, dialog).startswith("main answered")
+    assert Profiles().get("main").archive().profile.timeout_s == 90
 
     # a DICOMweb archive beside it: the same Orthanc's QIDO answers the test
     dialog.new_button.click()
@@ -73,7 +75,8 @@ def test_archives_are_typed_tested_saved_fixed_and_removed(qtbot, window, orthan
 
     # picking an archive in the list shows its fields; Remove forgets it
     dialog.archives.setCurrentRow(0)
-    assert (dialog.name.text(), dialog.kind.currentIndex(), dialog.port.value()) == ("main", 0, orthanc.dicom_port)
+    assert (dialog.name.text(), dialog.kind.currentIndex(), dialog.port.value(), dialog.timeout.value()) == \
+        ("main", 0, orthanc.dicom_port, 90)
     dialog.remove_button.click()
     assert [p.name for p in Profiles().all()] == ["web"] and dialog.message.text() == "Removed main"
     dialog.reject()

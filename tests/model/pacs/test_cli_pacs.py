@@ -87,7 +87,10 @@ def test_named_archives_serve_every_request(pacs, tmp_path):
     added = run("pacs", "profiles", "add", "main", "--ae", "ORTHANC", "--host", "127.0.0.1", "--port",
                 str(orthanc.dicom_port))
     assert added.returncode == 0 and added.stdout.strip() == f"main: ORTHANC@127.0.0.1:{orthanc.dicom_port} as BCIR"
-    run("pacs", "profiles", "add", "web", "--dicomweb", f"{orthanc.url}/dicom-web")
+    web_added = run("pacs", "profiles", "add", "web", "--dicomweb", f"{orthanc.url}/dicom-web", "--timeout", "7.5")
+    assert web_added.stdout.strip() == f"web: {orthanc.url}/dicom-web, timeout 7.5 s"  # a slow archive waits longer
+    never = run("pacs", "profiles", "add", "never", "--dicomweb", f"{orthanc.url}/dicom-web", "--timeout", "0")
+    assert never.returncode == 2 and "0 s is not between 0 and 3600 s" in never.stderr
     assert run("pacs", "echo", "--pacs", "main").returncode == 0 and run("pacs", "echo", "--pacs", "web").returncode == 0
     dimse = json.loads(run("pacs", "find", "--pacs", "main", "--json").stdout)["studies"]
     web = json.loads(run("pacs", "find", "--pacs", "web", "--json").stdout)["studies"]
