@@ -80,9 +80,11 @@ def test_the_node_fills_the_worklist_as_the_archive_pushes(qtbot, window, archiv
         taken.stop()
 
 
-def test_send_results_puts_the_seg_and_sr_of_the_case_on_screen_into_its_study(qtbot, archive, model_file,
-                                                                               cache_dir):
-    from tests.app.qt_helpers import open_root, show_with_ai
+def test_a_study_queried_retrieved_and_read_by_the_ai_gets_its_seg_and_sr_in_the_archive(qtbot, archive, model_file,
+                                                                                          cache_dir):
+    """The whole path: File → Query PACS finds the studies, Retrieve brings them into the inbox and the worklist
+    opens them, the AI reads a case, and File → Send results files the SEG and SR in that case's study."""
+    from tests.app.qt_helpers import show_with_ai
 
     orthanc, _, files = archive
     Profiles().add(Profile("main", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port))
@@ -90,8 +92,15 @@ def test_send_results_puts_the_seg_and_sr_of_the_case_on_screen_into_its_study(q
     qtbot.addWidget(window)
     window.show()
     try:
-        root = files[0].parents[4]
-        index = open_root(qtbot, window, root)
+        dialog = window.pacs_control.ask_query()
+        dialog.search.click()
+        qtbot.waitUntil(lambda: dialog.table.rowCount() == len(files) and dialog.search.isEnabled(),
+                        timeout=TIMEOUT_MS)
+        dialog.table.selectAll()
+        with qtbot.waitSignal(window.indexReady, timeout=TIMEOUT_MS) as opened:
+            dialog.retrieve.click()
+        index = opened.args[0]
+        assert index.root == window.pacs_control.inbox and len(index.images) == len(files)
         sent = None
         for patient in index.patients():  # the first case on which the AI lists a lesion
             show_with_ai(qtbot, window, patient)
