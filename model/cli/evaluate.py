@@ -1,4 +1,6 @@
-"""``bcir eval ROOT``: evaluate a model on the held-out patients of a labelled folder (see :mod:`model.evaluate.evaluation`)."""
+"""``bcir eval ROOT``: evaluate a model on the held-out patients of a labelled folder (see :mod:`model.evaluate.evaluation`);
+``bcir calibrate ROOT --out NEW``: fit p(malignant)'s calibration and the operating point on its validation patients
+(:mod:`model.evaluate.calibration`)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ from model.cli.options import add_device, add_weights
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from model.evaluate.evaluation import evaluate
     from model.nn.weights import load_model
     from model.registry.resolve import require_model
@@ -25,20 +25,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
 
-    bar = None
-
-    def progress(event) -> None:
-        nonlocal bar
-        if bar is None:  # disable=None: no bar when stderr is not a terminal
-            bar = tqdm(total=event.total, desc="images", unit="image", file=sys.stderr, leave=False, disable=None)
-        bar.update(event.done - bar.n)
-
+    progress, close = _progress_bar()
     try:
         report = evaluate(root, model, device=args.device, views=views, patients=patients, progress=progress,
                           bootstrap=args.bootstrap)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     written = None
     if args.report:
         from model.evaluate.report import write_report
@@ -57,6 +49,57 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(event) -> None:
+        nonlocal bar
+        if bar is None:  # disable=None: no bar when stderr is not a terminal
+            bar = tqdm(total=event.total, desc="images", unit="image", file=sys.stderr, leave=False, disable=None)
+        bar.update(event.done - bar.n)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return progress, close
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from model.evaluate.calibration import calibrate, save_calibrated
+    from model.nn.weights import load_model
+    from model.registry.resolve import require_model
+
+    root, out = Path(args.root), Path(args.out)
+    if not root.exists():
+        raise Refusal(f"{root} does not exist")
+    if out.suffix != ".safetensors":
+        raise Refusal(f"--out {out.name}: the calibrated model is written as NAME.safetensors")
+    if out.exists() or out.with_suffix(".json").exists():
+        raise Refusal(f"{out} exists: the calibrated model is written to a new file, never over one")
+    if args.target_sensitivity is not None and not 0 < args.target_sensitivity <= 1:
+        raise Refusal(f"--target-sensitivity {args.target_sensitivity:g} is not in (0, 1]")
+    model = load_model(require_model(args.weights))
+    views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
+    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+    progress, close = _progress_bar()
+    try:
+        result = calibrate(root, model, version=args.version or out.stem, patients=patients, views=views,
+                           device=args.device, target_sensitivity=args.target_sensitivity, progress=progress)
+    finally:
+        close()
+    written = save_calibrated(model, result.card, out)
+    if args.json:
+        json.dump({**result.to_json(), "path": str(written)}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(result.summary())
+        print(f"written: {written} (evaluate it on held-out patients: bcir eval FOLDER --weights {written})")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``eval`` command to ``bcir``'s subparsers."""
     p = subparsers.add_parser("eval", help="evaluate a model on held-out patients: Dice, IoU, detection, AUC with CI")
@@ -70,6 +113,22 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="with --json: include per-image and per-lesion records")
     p.add_argument("--report", metavar="DIR", help="write report.md, report.json, roc.png and training_curves.png here")
     p.set_defaults(func=_cmd_eval)
+
+    c = subparsers.add_parser("calibrate", help="fit p(malignant)'s calibration and the operating point on the "
+                                                "model's validation patients; writes a new model")
+    c.add_argument("root", help="the labelled folder the model was trained on (its validation patients are used)")
+    c.add_argument("--out", required=True, metavar="FILE",
+                   help="the calibrated model to write, NAME.safetensors with NAME.json beside it (never over a file)")
+    add_weights(c, role="the model to calibrate")
+    add_device(c)
+    c.add_argument("--version", help="the calibrated model's version (default: the --out file's name)")
+    c.add_argument("--patients", help="comma-separated patient IDs to fit on instead of the validation split (never "
+                                      "training patients; evaluate on others)")
+    c.add_argument("--views", default="CC", help="views whose abnormalities are scored (default CC; e.g. CC,MLO or all)")
+    c.add_argument("--target-sensitivity", type=float, metavar="S",
+                   help="operating point: the highest threshold with at least this sensitivity (default: Youden's J)")
+    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.set_defaults(func=_cmd_calibrate)
     return p
 
 

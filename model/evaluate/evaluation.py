@@ -13,8 +13,19 @@ What is measured (``bcir eval``):
 * **Malignancy**, on the paper's protocol: the head on a tile-sized ROI centred
   on each usable ground-truth abnormality (its mask's centroid), label =
   pathology. AUC with a percentile-bootstrap 95% CI, sensitivity and
-  specificity at 0.5. Also a per-image AUC of the case score (the highest
-  lesion score of the whole-view result), which is what the app shows.
+  specificity at 0.5 and at the card's operating point (0.5 when it states
+  none). Also a per-image AUC of the case score (the highest lesion score of
+  the whole-view result), which is what the app shows.
+* **Calibration** of p(malignant) as the model serves it (calibrated when the
+  card has a calibration): the expected calibration error over 10 equal-width
+  bins and the reliability bins (:mod:`model.evaluate.metrics`); with a
+  calibration, the head's own ECE beside it. When the evaluated patients are the
+  ones the calibration was fitted on, a note says so.
+* **FROC**: lesion sensitivity at 0.25, 0.5, 1, 2 and 4 false positives per
+  image, the listed lesions ranked by their peak probability, each a hit or a
+  false positive as above. Lesions under the segmentation threshold are never
+  listed, so a rate beyond what the listed lesions reach is ``None`` (not
+  reached), never extrapolated.
 * **Pixel accuracy** next to the accuracy of predicting background
   everywhere on the same pixels: lesions are a few percent of a mammogram, so a
   high pixel accuracy alone says nothing.
@@ -201,6 +212,17 @@ class EvalReport:
     per_image: list[dict] = field(default_factory=list)
     per_abnormality: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # {path, reason} of each image that failed; counted in images_skipped
+    # the operating point: p(malignant) >= threshold called malignant; from the card, else 0.5 (source says which)
+    operating_point: dict = field(default_factory=lambda: {"threshold": MALIGNANCY_THRESHOLD, "rule": None,
+                                                           "source": "default"})
+    sensitivity_at_operating_point: float | None = None
+    specificity_at_operating_point: float | None = None
+    ece: float | None = None  # of p(malignant) as served, metrics.ECE_BINS equal-width bins
+    ece_uncalibrated: float | None = None  # the head's own, when the card has a calibration (else None)
+    reliability: list[dict] = field(default_factory=list)  # metrics.reliability_bins of p as served
+    reliability_uncalibrated: list[dict] = field(default_factory=list)  # of the head's own, with a calibration
+    calibration: dict | None = None  # the card's calibration, as written
+    froc: dict = field(default_factory=dict)  # metrics.froc of the listed lesions by peak probability
     model_card: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -288,6 +310,11 @@ class EvalReport:
             ("malignancy AUC", f"{num(self.auc)}{ci_text} over {self.abnormalities_scored} abnormalities "
                                f"({self.malignant} malignant, {self.benign} benign)"),
             (f"sens / spec @ {self.malignancy_threshold:g}", f"{num(self.sensitivity, True)} / {num(self.specificity, True)}"),
+            (f"sens / spec @ {self.operating_point['threshold']:.3g}",
+             f"{num(self.sensitivity_at_operating_point, True)} / {num(self.specificity_at_operating_point, True)} "
+             f"(operating point: {operating_point_text(self.operating_point)})"),
+            ("calibration (ECE)", calibration_text(self)),
+            ("FROC sens @ FP/image", froc_text(self.froc)),
             ("case-score AUC", num(self.case_auc)),
             ("pixel accuracy", f"{num(self.pixel_accuracy, True)} vs {num(self.pixel_accuracy_all_background, True)} "
                                "for predicting all background"),
@@ -299,6 +326,70 @@ class EvalReport:
         lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def operating_point_text(point: dict) -> str:
+    """How the report's operating point was chosen, in words."""
+    if point.get("source") != "model card":
+        return "the card states none, so 0.5"
+    fitted = point.get("fitted_on") or {}
+    count = fitted["patients"].get("count") if isinstance(fitted.get("patients"), dict) else None
+    where = f", fitted on {count} patients ({fitted.get('rule', 'unstated')})" if count is not None else ""
+    return f"{point.get('rule') or 'unstated rule'}{where}, from the model card"
+
+
+def calibration_text(report: "EvalReport") -> str:
+    """The ECE line of the summary: as served, and the head's own beside it when the card calibrates."""
+    def num(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    text = f"{num(report.ece)} ({metrics.ECE_BINS} equal-width bins)"
+    if report.calibration is not None:
+        text += (f"; the head uncalibrated {num(report.ece_uncalibrated)}; temperature "
+                 f"{report.calibration.get('temperature', float('nan')):.3g} from the model card")
+    else:
+        text += "; the card has no calibration"
+    return text
+
+
+def froc_text(froc: dict) -> str:
+    """'0.55 / 0.70 / 0.79 / not reached / not reached at 0.25 / 0.5 / 1 / 2 / 4 (listed lesions reach 1.54)'."""
+    if not froc or froc.get("max_sensitivity") is None:
+        return "n/a (no lesion)"
+    values = " / ".join("not reached" if v is None else f"{v:.2f}" for v in froc["sensitivity"])
+    rates = " / ".join(f"{r:g}" for r in froc["fp_rates"])
+    return (f"{values} at {rates} (the listed lesions reach {froc['max_fp_per_image']:.2f} FP/image at "
+            f"sensitivity {froc['max_sensitivity']:.2f})")
+
+
+def fitted_patients(fitted_on: dict | None, index: StudyIndex, patients: Iterable[str]) -> set[str] | None:
+    """Which of ``patients`` (of ``index``) a calibration or operating point was fitted on (its ``fitted_on``):
+    by this site's patient hashes; on another site's hashes, an empty set for another folder and None (cannot be
+    told) for the very folder it was fitted on."""
+    from model.data.split import PATIENT_SCHEME, site_key
+
+    fitted_on = fitted_on or {}
+    recorded = fitted_on.get("patients") if isinstance(fitted_on.get("patients"), dict) else {}
+    hashes = recorded.get("hashes")
+    if recorded.get("scheme") == PATIENT_SCHEME and isinstance(hashes, list) and recorded.get("site"):
+        key = site_key(create=False)
+        if key is not None and key.id == recorded["site"]:
+            wanted = set(hashes)
+            return {p for p in patients if key.hash(p) in wanted}
+    return None if fitted_on.get("data_fingerprint") == dataset_fingerprint(index) else set()
+
+
+def truth_malignancy(predictor, mammogram, masks: list[np.ndarray]) -> list[float]:
+    """The head's own p(malignant), uncalibrated, on the paper's protocol: a tile-sized ROI centred on each
+    ground-truth mask's centroid (masks on the image's original grid)."""
+    from model.data.preprocess import prepare
+
+    if not masks:
+        return []
+    working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm,
+                                   predictor.model.preprocess)
+    centres = [geometry.point_to_working(*_centroid(m)) for m in masks]
+    return predictor.malignancy(working, centres, calibrated=False)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -332,7 +423,6 @@ def evaluate(
     from model.data.dicom_io import read_image
     from model.infer.predictor import Predictor
     from model.data.masks import load_truth
-    from model.data.preprocess import prepare
     from model.nn.weights import LoadedModel, load_model
 
     start = time.perf_counter()
@@ -385,11 +475,7 @@ def evaluate(
             mammogram = read_image(image.path)
             result = predictor.predict(mammogram, should_stop=should_stop, use_cache=False)
             # malignancy on the paper's protocol: the head on a ROI centred on each ground-truth abnormality
-            p_malignant: list[float] = []
-            if usable:
-                working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
-                centres = [geometry.point_to_working(*_centroid(t)) for _, t in usable]
-                p_malignant = predictor.malignancy(working, centres)
+            p_raw = truth_malignancy(predictor, mammogram, [t for _, t in usable])
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - one image fails (out of memory, a header pydicom cannot interpret,
@@ -412,7 +498,10 @@ def evaluate(
         record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
                   "lesions": len(usable), "detected": comparison.detected, "false_positives": comparison.false_positives,
                   "dice": None, "iou": None, "case_score": float(result.case_score),
-                  "malignant": image_class(image)}
+                  "malignant": image_class(image),
+                  # the listed lesions for the FROC: peak probability and the truth lesions (indices) each one hits
+                  "candidates": [{"peak": float(lesion.peak_probability), "hits": list(truths)}
+                                 for lesion, truths in zip(result.lesions, comparison.lesion_truths)]}
         if usable:
             record["dice"] = comparison.dice
             record["iou"] = comparison.iou
@@ -425,11 +514,12 @@ def evaluate(
         total_pixels += union.size
         lesion_pixels += int(np.count_nonzero(union))
 
-        for (a, mask), hit, d, p in zip(usable, comparison.truth_hit, comparison.truth_dice, p_malignant):
+        for (a, mask), hit, d, raw in zip(usable, comparison.truth_hit, comparison.truth_dice, p_raw):
             x, y = _centroid(mask)
             lesion_records.append({"path": image.path, "patient_id": image.patient_id, "abnormality_id": a.id,
                                    "type": a.type, "pathology": a.pathology, "malignant": bool(a.malignant),
-                                   "p_malignant": float(p), "detected": bool(hit), "dice": float(d),
+                                   "p_malignant": model.card.p_malignant(raw), "p_malignant_raw": float(raw),
+                                   "detected": bool(hit), "dice": float(d),
                                    "iou": iou_from_dice(d), "centroid": [x, y], "area_px": int(mask.sum())})
         image_records.append(record)
         patients_done.add(image.patient_id)
@@ -445,6 +535,20 @@ def evaluate(
     auc = metrics.roc_auc(labels, scores) if lesion_records else None
     auc_ci = metrics.bootstrap_auc_ci(labels, scores, n=bootstrap, seed=seed, level=CI_LEVEL) if auc is not None else (None, None)
     sens, spec = metrics.sensitivity_specificity(labels, scores, MALIGNANCY_THRESHOLD) if lesion_records else (None, None)
+    card = model.card
+    if card.operating_point is not None:
+        operating = {**card.operating_point.to_json(), "source": "model card"}
+    else:
+        operating = {"threshold": MALIGNANCY_THRESHOLD, "rule": None, "source": "default"}
+    op_sens, op_spec = (metrics.sensitivity_specificity(labels, scores, operating["threshold"]) if lesion_records
+                        else (None, None))
+    ece = metrics.expected_calibration_error(labels, scores)
+    reliability = metrics.reliability_bins(labels, scores)
+    raw_scores = [r["p_malignant_raw"] for r in lesion_records]
+    ece_raw = metrics.expected_calibration_error(labels, raw_scores) if card.calibration is not None else None
+    reliability_raw = metrics.reliability_bins(labels, raw_scores) if card.calibration is not None else []
+    froc = metrics.froc([(c["peak"], [(n, t) for t in c["hits"]])
+                         for n, r in enumerate(image_records) for c in r["candidates"]], n_lesions, len(image_records))
     known = [r for r in image_records if r["malignant"] is not None]  # an image of unknown class scores no case AUC
     case_labels = [r["malignant"] for r in known]
     case_scores = [r["case_score"] for r in known]
@@ -473,6 +577,28 @@ def evaluate(
                      f"everywhere already scores {100 * (1 - lesion_pixels / total_pixels):.2f}% pixel accuracy")
     if auc is None and lesion_records:
         notes.append("only one pathology among the scored abnormalities: the malignancy AUC is undefined")
+    reuse: dict[str, list[tuple[str, str]]] = {}  # what the note says -> the fits (and their figures) it is of
+    for what, fitted, figures in (("calibration", card.calibration, "the ECE"),
+                                  ("operating point", card.operating_point, "the sensitivity and specificity there")):
+        if fitted is None:
+            continue
+        reused = fitted_patients(fitted.fitted_on, index, patients_done)
+        if reused is None:
+            said = ("fitted on this very folder, and whether on these patients cannot be told here (another site's "
+                    "patient key): {figures} may be optimistic")
+        elif reused:
+            said = (f"fitted on {len(reused)} of the {len(patients_done)} evaluated patients: {{figures}} are "
+                    "in-sample on them, so optimistic")
+        else:
+            continue
+        reuse.setdefault(said, []).append((what, figures))
+    for said, fits in reuse.items():
+        notes.append(f"the model's {' and '.join(w for w, _ in fits)} {'was' if len(fits) == 1 else 'were'} "
+                     + said.format(figures=" and ".join(f for _, f in fits)))
+    if froc["max_sensitivity"] is not None and any(v is None for v in froc["sensitivity"]):
+        notes.append(f"FROC: the listed lesions (at the segmentation threshold {threshold:g}) reach "
+                     f"{froc['max_fp_per_image']:.2f} false positives per image; higher rates are not reached and "
+                     "shown as n/a, never extrapolated")
 
     return EvalReport(
         root=index.root, model_version=model.version, device=predictor.device_description,
@@ -494,8 +620,13 @@ def evaluate(
         per_type=per_type, abnormalities_with_problems=problems, images_skipped=dict(skipped),
         segmentation_threshold=threshold, min_lesion_mm2=predictor.config.min_lesion_mm2,
         data_fingerprint=dataset_fingerprint(index), seconds=time.perf_counter() - start, notes=notes,
-        per_image=image_records, per_abnormality=lesion_records, errors=image_errors, model_card=model.card.to_json(),
+        per_image=image_records, per_abnormality=lesion_records, errors=image_errors,
+        operating_point=operating, sensitivity_at_operating_point=op_sens, specificity_at_operating_point=op_spec,
+        ece=ece, ece_uncalibrated=ece_raw, reliability=reliability, reliability_uncalibrated=reliability_raw,
+        calibration=card.calibration.to_json() if card.calibration is not None else None, froc=froc,
+        model_card=model.card.to_json(),
     )
 
 
-__all__ = ["EvalProgress", "EvalReport", "HeldOut", "dataset_fingerprint", "evaluate", "held_out_patients"]
+__all__ = ["EvalProgress", "EvalReport", "HeldOut", "calibration_text", "dataset_fingerprint", "evaluate",
+           "fitted_patients", "froc_text", "held_out_patients", "operating_point_text", "truth_malignancy"]

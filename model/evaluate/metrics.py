@@ -1,4 +1,5 @@
-"""Evaluation metrics: ROC/AUC with a bootstrap interval, sensitivity and specificity, pixel accuracy.
+"""Evaluation metrics: ROC/AUC with a bootstrap interval, sensitivity and specificity, pixel accuracy, calibration
+(reliability bins and the expected calibration error) and FROC.
 
 numpy only; no torch, no sklearn. Every function says what it returns when a
 quantity is undefined (one class only, nothing to average): ``None``, never a
@@ -134,7 +135,96 @@ def sensitivity_specificity(labels, scores, threshold: float) -> tuple[float | N
     return sens, spec
 
 
+# ---------------------------------------------------------------------------
+# calibration
+
+ECE_BINS = 10
+
+
+def reliability_bins(labels, scores, bins: int = ECE_BINS) -> list[dict]:
+    """The reliability diagram's bins: ``bins`` equal-width bins of p over [0, 1], bin k holding
+    k/bins <= p < (k+1)/bins (the last one p = 1 too). Per bin: its edges, the count, the mean p and the observed
+    share of positives (both None for an empty bin)."""
+    labels, scores = _labels_scores(labels, scores)
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    if scores.size and (scores.min() < 0 or scores.max() > 1):
+        raise ValueError("scores must be probabilities in [0, 1]")
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    out = []
+    for k in range(bins):
+        inside = which == k
+        n = int(inside.sum())
+        out.append({"low": k / bins, "high": (k + 1) / bins, "count": n,
+                    "mean_p": float(scores[inside].mean()) if n else None,
+                    "positive_fraction": float(labels[inside].mean()) if n else None})
+    return out
+
+
+def expected_calibration_error(labels, scores, bins: int = ECE_BINS) -> float | None:
+    """ECE of p(positive): sum over the equal-width bins of :func:`reliability_bins` of
+    (count / N) * |positive fraction - mean p|. None when there is nothing to score."""
+    table = reliability_bins(labels, scores, bins)
+    total = sum(b["count"] for b in table)
+    if total == 0:
+        return None
+    return float(sum(b["count"] / total * abs(b["positive_fraction"] - b["mean_p"]) for b in table if b["count"]))
+
+
+# ---------------------------------------------------------------------------
+# FROC
+
+FROC_FP_RATES = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def froc(candidates, lesions: int, images: int, fp_rates=FROC_FP_RATES) -> dict:
+    """Free-response ROC of listed candidates: lesion sensitivity against false positives per image.
+
+    ``candidates``: (score, keys) per listed candidate of every image, ``keys`` the truth lesions it hits (any
+    hashable, unique over all images; empty: a false positive). ``lesions``: the truth lesions, ``images``: the
+    images. At a score threshold t the candidates with score >= t are kept; a lesion is found when a kept
+    candidate hits it. The curve has one point per distinct score, from (0, 0) (nothing kept). The sensitivity at
+    a rate r is the highest over the points with at most r false positives per image. Candidates below the
+    lowest listed score were never listed, so a rate beyond the curve's last point is not reached: None, never
+    extrapolated. Sensitivities are None (and the curve empty) when there is no lesion.
+    """
+    if images < 1:
+        raise ValueError("FROC needs at least one image")
+    rows = [(float(score), frozenset(keys)) for score, keys in candidates]
+    if any(np.isnan(score) for score, _ in rows):
+        raise ValueError("scores contain NaN")
+    known = set().union(*(keys for _, keys in rows)) if rows else set()
+    if len(known) > lesions:
+        raise ValueError(f"candidates hit {len(known)} lesions but only {lesions} were given")
+    points = [(0.0, 0.0)] if lesions else []
+    thresholds: list[float] = []
+    found: set = set()
+    fps = 0
+    rows.sort(key=lambda r: -r[0])
+    i = 0
+    while i < len(rows):
+        score = rows[i][0]
+        while i < len(rows) and rows[i][0] == score:  # tied scores are kept together
+            keys = rows[i][1]
+            if keys:
+                found |= keys
+            else:
+                fps += 1
+            i += 1
+        if lesions:
+            thresholds.append(score)
+            points.append((fps / images, len(found) / lesions))
+    reach = fps / images
+    sensitivity = [None if not lesions or rate > reach else max(s for f, s in points if f <= rate)
+                   for rate in fp_rates]
+    return {"fp_rates": [float(r) for r in fp_rates], "sensitivity": sensitivity,
+            "max_fp_per_image": reach, "max_sensitivity": len(found) / lesions if lesions else None,
+            "points": [[f, s] for f, s in points], "thresholds": thresholds,  # the score of each point after the first
+            "lesions": int(lesions), "images": int(images)}
+
+
 __all__ = [
-    "all_background_accuracy", "average_ranks", "bootstrap_auc_ci", "pixel_accuracy", "roc_auc", "roc_curve",
+    "ECE_BINS", "FROC_FP_RATES", "all_background_accuracy", "average_ranks", "bootstrap_auc_ci",
+    "expected_calibration_error", "froc", "pixel_accuracy", "reliability_bins", "roc_auc", "roc_curve",
     "sensitivity_specificity",
 ]

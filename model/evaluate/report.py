@@ -1,4 +1,5 @@
-"""The evaluation report: ROC curve and training curves as PNG, and a Markdown page that explains the numbers.
+"""The evaluation report: ROC curve, reliability diagram, FROC curve and training curves as PNG, and a Markdown
+page that explains the numbers.
 
 matplotlib is imported inside the plotting functions, with the Agg backend and
 no pyplot, so importing :mod:`model` stays light and never pulls a GUI toolkit.
@@ -81,6 +82,79 @@ def plot_roc(report) -> bytes | None:
     return _png(fig)
 
 
+def plot_reliability(report) -> bytes | None:
+    """Reliability diagram of p(malignant): observed share of malignant against the mean p per equal-width bin, as
+    served and (with a calibration) the head's own, over a histogram of the counts; None with nothing scored."""
+    served = report.reliability
+    if not served or not any(b["count"] for b in served):
+        return None
+    fig = _figure(5.5, 6.2)
+    ax = fig.add_axes([0.14, 0.36, 0.8, 0.56])
+    hist = fig.add_axes([0.14, 0.08, 0.8, 0.18], sharex=ax)
+    series = [("p(malignant) as served" + (" (calibrated)" if report.calibration else ""), served, "#c0392b",
+               report.ece)]
+    if report.reliability_uncalibrated:
+        series.append(("the head uncalibrated", report.reliability_uncalibrated, "#7f8c8d", report.ece_uncalibrated))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="perfect calibration")
+    width = 1.0 / len(served)
+    for n, (label, bins, colour, ece) in enumerate(series):
+        used = [b for b in bins if b["count"]]
+        ax.plot([b["mean_p"] for b in used], [b["positive_fraction"] for b in used], marker="o", ms=4, color=colour,
+                lw=1.5 if n == 0 else 1, ls="-" if n == 0 else "--", label=f"{label}: ECE {_fmt(ece)}")
+        offset = (n - (len(series) - 1) / 2) * width / len(series)
+        hist.bar([(b["low"] + b["high"]) / 2 + offset for b in bins], [b["count"] for b in bins],
+                 width=width / len(series) * 0.9, color=colour, alpha=0.7 if n == 0 else 0.45)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("share malignant in the bin")
+    ax.set_title(f"Reliability, {report.model_version} ({len(served)} equal-width bins, n={report.abnormalities_scored})",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.tick_params(labelbottom=False)
+    hist.set_xlabel("p(malignant), mean per bin")
+    hist.set_ylabel("count", fontsize=8)
+    hist.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_froc(report) -> bytes | None:
+    """Lesion sensitivity against false positives per image over the listed lesions; the curve ends where the listed
+    lesions end (the segmentation threshold). None when there is no lesion."""
+    froc = report.froc or {}
+    points = froc.get("points") or []
+    if froc.get("max_sensitivity") is None or len(points) < 1:
+        return None
+    fig = _figure(5.5, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    left = 0.1  # a log axis: the points with fewer false positives are drawn at its left edge
+    xs, ys = [max(p[0], left) for p in points], [p[1] for p in points]
+    ax.step(xs, ys, where="post", color="#2c7fb8", lw=2, label=f"listed lesions by peak probability, "
+                                                                  f"{froc['lesions']} lesions in {froc['images']} images")
+    reach = froc["max_fp_per_image"]
+    ax.axvline(max(reach, left), color="0.5", ls=":", lw=1, label=f"the last listed lesion: {reach:.2f} FP/image")
+    for rate, sens in zip(froc["fp_rates"], froc["sensitivity"]):
+        if sens is not None:
+            ax.plot([rate], [sens], "o", color="#c0392b", ms=5)
+            ax.annotate(f"{sens:.2f}", (rate, sens), textcoords="offset points", xytext=(0, 7), fontsize=7,
+                        ha="center")
+        else:
+            ax.annotate("not\nreached", (rate, 0.03), fontsize=7, ha="center", color="0.35")
+    ax.set_xscale("log")
+    ax.set_xlim(left, max(6.0, reach * 1.3))
+    ax.set_xticks(list(froc["fp_rates"]))
+    ax.set_xticklabels([f"{r:g}" for r in froc["fp_rates"]])
+    ax.minorticks_off()
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false positives per image")
+    ax.set_ylabel("lesion sensitivity")
+    ax.set_title(f"FROC, {report.model_version}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def plot_training_curves(history: list[dict]) -> bytes | None:
     """Train/val loss and val Dice per epoch; None when the history holds no epoch with a loss."""
     rows = [h for h in history or [] if isinstance(h, dict) and h.get("epoch") is not None]
@@ -141,7 +215,66 @@ def _card_notices(card: dict) -> list[str]:
     return found
 
 
-def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: str | None = None) -> str:
+def _calibration_lines(r) -> list[str]:
+    from model.evaluate.evaluation import operating_point_text
+    from model.evaluate.metrics import ECE_BINS
+
+    lines = ["## Calibration of p(malignant)", ""]
+    cal = r.calibration
+    if cal:
+        fitted = cal.get("fitted_on") or {}
+        count = (fitted.get("patients") or {}).get("count") if isinstance(fitted.get("patients"), dict) else None
+        lines += [f"The model card calibrates the head by temperature scaling: p = sigmoid(logit(p of the head) / T), "
+                  f"T = {cal.get('temperature', float('nan')):.4g}, fitted on "
+                  f"{count if count is not None else 'an unstated number of'} {fitted.get('rule', 'validation')} "
+                  f"patients ({fitted.get('abnormalities', '?')} abnormalities; ECE there "
+                  f"{_fmt(cal.get('ece_before'))} before, {_fmt(cal.get('ece_after'))} after).", ""]
+    else:
+        lines += ["The model card has no calibration: p(malignant) is the head's own (`bcir calibrate` fits one on "
+                  "the validation patients).", ""]
+    lines += [
+        "| figure | value | how it is measured |",
+        "|---|---|---|",
+        f"| expected calibration error | {_fmt(r.ece)} | p(malignant) as the model serves it, {ECE_BINS} equal-width "
+        "bins of p: sum over bins of (share of the abnormalities) x abs(share malignant - mean p) |",
+    ]
+    if cal:
+        lines.append(f"| ECE of the head uncalibrated | {_fmt(r.ece_uncalibrated)} | the same abnormalities and bins |")
+    op = r.operating_point or {}
+    how = operating_point_text(op)
+    lines += [
+        f"| operating point | p >= {op.get('threshold', r.malignancy_threshold):.4g} | {how} |",
+        f"| sensitivity at the operating point | {_fmt(r.sensitivity_at_operating_point, pct=True)} | malignant "
+        "lesions called malignant |",
+        f"| specificity at the operating point | {_fmt(r.specificity_at_operating_point, pct=True)} | benign lesions "
+        "called benign |",
+        "",
+    ]
+    return lines
+
+
+def _froc_lines(r) -> list[str]:
+    froc = r.froc or {}
+    lines = ["## Detection: FROC", ""]
+    if froc.get("max_sensitivity") is None:
+        return lines + ["No FROC: no lesion among the evaluated images.", ""]
+    lines += ["| false positives per image | " + " | ".join(f"{x:g}" for x in froc["fp_rates"]) + " |",
+              "|---|" + "---|" * len(froc["fp_rates"]),
+              "| lesion sensitivity | " + " | ".join("not reached" if v is None else f"{v:.3f}"
+                                                    for v in froc["sensitivity"]) + " |",
+              "",
+              "The listed lesions (as the findings panel lists them) are ranked by their peak probability; at each "
+              "cut-off a lesion is found when a kept listed lesion overlaps it, and a kept listed lesion touching no "
+              "lesion is a false positive. The sensitivity at a rate is the highest with at most that many false "
+              f"positives per image. Lesions under the segmentation threshold ({r.segmentation_threshold:g}) are "
+              f"never listed, so the curve ends at {froc['max_fp_per_image']:.2f} false positives per image "
+              f"(sensitivity {froc['max_sensitivity']:.3f}): a rate beyond it is **not reached**, never "
+              "extrapolated.", ""]
+    return lines
+
+
+def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: str | None = None,
+             reliability_written: bool = False, froc_written: bool = False) -> str:
     r = report
     lines = [f"# Evaluation of {r.model_version}", ""]
     notices = _card_notices(r.model_card)
@@ -173,7 +306,7 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
         f"| lesion sensitivity | {_fmt(r.lesion_sensitivity, pct=True)} ({r.lesions_detected}/{r.lesions}) | a lesion is found when a listed lesion overlaps it |",
         f"| false positives per image | {_fmt(r.fp_per_image, 2)} ({r.false_positives} in {r.images} images) | listed lesions (>= {r.min_lesion_mm2:g} mm², as the findings panel lists them) touching no lesion, lesion-free images included |",
         f"| malignancy AUC | {_fmt(r.auc)} (95% CI {_ci(r.auc_ci)}) | the head on a ROI centred on each ground-truth lesion (the paper's protocol), {r.malignant} malignant / {r.benign} benign; percentile bootstrap over lesions |",
-        f"| sensitivity at p >= {r.malignancy_threshold:g} | {_fmt(r.sensitivity, pct=True)} | malignant lesions called malignant |",
+        f"| sensitivity at p >= {r.malignancy_threshold:g} | {_fmt(r.sensitivity, pct=True)} | malignant lesions called malignant (the fixed 0.5; the operating point's below) |",
         f"| specificity at p >= {r.malignancy_threshold:g} | {_fmt(r.specificity, pct=True)} | benign lesions called benign |",
         f"| case-score AUC | {_fmt(r.case_auc)} (95% CI {_ci(r.case_auc_ci)}) | per image: the highest lesion score of the whole-view result, as the app shows it |",
         f"| pixel accuracy | {_fmt(r.pixel_accuracy, pct=True)} | share of pixels labelled correctly, whole images |",
@@ -188,6 +321,7 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
         "malignant cases.",
         "",
     ]
+    lines += _calibration_lines(r) + _froc_lines(r)
     if r.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in r.notes] + [""]
     lines += ["## Figures", ""]
@@ -195,6 +329,14 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
         lines += ["![ROC curve](roc.png)", ""]
     else:
         lines += ["No ROC curve: the scored abnormalities hold only one class (benign or malignant), so it is undefined.", ""]
+    if reliability_written:
+        lines += ["![Reliability diagram](reliability.png)", ""]
+    else:
+        lines += ["No reliability diagram: no abnormality was scored.", ""]
+    if froc_written:
+        lines += ["![FROC curve](froc.png)", ""]
+    else:
+        lines += ["No FROC curve: no lesion among the evaluated images.", ""]
     if curves_written:
         lines += ["![Training curves](training_curves.png)", ""]
     else:
@@ -212,7 +354,8 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
 
 
 def write_report(report, out_dir: str | Path, history: list[dict] | None = None) -> Path:
-    """Write ``roc.png``, ``training_curves.png`` (when there is a history), ``report.md`` and ``report.json``.
+    """Write ``roc.png``, ``reliability.png``, ``froc.png``, ``training_curves.png`` (each when it can be drawn),
+    ``report.md`` and ``report.json``.
 
     ``history`` defaults to the model card's training history. Returns the
     path of ``report.md``. Every file is written atomically. The folder is meant
@@ -227,6 +370,13 @@ def write_report(report, out_dir: str | Path, history: list[dict] | None = None)
         atomic_write_bytes(out / "roc.png", roc)
     else:
         (out / "roc.png").unlink(missing_ok=True)
+    figures = {}
+    for name, plot in (("reliability.png", plot_reliability), ("froc.png", plot_froc)):
+        figures[name] = plot(report)
+        if figures[name] is not None:
+            atomic_write_bytes(out / name, figures[name])
+        else:
+            (out / name).unlink(missing_ok=True)
     if history is None:
         history = report.history
     curves = plot_training_curves(history) if history else None
@@ -241,8 +391,11 @@ def write_report(report, out_dir: str | Path, history: list[dict] | None = None)
     atomic_write_json(out / "report.json", report.to_json(shareable=True))  # hashed patients, no paths: may be sent on
     path = out / "report.md"
     atomic_write_bytes(path, markdown(report, roc_written=roc is not None, curves_written=curves is not None,
-                                      curves_reason=reason).encode("utf-8"))
+                                      curves_reason=reason,
+                                      reliability_written=figures["reliability.png"] is not None,
+                                      froc_written=figures["froc.png"] is not None).encode("utf-8"))
     return path
 
 
-__all__ = ["PUBLISHED_RESULTS", "markdown", "plot_roc", "plot_training_curves", "write_report"]
+__all__ = ["PUBLISHED_RESULTS", "markdown", "plot_froc", "plot_reliability", "plot_roc", "plot_training_curves",
+           "write_report"]

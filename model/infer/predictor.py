@@ -255,8 +255,10 @@ class Predictor:
         m = self.model.net.multiple
         return min(self.config.tile, _round_up(shape[0], m)), min(self.config.tile, _round_up(shape[1], m))
 
-    def malignancy(self, working: np.ndarray, centres: list[tuple[float, float]]) -> list[float]:
-        """p(malignant) from the head on a tile-sized ROI centred on each (x, y) of the working image."""
+    def malignancy(self, working: np.ndarray, centres: list[tuple[float, float]], *, calibrated: bool = True
+                   ) -> list[float]:
+        """p(malignant) from the head on a tile-sized ROI centred on each (x, y) of the working image, calibrated
+        as the model card says (``ModelCard.p_malignant``; ``calibrated=False``: the head's own)."""
         if not centres:
             return []
         size = self._tile_size(working.shape)
@@ -264,7 +266,7 @@ class Predictor:
         for cx, cy in centres:
             batch = torch.from_numpy(_roi(working, cx, cy, size)[None, None])
             out.append(float(torch.sigmoid(self.runner.classify(batch))[0]))
-        return out
+        return [self.model.card.p_malignant(p) for p in out] if calibrated else out
 
     def predict(self, image: Mammogram | str | Path, *, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None, use_cache: bool = True) -> ImageResult:
@@ -336,7 +338,7 @@ class Predictor:
                 area_mm2=round(area * spacing**2, 2) if spacing else None,
                 longest_diameter_px=round(diameter, 1), longest_diameter_mm=round(diameter * spacing, 2) if spacing else None,
                 centroid=[float(xs.mean()), float(ys.mean())], peak_probability=round(peak, 4),
-                p_malignant=round(p, 4), label="malignant" if p >= 0.5 else "benign",
+                p_malignant=round(p, 4), label="malignant" if p >= self.model.card.malignancy_threshold else "benign",
             ))
         lesions.sort(key=lambda l: l.p_malignant, reverse=True)
         return lesions

@@ -43,6 +43,14 @@ PREPROCESS_RANGES: dict[str, tuple[type, float, float]] = {
 }
 TILE_RANGE = (int, *TILE_PX)  # and a multiple of model.nn.limits.tile_multiple(depth)
 THRESHOLD_RANGE = (float, 0.01, 0.99)
+# p(malignant): the head's own probability, or calibrated by the card's ``calibration`` (temperature scaling on its
+# logit); a lesion is called malignant at the card's ``operating_point`` threshold, else at 0.5 (what every card
+# without one has always meant). Both are fitted on validation patients by model.evaluate.calibration.
+DEFAULT_MALIGNANCY_THRESHOLD = 0.5
+CALIBRATION_METHODS = ("temperature",)
+TEMPERATURE_RANGE = (float, 0.01, 100.0)  # the search's bounds (model.evaluate.calibration)
+OPERATING_THRESHOLD_RANGE = (float, 1e-6, 1 - 1e-6)
+PROBABILITY_EPS = 1e-7  # the head's float32 sigmoid reaches 0 and 1: its logit is taken of p clipped this far inside
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NETWORK_DEFAULTS = dict(BCirUNet.__init__.__kwdefaults__)
 _CHECKED_CONSTANTS = ("format", "architecture", "architecture_version")  # checked by parse, written by to_json
@@ -125,6 +133,97 @@ class TrainingRecord:
         return {**out, **self.rest}
 
 
+def _fraction_or_none(name: str, value) -> float | None:
+    return None if value is None else _number(name, value, float, 0.0, 1.0)
+
+
+def _fitted_on(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{name}.fitted_on is {type(value).__name__}, not an object")
+    return dict(value)
+
+
+def apply_temperature(p: float, temperature: float) -> float:
+    """sigmoid(logit(p) / temperature), with p clipped to [PROBABILITY_EPS, 1 - PROBABILITY_EPS] first."""
+    p = min(max(float(p), PROBABILITY_EPS), 1.0 - PROBABILITY_EPS)
+    z = math.log(p / (1.0 - p)) / temperature
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A card's ``calibration``: p(malignant) as served is sigmoid(logit(p of the head) / ``temperature``).
+    ``fitted_on`` says on which patients (model.evaluate.calibration writes it); the ECEs are those measured there,
+    before and after. ``rest`` keeps other keys as written."""
+
+    method: str
+    temperature: float
+    fitted_on: dict = field(default_factory=dict)
+    ece_before: float | None = None
+    ece_after: float | None = None
+    rest: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data) -> "Calibration":
+        if not isinstance(data, dict):
+            raise ModelFileError(f"calibration is {type(data).__name__}, not an object")
+        method = data.get("method")
+        if method not in CALIBRATION_METHODS:
+            raise ModelFileError(f"calibration.method {method!r} is not one this version applies "
+                                 f"({', '.join(CALIBRATION_METHODS)})")
+        if "temperature" not in data:
+            raise ModelFileError("calibration.temperature is missing")
+        known = ("method", "temperature", "fitted_on", "ece_before", "ece_after")
+        return cls(method, _number("calibration.temperature", data["temperature"], *TEMPERATURE_RANGE),
+                   _fitted_on("calibration", data.get("fitted_on")),
+                   _fraction_or_none("calibration.ece_before", data.get("ece_before")),
+                   _fraction_or_none("calibration.ece_after", data.get("ece_after")),
+                   {k: v for k, v in data.items() if k not in known})
+
+    def apply(self, p: float) -> float:
+        return apply_temperature(p, self.temperature)
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "temperature": self.temperature, "fitted_on": dict(self.fitted_on),
+                "ece_before": self.ece_before, "ece_after": self.ece_after, **self.rest}
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A card's ``operating_point``: a lesion is called malignant at p(malignant) >= ``threshold`` (on the scale the
+    card serves: calibrated when the card has a calibration). ``rule`` says how it was chosen, ``sensitivity`` and
+    ``specificity`` what it gave on the patients of ``fitted_on``."""
+
+    threshold: float
+    rule: str
+    sensitivity: float | None = None
+    specificity: float | None = None
+    fitted_on: dict = field(default_factory=dict)
+    rest: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data) -> "OperatingPoint":
+        if not isinstance(data, dict):
+            raise ModelFileError(f"operating_point is {type(data).__name__}, not an object")
+        if "threshold" not in data:
+            raise ModelFileError("operating_point.threshold is missing")
+        rule = data.get("rule", "")
+        if not isinstance(rule, str):
+            raise ModelFileError(f"operating_point.rule is {type(rule).__name__}, not text")
+        known = ("threshold", "rule", "sensitivity", "specificity", "fitted_on")
+        return cls(_number("operating_point.threshold", data["threshold"], *OPERATING_THRESHOLD_RANGE), rule,
+                   _fraction_or_none("operating_point.sensitivity", data.get("sensitivity")),
+                   _fraction_or_none("operating_point.specificity", data.get("specificity")),
+                   _fitted_on("operating_point", data.get("fitted_on")),
+                   {k: v for k, v in data.items() if k not in known})
+
+    def to_json(self) -> dict:
+        return {"threshold": self.threshold, "rule": self.rule, "sensitivity": self.sensitivity,
+                "specificity": self.specificity, "fitted_on": dict(self.fitted_on), **self.rest}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """A model card checked against its schema, parsed once. The fields code reads are typed; ``data`` holds the
@@ -144,6 +243,8 @@ class ModelCard:
     intended_use: str | None = None
     weights_file: str | None = None
     schema_version: int = CARD_SCHEMA_VERSION
+    calibration: Calibration | None = None
+    operating_point: OperatingPoint | None = None
     data: dict = field(default_factory=dict)
 
     _OPTIONAL_TYPES = {"created": (str,), "intended_use": (str,), "weights_file": (str,)}
@@ -201,16 +302,20 @@ class ModelCard:
         parent = data.get("parent")
         if parent is not None and not isinstance(parent, str):
             raise ModelFileError(f"parent is {type(parent).__name__}, not a version")
+        calibration = Calibration.parse(data["calibration"]) if data.get("calibration") is not None else None
+        operating_point = (OperatingPoint.parse(data["operating_point"]) if data.get("operating_point") is not None
+                           else None)
         parsed = {"schema_version", "model_version", "name", "network", "preprocess", "tile_size", "threshold",
-                  "weights_sha256", "parent", *_CHECKED_CONSTANTS}
+                  "weights_sha256", "parent", "calibration", "operating_point", *_CHECKED_CONSTANTS}
         optional, rest = _typed({k: v for k, v in data.items() if k not in parsed and k != "training"},
                                 cls._OPTIONAL_TYPES)
-        for key in ("training", "parent", "weights_sha256"):
+        for key in ("training", "parent", "weights_sha256", "calibration", "operating_point"):
             if key in data and data[key] is None:
                 rest[key] = None  # written as null: written back so
         return cls(version, name, network, preprocess, tile, threshold, sha,
                    TrainingRecord.parse(training) if training is not None else None, parent,
-                   schema_version=schema, data=rest, **optional)
+                   schema_version=schema, calibration=calibration, operating_point=operating_point, data=rest,
+                   **optional)
 
     def to_json(self) -> dict:
         """The card as written to ``NAME.json``: the typed fields, then every other key it was read with."""
@@ -223,7 +328,20 @@ class ModelCard:
         for key in ("parent", "created", "intended_use", "weights_file", "weights_sha256"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        return {**out, **self.data}
+        for key in ("calibration", "operating_point"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key).to_json()
+        # a key read as null stays null, unless it was set since (replace(card, parent=...))
+        return {**out, **{k: v for k, v in self.data.items() if k not in out}}
+
+    def p_malignant(self, p: float) -> float:
+        """The head's p(malignant) as this card serves it: calibrated when the card has a calibration, else as is."""
+        return self.calibration.apply(p) if self.calibration is not None else float(p)
+
+    @property
+    def malignancy_threshold(self) -> float:
+        """p(malignant) at or above which a lesion is called malignant: the operating point's, else 0.5."""
+        return self.operating_point.threshold if self.operating_point is not None else DEFAULT_MALIGNANCY_THRESHOLD
 
     def shareable(self) -> "ModelCard":
         """This card as it may leave the site: the plain patient IDs of a card from an older version hashed with
@@ -259,4 +377,5 @@ def new_card(net: BCirUNet, *, preprocess: PreprocessConfig = PreprocessConfig()
     })
 
 
-__all__ = ["CARD_FORMAT", "CARD_SCHEMA_VERSION", "ModelCard", "TrainingRecord", "VERSION_RE", "new_card"]
+__all__ = ["CARD_FORMAT", "CARD_SCHEMA_VERSION", "DEFAULT_MALIGNANCY_THRESHOLD", "Calibration", "ModelCard",
+           "OperatingPoint", "TrainingRecord", "VERSION_RE", "apply_temperature", "new_card"]
