@@ -201,9 +201,9 @@ def calibration_patients(index: StudyIndex, card: ModelCard, patients: Iterable[
     val = sorted(resolved.val or ())
     if not val:
         raise DataError(f"the card's split of {index.root} has no validation patients")
-    extra = " (the split reproduced from its seed)" if resolved.how == "reproduced" else ""
+    extra = ", the split reproduced from its seed" if resolved.how == "reproduced" else ""
     return CalibrationPatients(val, "validation split", resolved.how,
-                               f"the model's validation patients on the folder it was trained on{extra} ({len(val)})")
+                               f"the model's validation patients on the folder it was trained on ({len(val)}{extra})")
 
 
 @dataclass

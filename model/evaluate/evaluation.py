@@ -572,6 +572,7 @@ def evaluate(
         }
 
     notes = list(held.notes)
+    fingerprint = dataset_fingerprint(index)
     if total_pixels and lesion_pixels / total_pixels < 0.05:
         notes.append(f"lesions cover {100 * lesion_pixels / total_pixels:.2f}% of the pixels: predicting background "
                      f"everywhere already scores {100 * (1 - lesion_pixels / total_pixels):.2f}% pixel accuracy")
@@ -583,18 +584,24 @@ def evaluate(
         if fitted is None:
             continue
         reused = fitted_patients(fitted.fitted_on, index, patients_done)
+        same_folder = (fitted.fitted_on or {}).get("data_fingerprint") == fingerprint
         if reused is None:
             said = ("fitted on this very folder, and whether on these patients cannot be told here (another site's "
                     "patient key): {figures} may be optimistic")
-        elif reused:
-            said = (f"fitted on {len(reused)} of the {len(patients_done)} evaluated patients: {{figures}} are "
+        elif reused and same_folder:
+            said = (f"fitted on {len(reused)} of the {len(patients_done)} evaluated patients: {{figures}} {{are}} "
                     "in-sample on them, so optimistic")
+        elif reused:
+            said = (f"fitted on another folder, on patients with the IDs of {len(reused)} of the "
+                    f"{len(patients_done)} evaluated patients: if they are the same people, {{figures}} {{are}} "
+                    "in-sample on them")
         else:
             continue
         reuse.setdefault(said, []).append((what, figures))
     for said, fits in reuse.items():
+        figures = " and ".join(f for _, f in fits)
         notes.append(f"the model's {' and '.join(w for w, _ in fits)} {'was' if len(fits) == 1 else 'were'} "
-                     + said.format(figures=" and ".join(f for _, f in fits)))
+                     + said.format(figures=figures, are="is" if figures == "the ECE" else "are"))
     if froc["max_sensitivity"] is not None and any(v is None for v in froc["sensitivity"]):
         notes.append(f"FROC: the listed lesions (at the segmentation threshold {threshold:g}) reach "
                      f"{froc['max_fp_per_image']:.2f} false positives per image; higher rates are not reached and "
@@ -619,7 +626,7 @@ def evaluate(
         pixels=total_pixels, lesion_pixel_fraction=lesion_pixels / total_pixels if total_pixels else None,
         per_type=per_type, abnormalities_with_problems=problems, images_skipped=dict(skipped),
         segmentation_threshold=threshold, min_lesion_mm2=predictor.config.min_lesion_mm2,
-        data_fingerprint=dataset_fingerprint(index), seconds=time.perf_counter() - start, notes=notes,
+        data_fingerprint=fingerprint, seconds=time.perf_counter() - start, notes=notes,
         per_image=image_records, per_abnormality=lesion_records, errors=image_errors,
         operating_point=operating, sensitivity_at_operating_point=op_sens, specificity_at_operating_point=op_spec,
         ece=ece, ece_uncalibrated=ece_raw, reliability=reliability, reliability_uncalibrated=reliability_raw,

@@ -353,3 +353,21 @@ def test_eval_report_carries_froc_calibration_and_the_default_operating_point(tm
     shared = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert shared["froc"] == json.loads(json.dumps(froc)) and "reliability" in shared
     assert not math.isnan(shared["ece"])
+
+
+def test_eval_says_when_a_fit_may_share_its_patients(index, disc_model):
+    from model.data.split import PATIENT_SCHEME, site_key
+    from model.evaluate.evaluation import dataset_fingerprint
+
+    key = site_key()
+    patients = sorted({i.patient_id for i in index.images})
+    elsewhere = {"data_fingerprint": "0123456789abcdef",
+                 "patients": {"scheme": PATIENT_SCHEME, "site": key.id, "hashes": key.hashes(patients[:2]), "count": 2}}
+    here_unknown = {"data_fingerprint": dataset_fingerprint(index), "patients": {"count": 3}}  # no hashes to check
+    card = dataclasses.replace(disc_model.card, calibration=Calibration("temperature", 2.0, elsewhere),
+                               operating_point=OperatingPoint(0.4, "Youden's J", fitted_on=here_unknown))
+    report = evaluate(index, LoadedModel(net=disc_model.net, card=card, path=None), device="cpu", bootstrap=50)
+    assert ("the model's calibration was fitted on another folder, on patients with the IDs of 2 of the 6 evaluated "
+            "patients: if they are the same people, the ECE is in-sample on them") in report.notes
+    assert any(n.startswith("the model's operating point was fitted on this very folder, and whether on these "
+                            "patients cannot be told here") for n in report.notes)
