@@ -10,7 +10,7 @@ from model.cli.options import add_device, add_weights
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from model.errors import ModelFileError
-    from model.evaluate.bench import run_bench
+    from model.evaluate.bench import DICE_BAR, SPEEDUP_BAR, run_bench
     from model.nn.weights import load_model, random_model
     from model.registry.resolve import resolve_model
 
@@ -19,18 +19,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except ModelFileError:  # none active and none bundled: the network's speed does not depend on its weights
         path = None
     model = load_model(path) if path else random_model(0)
-    report = run_bench(model, device=args.device, repeats=args.repeats, image=args.image,
-                       log=(lambda m: print(m, file=sys.stderr)))
+    report = run_bench(model, device=args.device, runtime=args.runtime, repeats=args.repeats, image=args.image,
+                       compile_cpu=not args.no_compile, log=(lambda m: print(m, file=sys.stderr)))
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print(f"device: {report['device']}")
+        print(runtime_table(report["cpu_tiles"]))
         speedup = report["cpu_tile_speedup_vs_eager_fp32"]
-        print("CPU tile 1024x1024 (median): " + _times(report["cpu_tile_seconds"], "s", 1)
-              + (f"; shipped is {speedup:.1f}x eager fp32" if speedup else "")
-              + "; mask Dice vs eager fp32: " + ", ".join(f"{k} {v:.4f}" for k, v in
-                                                         report["cpu_tile_mask_dice_vs_eager_fp32"].items()))
+        print(f"shipped CPU path: {report['cpu_tile_shipped_path']}"
+              + (f", {speedup:.1f}x eager fp32" if speedup else ""))
+        against_bf16 = report["cpu_runtime_verdicts_vs_bf16_path"]
+        for name, verdict in report["cpu_runtime_verdicts"].items():
+            if name in ("onnxruntime_fp32", "openvino_fp32", "openvino_auto", "shipped_compiled_default"):
+                before = against_bf16.get(name, {}).get("speedup_vs_folded_channels_last_bf16")
+                print(f"{name}: {'meets both bars' if verdict['meets_both_bars'] else 'does not meet both bars'} "
+                      f"(mask Dice vs fp32 {verdict['dice_vs_fp32']:.4f}, need >= {DICE_BAR}; "
+                      f"{_x(verdict['speedup_vs_shipped'])} torch's shipped path, need >= {SPEEDUP_BAR}x; "
+                      f"{_x(before)} the bf16 path)")
+        print(f"the whole view ran on: {report['runtime']} (--runtime auto: the adopted one where installed)")
         if "gpu_tile_seconds" in report:
             print(f"GPU tile ({report['gpu_name']}): " + _times(report["gpu_tile_seconds"], "ms", 1000))
         for key in ("cpu_tile_errors", "gpu_tile_errors"):
@@ -45,6 +53,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _x(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "not timed against"
+
+
+def runtime_table(tiles: dict) -> str:
+    """The CPU tile comparison as a Markdown table: ms per tile, mask Dice against eager fp32, GFLOP/s and the share
+    of the estimated FMA peak, with the machine, its load and how the peak was derived."""
+    peak = tiles.get("fma_peak") or {}
+    lines = [f"CPU, {tiles['tiles']} tile(s) of {tiles['tile_shape'][-2]}x{tiles['tile_shape'][-1]}, "
+             f"{tiles['gflop_per_tile']:.1f} GFLOP each; {peak.get('cpu') or 'CPU'}; load average "
+             f"{tiles['load_average_before'][0]:.2f} before, {tiles['load_average_after'][0]:.2f} after",
+             f"estimated fp32 FMA peak: {peak.get('gflop_per_s') or 0:.0f} GFLOP/s = {peak.get('basis', 'unknown')}",
+             _export_line(tiles.get("onnx_export")),
+             "| variant | ms per tile (median) | mask Dice vs eager fp32 | GFLOP/s | % of peak | built in |",
+             "|---|---|---|---|---|---|"]
+    for name, row in tiles["variants"].items():
+        if "error" in row:
+            lines.append(f"| {name} | failed: {row['error']} | | | | |")
+            continue
+        built_text = f"compile {row['compile_seconds']:.1f} s" if "compile_seconds" in row else \
+            f"load {row['build_seconds']:.1f} s" if name.startswith(("onnxruntime", "openvino")) else ""
+        lines.append(f"| {name} | {row['seconds_per_tile'] * 1000:.0f} | {row['mask_vs_eager_fp32']['dice']:.4f} | "
+                     f"{row['gflop_per_s']:.1f} | {row.get('percent_of_fma_peak', float('nan')):.1f} | {built_text} |")
+    return "\n".join(lines)
+
+
+def _export_line(export: dict | None) -> str:
+    if not export:
+        return "ONNX export: not run"
+    if "error" in export:
+        return f"ONNX export failed: {export['error']}"
+    made = "from the cache beside the model" if export["from_cache"] else f"made in {export['seconds']:.1f} s"
+    return f"ONNX export (segment and classify graphs, {export['bytes'] / 1e6:.1f} MB): {made}"
+
+
 def _times(seconds: dict, unit: str, scale: float) -> str:
     return ", ".join(f"{k} {v * scale:.3f} {unit}" if v is not None else f"{k} failed" for k, v in seconds.items())
 
@@ -54,7 +97,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="measure inference speed, memory and header scanning")
     add_weights(p, otherwise=", else random weights: the speed does not depend on them")
     add_device(p)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--runtime", default="auto",
+                   help="what runs the whole view: auto (the shipped choice), torch, onnxruntime or openvino "
+                        "(the tile comparison runs them all)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per variant (default 5)")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the tile comparison")
     p.add_argument("--image", help="a full CC view to time (default: a generated full-size one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

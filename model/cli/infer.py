@@ -65,7 +65,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from model.registry.resolve import require_model
 
     model = load_model(require_model(args.weights))
-    predictor = Predictor(model, args.device, config=InferenceConfig(), cache_dir=None if args.no_cache else user_cache_dir() / "results")
+    predictor = Predictor(model, args.device, config=InferenceConfig(), runtime=args.runtime,
+                          cache_dir=None if args.no_cache else user_cache_dir() / "results")
     views = {v.strip().upper() for v in args.views.split(",") if v.strip()}
     targets, errors = _infer_targets(args.paths, views)
     out_dir = Path(args.out)
@@ -119,6 +120,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_weights(p)
     p.add_argument("--out", default="bcir-out", help="folder for the PNGs (default ./bcir-out)")
     add_device(p)
+    p.add_argument("--runtime", default="auto", help="what runs the network: auto (default), torch, onnxruntime or "
+                   "openvino (the last two on the CPU, with the runtimes extra installed; README: CPU speed)")
     p.add_argument("--roi", metavar="X,Y", help="run one tile centred on this point (the paper's protocol)")
     p.add_argument("--views", default="CC", help="views to run in folders (default CC; e.g. CC,MLO)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")

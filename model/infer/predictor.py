@@ -32,6 +32,7 @@ from model.data.dicom_io import read_image
 from model.data.mammogram import Mammogram
 from model.data.preprocess import Geometry, prepare
 from model.errors import Cancelled
+from model.nn.exported import make_runner
 from model.nn.runtime import Runner
 from model.fileio import atomic_write_bytes
 from model.nn.weights import LoadedModel
@@ -240,10 +241,10 @@ class Predictor:
     """Everything needed to go from a mammogram to a lesion list with one model on one device."""
 
     def __init__(self, model: LoadedModel, device: str = "auto", *, config: InferenceConfig = InferenceConfig(),
-                 bf16: bool | None = None, cache_dir: str | Path | None = None):
+                 bf16: bool | None = None, cache_dir: str | Path | None = None, runtime: str = "auto"):
         self.model = model
         self.config = InferenceConfig(**{**asdict(config), "tile": min(config.tile, model.tile_size)})
-        self.runner = Runner.create(model.net, device, bf16=bf16)
+        self.runner = make_runner(model, device, runtime=runtime, bf16=bf16)  # torch, ONNX Runtime or OpenVINO
         self.segmenter = TiledSegmenter(self.runner, self.config, model.net.multiple)
         self.cache = ResultCache(cache_dir) if cache_dir else None
 
