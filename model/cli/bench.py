@@ -27,9 +27,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(f"device: {report['device']}")
         print(runtime_table(report["cpu_tiles"]))
-        speedup = report["cpu_tile_speedup_vs_eager_fp32"]
-        print(f"shipped CPU path: {report['cpu_tile_shipped_path']}"
-              + (f", {speedup:.1f}x eager fp32" if speedup else ""))
+        default = report["cpu_tiles"]["variants"].get(report["cpu_default_variant"], {})
+        print(f"the CPU default (--runtime auto): {report['cpu_default_variant']}, {default.get('description', '')}"
+              + (f", {default['speedup_vs_eager_fp32']:.1f}x eager fp32" if "speedup_vs_eager_fp32" in default else "")
+              + f"; torch's path: {report['cpu_tile_shipped_path']}")
         against_bf16 = report["cpu_runtime_verdicts_vs_bf16_path"]
         for name, verdict in report["cpu_runtime_verdicts"].items():
             if name in ("onnxruntime_fp32", "openvino_fp32", "openvino_auto", "shipped_compiled_default"):

@@ -338,6 +338,14 @@ def runtime_verdicts(variants: dict, *, baseline: str = "shipped") -> dict:
     return out
 
 
+def _default_variant(model: LoadedModel) -> str:
+    """The tile variant that ``runtime="auto"`` runs on this CPU: the shipped torch path, or an exported runtime."""
+    from model.nn.exported import make_runner
+
+    runtime = getattr(make_runner(model, "cpu"), "runtime", "torch")
+    return {"onnxruntime": "onnxruntime_fp32", "openvino": "openvino_fp32"}.get(runtime, "shipped")
+
+
 def _seconds(variants: dict) -> dict:
     """Median seconds per tile per variant; None for a variant that failed (``_errors`` says why)."""
     return {k: v.get("seconds_per_tile") for k, v in variants.items()}
@@ -402,6 +410,7 @@ def run_bench(model: LoadedModel, *, device: str = "auto", runtime: str = "auto"
         report["cpu_tiles"] = cpu
         report["cpu_tile_seconds"] = _seconds(variants)
         report["cpu_tile_shipped_path"] = variants.get("shipped", {}).get("description")
+        report["cpu_default_variant"] = _default_variant(model)
         report["cpu_tile_mask_dice_vs_eager_fp32"] = {k: v["mask_vs_eager_fp32"]["dice"] for k, v in variants.items()
                                                      if "mask_vs_eager_fp32" in v and k != "eager_fp32"}
         report["cpu_tile_speedup_vs_eager_fp32"] = variants.get("shipped", {}).get("speedup_vs_eager_fp32")
@@ -421,9 +430,9 @@ def run_bench(model: LoadedModel, *, device: str = "auto", runtime: str = "auto"
         report["header_scan_files"] = files
         report["header_scan_files_per_s"] = rate
     report["peak_rss_mb"] = peak_rss_mb()
-    shipped_s = report["cpu_tile_seconds"].get("shipped")
+    default_s = report["cpu_tile_seconds"].get(report["cpu_default_variant"])
     report["goals"] = {
-        "cpu_tile_at_most_0.5_s": shipped_s <= 0.5 if shipped_s is not None else None,
+        "cpu_tile_at_most_0.5_s": default_s <= 0.5 if default_s is not None else None,
         "full_view_at_most_8_s": report["full_view_seconds_median"] <= 8.0 if dev.type == "cpu" else None,
         "peak_memory_under_2.5_GB": report["peak_rss_mb_after_full_view"] < 2500,
     }
