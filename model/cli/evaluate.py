@@ -13,6 +13,13 @@ from model.cli.exit_codes import Refusal
 from model.cli.options import add_device, add_weights
 
 
+def _views_and_patients(args: argparse.Namespace) -> tuple[list[str] | None, list[str] | None]:
+    """--views (a comma list, or "all": None) and --patients (a comma list, or None: the card's held-out rule)."""
+    views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
+    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+    return views, patients
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from model.evaluate.evaluation import evaluate
     from model.nn.weights import load_model
@@ -22,8 +29,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not root.exists():
         raise Refusal(f"{root} does not exist")
     model = load_model(require_model(args.weights))
-    views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
-    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+    views, patients = _views_and_patients(args)
 
     progress, close = _progress_bar()
     try:
@@ -82,8 +88,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.target_sensitivity is not None and not 0 < args.target_sensitivity <= 1:
         raise Refusal(f"--target-sensitivity {args.target_sensitivity:g} is not in (0, 1]")
     model = load_model(require_model(args.weights))
-    views = None if args.views.strip().lower() == "all" else [v for v in args.views.split(",") if v.strip()]
-    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+    views, patients = _views_and_patients(args)
     progress, close = _progress_bar()
     try:
         result = calibrate(root, model, version=args.version or out.stem, patients=patients, views=views,
