@@ -118,11 +118,11 @@ class PacsController(QObject):
         """The named archive ``name`` (None: the first one), or None after one line says there is none."""
         from model.pacs.profiles import Profiles
 
-        try:
-            profiles = Profiles().all()
-            profile = next(p for p in profiles if p.name == name) if name else (profiles or [None])[0]
-        except (BcirError, StopIteration):
-            profile = None
+        try:  # Profiles.get names the archives it knows when ``name`` is not one of them
+            profile = Profiles().get(name) if name else next(iter(Profiles().all()), None)
+        except BcirError as exc:
+            self.window.errors.show(str(exc), context=context)
+            return None
         if profile is None:
             self.window.errors.show("no named archive: add one in File → PACS settings", context=context)
         return profile

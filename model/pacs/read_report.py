@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydicom.dataset import Dataset
 
 from model.errors import DataError
@@ -165,8 +166,6 @@ def _finding_groups(side: str, number: int, finding, images: Mapping[str, Datase
         source = images.get(mark.image)
         if source is None:
             continue  # a mark on an image of another study: that study's SR holds it
-        import numpy as np
-
         points = np.array(mark.points + ((mark.points[0],) if mark.is_outline else ()), dtype=float)
         region = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE if mark.is_outline else
                                    hd.sr.GraphicTypeValues.POINT, graphic_data=points,

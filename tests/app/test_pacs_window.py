@@ -92,6 +92,8 @@ def test_a_study_queried_retrieved_and_read_by_the_ai_gets_its_seg_and_sr_in_the
     qtbot.addWidget(window)
     window.show()
     try:
+        assert window.pacs_control.send_results("nope") is None  # a name that is not an archive's: one line
+        assert "'nope' is not a named archive (known: main)" in window.errors.messages[-1]
         dialog = window.pacs_control.ask_query()
         dialog.search.click()
         qtbot.waitUntil(lambda: dialog.table.rowCount() == len(files) and dialog.search.isEnabled(),
