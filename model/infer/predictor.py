@@ -10,6 +10,15 @@ paper trains it. The case score is the highest lesion score.
 
 ROI mode runs one tile centred on a point: the paper's own protocol.
 
+A two-pass model (:attr:`LoadedModel.fine`) searches, then looks closer, as a
+radiologist does: the coarse pass above, over the whole breast, proposes
+candidates (its lesions); the fine pass runs its own tile, at its own finer
+working spacing, centred on each candidate (one tile serves the candidates
+near its centre). Inside those tiles the fine probability replaces the coarse
+one, so the fine pass refines the outline and drops what it does not confirm;
+the lesions are listed from the result on the fine grid, and p(malignant) comes
+from the fine head on a tile centred on each. ROI mode uses the fine pass.
+
 Results are cached per (image file, model version, settings), on disk as plain
 arrays (``np.load(allow_pickle=False)``) and JSON, so reopening a case costs nothing.
 """
@@ -76,6 +85,7 @@ class ImageResult:
     spacing_mm: float
     spacing_known: bool
     mode: str = "whole"  # "whole" | "roi"
+    fine_rois: int = 0  # tiles the fine pass of a two-pass model ran (0: one pass)
     probability: np.ndarray | None = field(default=None, repr=False)  # uint8 0-255 on the working grid
     geometry: Geometry | None = field(default=None, repr=False)
     from_cache: bool = False
@@ -245,6 +255,8 @@ class Predictor:
         self.model = model
         self.config = InferenceConfig(**{**asdict(config), "tile": min(config.tile, model.tile_size)})
         self.runner = make_runner(model, device, runtime=runtime, bf16=bf16)  # torch, ONNX Runtime or OpenVINO
+        # a two-pass model's fine pass, on the same device and runtime
+        self.fine_runner = make_runner(model.fine, device, runtime=runtime, bf16=bf16) if model.fine else None
         self.segmenter = TiledSegmenter(self.runner, self.config, model.net.multiple)
         self.cache = ResultCache(cache_dir) if cache_dir else None
 
@@ -252,22 +264,33 @@ class Predictor:
     def device_description(self) -> str:
         return self.runner.description
 
-    def _tile_size(self, shape: tuple[int, int]) -> tuple[int, int]:
-        m = self.model.net.multiple
-        return min(self.config.tile, _round_up(shape[0], m)), min(self.config.tile, _round_up(shape[1], m))
+    @property
+    def _scoring_runner(self) -> Runner:
+        """What runs the part that scores and looks closer: the fine pass of a two-pass model, else the model."""
+        return self.fine_runner if self.fine_runner is not None else self.runner
+
+    def _tile_size(self, shape: tuple[int, int], part=None) -> tuple[int, int]:
+        """The tile of ``part`` (default: the model itself) on a working image of ``shape``: the card's tile (the
+        coarse pass at most ``config.tile``), no larger than the image rounded up to the network's multiple."""
+        part = part or self.model
+        m = part.net.multiple
+        tile = self.config.tile if part is self.model else part.tile_size
+        return min(tile, _round_up(shape[0], m)), min(tile, _round_up(shape[1], m))
 
     def malignancy(self, working: np.ndarray, centres: list[tuple[float, float]], *, calibrated: bool = True
                    ) -> list[float]:
         """p(malignant) from the head on a tile-sized ROI centred on each (x, y) of the working image, calibrated
-        as the model card says (``ModelCard.p_malignant``; ``calibrated=False``: the head's own)."""
+        as the model card says (``ModelCard.p_malignant``; ``calibrated=False``: the head's own). For a two-pass
+        model, ``working`` is the fine pass's working image and its head, tile and card are used."""
         if not centres:
             return []
-        size = self._tile_size(working.shape)
+        part = self.model.scoring
+        size = self._tile_size(working.shape, part)
         out = []
         for cx, cy in centres:
             batch = torch.from_numpy(_roi(working, cx, cy, size)[None, None])
-            out.append(float(torch.sigmoid(self.runner.classify(batch))[0]))
-        return [self.model.card.p_malignant(p) for p in out] if calibrated else out
+            out.append(float(torch.sigmoid(self._scoring_runner.classify(batch))[0]))
+        return [part.card.p_malignant(p) for p in out] if calibrated else out
 
     def predict(self, image: Mammogram | str | Path, *, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None, use_cache: bool = True) -> ImageResult:
@@ -280,10 +303,14 @@ class Predictor:
                 return cached
         start = time.perf_counter()
         mammogram = read_image(path) if isinstance(image, (str, Path)) else image
-        working, geometry, region = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, self.model.preprocess)
+        pixels = mammogram.monochrome2()
+        working, geometry, region = prepare(pixels, mammogram.header.pixel_spacing_mm, self.model.preprocess)
         breast = geometry.to_working(region.mask)
         probability = self.segmenter(working, breast, progress, should_stop)
-        result = self._result(mammogram, working, geometry, probability, start, "whole")
+        if self.model.fine is None:
+            result = self._result(mammogram, working, geometry, probability, start, "whole")
+        else:
+            result = self._second_pass(mammogram, pixels, geometry, probability, start, progress, should_stop)
         if key:
             self.cache.put(key, result)
         return result
@@ -292,23 +319,64 @@ class Predictor:
         """The paper's protocol: one tile centred on the point (x, y) of the original image."""
         start = time.perf_counter()
         mammogram = read_image(image) if isinstance(image, (str, Path)) else image
-        working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, self.model.preprocess)
+        part = self.model.scoring  # a two-pass model looks closer with its fine pass
+        working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, part.preprocess)
         u, v = geometry.point_to_working(x, y)
-        th, tw = self._tile_size(working.shape)
-        y0, x0 = int(round(v - th / 2)), int(round(u - tw / 2))
-        logits, _ = self.runner.segment(torch.from_numpy(_roi(working, u, v, (th, tw))[None, None]))
-        tile_prob = torch.sigmoid(logits[0, 0]).numpy()
         probability = np.zeros(working.shape, np.float32)
+        self._fine_tile(working, u, v, probability, None)
+        return self._result(mammogram, working, geometry, probability, start, "roi", part=part)
+
+    def _fine_tile(self, working: np.ndarray, u: float, v: float, acc: np.ndarray, weight: np.ndarray | None) -> None:
+        """Run the scoring part's tile centred on (u, v) of ``working``: its probability written into ``acc``
+        (``weight`` None), or added into ``acc`` and ``weight`` with the blending window (several tiles)."""
+        th, tw = self._tile_size(working.shape, self.model.scoring)
+        y0, x0 = int(round(v - th / 2)), int(round(u - tw / 2))
+        logits, _ = self._scoring_runner.segment(torch.from_numpy(_roi(working, u, v, (th, tw))[None, None]))
+        tile_prob = torch.sigmoid(logits[0, 0]).numpy()
         ys, xs = max(0, y0), max(0, x0)
         ye, xe = min(working.shape[0], y0 + th), min(working.shape[1], x0 + tw)
-        if ye > ys and xe > xs:
-            probability[ys:ye, xs:xe] = tile_prob[ys - y0 : ye - y0, xs - x0 : xe - x0]
-        return self._result(mammogram, working, geometry, probability, start, "roi")
+        if ye <= ys or xe <= xs:
+            return
+        part = tile_prob[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        if weight is None:
+            acc[ys:ye, xs:xe] = part
+            return
+        window = blend_window(th, tw, self.config.overlap)[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        acc[ys:ye, xs:xe] += part * window
+        weight[ys:ye, xs:xe] += window
+
+    def _second_pass(self, mammogram: Mammogram, pixels: np.ndarray, geometry: Geometry, coarse: np.ndarray,
+                     start: float, progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> ImageResult:
+        """The fine pass of a two-pass model: its tile centred on each coarse candidate, on its own working grid."""
+        fine = self.model.fine
+        coarse8 = np.clip(np.rint(coarse * 255), 0, 255).astype(np.uint8)
+        _, candidates, centroids = lesion_components(coarse8, int(round(self.model.threshold * 255)),
+                                                     geometry.working_spacing_mm ** 2, self.config.min_lesion_mm2,
+                                                     self.config.max_lesions)
+        working, fine_geometry, region = prepare(pixels, mammogram.header.pixel_spacing_mm, fine.preprocess)
+        breast = fine_geometry.to_working(region.mask)
+        centres = fine_tile_centres([fine_geometry.point_to_working(*geometry.point_to_original(*centroids[k]))
+                                     for _, k in candidates], self._tile_size(working.shape, fine))
+        base = regrid(coarse, geometry, fine_geometry)  # outside the fine tiles the coarse pass stands
+        acc, weight = np.zeros(working.shape, np.float32), np.zeros(working.shape, np.float32)
+        done = self.segmenter.last_tile_count
+        for i, (u, v) in enumerate(centres, 1):
+            if should_stop and should_stop():
+                raise Cancelled("inference cancelled")
+            self._fine_tile(working, u, v, acc, weight)
+            if progress:
+                progress(done + i, done + len(centres))
+        probability = np.where(weight > 0, np.divide(acc, weight, out=np.zeros_like(acc), where=weight > 0), base)
+        probability[~breast] = 0
+        result = self._result(mammogram, working, fine_geometry, probability, start, "whole", part=fine)
+        result.fine_rois = len(centres)
+        return result
 
     def _result(self, mammogram: Mammogram, working: np.ndarray, geometry: Geometry, probability: np.ndarray,
-                start: float, mode: str) -> ImageResult:
+                start: float, mode: str, *, part=None) -> ImageResult:
+        """The lesions of ``probability`` (on the working grid of ``part``, default the model itself) as a result."""
         prob8 = np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
-        lesions = self._lesions(working, geometry, prob8)
+        lesions = self._lesions(working, geometry, prob8, (part or self.model).threshold)
         header = mammogram.header
         return ImageResult(
             path=str(header.path), laterality=header.laterality, view=header.view, rows=header.rows, columns=header.columns,
@@ -318,9 +386,9 @@ class Predictor:
             min_lesion_mm2=self.config.min_lesion_mm2, max_lesions=self.config.max_lesions,
         )
 
-    def _lesions(self, working: np.ndarray, geometry: Geometry, prob8: np.ndarray) -> list[Lesion]:
+    def _lesions(self, working: np.ndarray, geometry: Geometry, prob8: np.ndarray, threshold: float) -> list[Lesion]:
         labels, candidates, centroids = lesion_components(
-            prob8, int(round(self.model.threshold * 255)), geometry.working_spacing_mm**2,
+            prob8, int(round(threshold * 255)), geometry.working_spacing_mm**2,
             self.config.min_lesion_mm2, self.config.max_lesions)
         p_malignant = self.malignancy(working, [tuple(centroids[k]) for _, k in candidates])
         lesions = []
@@ -339,10 +407,30 @@ class Predictor:
                 area_mm2=round(area * spacing**2, 2) if spacing else None,
                 longest_diameter_px=round(diameter, 1), longest_diameter_mm=round(diameter * spacing, 2) if spacing else None,
                 centroid=[float(xs.mean()), float(ys.mean())], peak_probability=round(peak, 4),
-                p_malignant=round(p, 4), label="malignant" if p >= self.model.card.malignancy_threshold else "benign",
+                p_malignant=round(p, 4), label="malignant" if p >= self.model.scoring.card.malignancy_threshold else "benign",
             ))
         lesions.sort(key=lambda l: l.p_malignant, reverse=True)
         return lesions
+
+
+def fine_tile_centres(points: list[tuple[float, float]], tile: tuple[int, int]) -> list[tuple[float, float]]:
+    """Where the fine pass puts its tiles: on each candidate (most confident first), except one that already lies in
+    the middle half of a tile chosen before it (within a quarter tile of its centre), which that tile serves."""
+    th, tw = tile
+    chosen: list[tuple[float, float]] = []
+    for u, v in points:
+        if not any(abs(u - cu) <= tw / 4 and abs(v - cv) <= th / 4 for cu, cv in chosen):
+            chosen.append((float(u), float(v)))
+    return chosen
+
+
+def regrid(array: np.ndarray, source: Geometry, target: Geometry) -> np.ndarray:
+    """A float map on ``source``'s working grid onto ``target``'s (the same image at another working spacing):
+    resized directly when both crop the image alike, else through the original grid."""
+    if source.crop == target.crop and source.flipped == target.flipped:
+        h, w = target.working_shape
+        return cv2.resize(np.ascontiguousarray(array, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return target.to_working(source.to_original(array.astype(np.float32)))
 
 
 def lesion_components(prob8: np.ndarray, threshold8: int, working_mm2: float, min_mm2: float, max_lesions: int

@@ -15,8 +15,10 @@ from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION, BCirUNet
 
 CARD_FORMAT = "bcir-model-card/1"
 # What this code reads and writes. A card without ``schema_version`` is schema 1 (every card written before the field
-# existed); a card of a newer schema may hold fields this code would silently drop, so it is refused.
-CARD_SCHEMA_VERSION = 1
+# existed); a card of a newer schema may hold fields this code would silently drop, so it is refused. Schema 2 added
+# ``calibration``, ``operating_point`` and ``fine`` (the second pass of a two-pass model): an older version would have
+# ignored them and served uncalibrated scores from the coarse pass alone, so it refuses such a card instead.
+CARD_SCHEMA_VERSION = 2
 NORMALIZATION = "histogram equalization over the breast region, float in [0, 1], background 0"
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # also a registry folder's name
 
@@ -225,6 +227,31 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class FinePart:
+    """A card's ``fine``: the second pass of a two-pass model. The card's own weights are the coarse pass (the whole
+    breast at its working spacing proposes candidates); ``weights_file``, beside them, is the fine pass (an ROI
+    centred on each candidate at a fine spacing refines the mask and gives p(malignant)), with its own card, tied to
+    this one by ``weights_sha256``. The two are one model: one version, loaded, registered and rolled back together."""
+
+    weights_file: str
+    weights_sha256: str
+
+    @classmethod
+    def parse(cls, data) -> "FinePart":
+        if not isinstance(data, dict):
+            raise ModelFileError(f"fine is {type(data).__name__}, not an object")
+        name, sha = data.get("weights_file"), data.get("weights_sha256")
+        if not isinstance(name, str) or not name.endswith(".safetensors") or "/" in name or "\\" in name or name.startswith("."):
+            raise ModelFileError(f"fine.weights_file {name!r} is not the name of a .safetensors file beside the card")
+        if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+            raise ModelFileError(f"fine.weights_sha256 {sha!r} is not a SHA-256 (64 hex digits)")
+        return cls(name, sha)
+
+    def to_json(self) -> dict:
+        return {"weights_file": self.weights_file, "weights_sha256": self.weights_sha256}
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """A model card checked against its schema, parsed once. The fields code reads are typed; ``data`` holds the
     rest as written (normalization, source_run, keys of other versions), so :meth:`to_json` loses nothing.
@@ -245,6 +272,7 @@ class ModelCard:
     schema_version: int = CARD_SCHEMA_VERSION
     calibration: Calibration | None = None
     operating_point: OperatingPoint | None = None
+    fine: FinePart | None = None
     data: dict = field(default_factory=dict)
 
     _OPTIONAL_TYPES = {"created": (str,), "intended_use": (str,), "weights_file": (str,)}
@@ -305,16 +333,17 @@ class ModelCard:
         calibration = Calibration.parse(data["calibration"]) if data.get("calibration") is not None else None
         operating_point = (OperatingPoint.parse(data["operating_point"]) if data.get("operating_point") is not None
                            else None)
+        fine = FinePart.parse(data["fine"]) if data.get("fine") is not None else None
         parsed = {"schema_version", "model_version", "name", "network", "preprocess", "tile_size", "threshold",
-                  "weights_sha256", "parent", "calibration", "operating_point", *_CHECKED_CONSTANTS}
+                  "weights_sha256", "parent", "calibration", "operating_point", "fine", *_CHECKED_CONSTANTS}
         optional, rest = _typed({k: v for k, v in data.items() if k not in parsed and k != "training"},
                                 cls._OPTIONAL_TYPES)
-        for key in ("training", "parent", "weights_sha256", "calibration", "operating_point"):
+        for key in ("training", "parent", "weights_sha256", "calibration", "operating_point", "fine"):
             if key in data and data[key] is None:
                 rest[key] = None  # written as null: written back so
         return cls(version, name, network, preprocess, tile, threshold, sha,
                    TrainingRecord.parse(training) if training is not None else None, parent,
-                   schema_version=schema, calibration=calibration, operating_point=operating_point, data=rest,
+                   schema_version=schema, calibration=calibration, operating_point=operating_point, fine=fine, data=rest,
                    **optional)
 
     def to_json(self) -> dict:
@@ -328,7 +357,7 @@ class ModelCard:
         for key in ("parent", "created", "intended_use", "weights_file", "weights_sha256"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        for key in ("calibration", "operating_point"):
+        for key in ("calibration", "operating_point", "fine"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key).to_json()
         # a key read as null stays null, unless it was set since (replace(card, parent=...))
@@ -377,5 +406,5 @@ def new_card(net: BCirUNet, *, preprocess: PreprocessConfig = PreprocessConfig()
     })
 
 
-__all__ = ["CARD_FORMAT", "CARD_SCHEMA_VERSION", "DEFAULT_MALIGNANCY_THRESHOLD", "Calibration", "ModelCard",
+__all__ = ["CARD_FORMAT", "CARD_SCHEMA_VERSION", "DEFAULT_MALIGNANCY_THRESHOLD", "Calibration", "FinePart", "ModelCard",
            "OperatingPoint", "TrainingRecord", "VERSION_RE", "apply_temperature", "new_card"]

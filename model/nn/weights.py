@@ -41,7 +41,7 @@ from safetensors.torch import save as save_safetensors
 
 from model.errors import ModelFileError
 from model.fileio import STALE_PART_S, atomic_write_bytes, atomic_write_json, fsync_dir, held_lock, is_stale
-from model.nn.card import CARD_SCHEMA_VERSION, ModelCard, new_card
+from model.nn.card import CARD_SCHEMA_VERSION, FinePart, ModelCard, new_card
 from model.nn.network import ARCHITECTURE, BCirUNet
 from model.data.preprocess import PreprocessConfig
 
@@ -54,6 +54,17 @@ class LoadedModel:
     net: BCirUNet
     card: ModelCard
     path: Path | None
+    fine: "LoadedModel | None" = None  # a two-pass model's second pass (its card's ``fine``), loaded with it
+
+    @property
+    def two_pass(self) -> bool:
+        return self.fine is not None
+
+    @property
+    def scoring(self) -> "LoadedModel":
+        """The part whose head gives p(malignant), with its calibration and operating point: the fine pass of a
+        two-pass model, else the model itself."""
+        return self.fine if self.fine is not None else self
 
     @property
     def version(self) -> str:
@@ -227,8 +238,31 @@ def _read_pair(weights: Path, *, require_sha: bool = False, keep_bytes: bool = T
     raise ModelFileError(f"{weights.name} does not match its model card (SHA-256 differs): the files were mixed up")
 
 
+def fine_weights_path(weights_path: str | Path, card: ModelCard) -> Path | None:
+    """Where the fine pass of the two-pass model ``weights_path`` (with ``card``) lies: beside it, by the card's name."""
+    return Path(weights_path).with_name(card.fine.weights_file) if card.fine is not None else None
+
+
 def load_model(weights_path: str | Path, *, verify: bool = True) -> LoadedModel:
-    """Load ``NAME.safetensors`` with its card. Raises :class:`ModelFileError` with a one-line reason."""
+    """Load ``NAME.safetensors`` with its card, and a two-pass model's fine pass with its own card (the card's
+    ``fine``, checked against its SHA-256). Raises :class:`ModelFileError` with a one-line reason."""
+    model = _load_one(weights_path, verify=verify)
+    fine_path = fine_weights_path(model.path, model.card)
+    if fine_path is None:
+        return model
+    if not fine_path.is_file():
+        raise ModelFileError(f"{model.path.name} is a two-pass model whose fine pass {fine_path.name} is missing beside it")
+    fine = _load_one(fine_path, verify=verify)
+    if fine.card.weights_sha256 != model.card.fine.weights_sha256:
+        raise ModelFileError(f"{fine_path.name} is not the fine pass {model.path.name} was paired with (SHA-256 "
+                             "differs): the files were mixed up")
+    if fine.card.fine is not None:
+        raise ModelFileError(f"{fine_path.name}, the fine pass of {model.path.name}, names a fine pass of its own")
+    model.fine = fine
+    return model
+
+
+def _load_one(weights_path: str | Path, *, verify: bool = True) -> LoadedModel:
     path = Path(weights_path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} not found")
@@ -271,9 +305,39 @@ def random_model(seed: int = 0, **card_fields) -> LoadedModel:
     return LoadedModel(net=net, card=card, path=None)
 
 
+FINE_SUFFIX = ".fine.safetensors"  # NAME.fine.safetensors: the fine pass paired with NAME.safetensors (save_pair)
+
+
+def fine_name_for(weights_path: str | Path) -> str:
+    """The file name :func:`save_pair` gives the fine pass of ``NAME.safetensors``: ``NAME.fine.safetensors``."""
+    return Path(weights_path).name[: -len(".safetensors")] + FINE_SUFFIX
+
+
+def save_pair(coarse: LoadedModel, fine: LoadedModel, weights_path: str | Path, *, version: str | None = None,
+              name: str | None = None) -> Path:
+    """Write a two-pass model: ``NAME.fine.safetensors`` (the fine pass, with its card) first, then
+    ``NAME.safetensors`` (the coarse pass) with a card whose ``fine`` names it by file and SHA-256. Both cards
+    carry ``version`` (default: the coarse card's). A reader between the two steps finds the old coarse card's
+    fine SHA-256 mismatched and is told the pair is being written; it never runs a coarse pass with a foreign
+    fine one. ModelFileError when either part is itself a pair or the cards are refused."""
+    weights_path = Path(weights_path)
+    if coarse.fine is not None or fine.fine is not None:
+        raise ModelFileError("a two-pass model's parts are single models: pair the coarse and fine parts themselves")
+    version = version or coarse.card.version
+    fine_path = weights_path.with_name(fine_name_for(weights_path))
+    fine_card = replace(fine.card, version=version, name=name or fine.card.name, fine=None,
+                        data={**fine.card.data, "pass": "fine"})
+    save_model(fine.net, fine_card, fine_path)
+    fine_sha = read_card(fine_path).weights_sha256
+    coarse_card = replace(coarse.card, version=version, name=name or coarse.card.name,
+                          fine=FinePart(fine_path.name, fine_sha), data={**coarse.card.data, "pass": "coarse"})
+    return save_model(coarse.net, coarse_card, weights_path)
+
+
 def bundled_model_path() -> Path | None:
-    """The demo model shipped in resources/models, when there is one."""
-    candidates = sorted(BUNDLED_DIR.glob("*.safetensors")) if BUNDLED_DIR.is_dir() else []
+    """The demo model shipped in resources/models, when there is one (a two-pass model's fine part is not one)."""
+    candidates = sorted(p for p in BUNDLED_DIR.glob("*.safetensors") if not p.name.endswith(FINE_SUFFIX)) \
+        if BUNDLED_DIR.is_dir() else []
     return candidates[0] if candidates else None
 
 

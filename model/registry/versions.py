@@ -7,6 +7,8 @@ Layout (``user_data_dir() / "models"``, ``BCIR_DATA_DIR`` moves it)::
       <version>/
         model.safetensors         the weights
         model.json                their card (model.nn.weights.save_model's format, SHA-256 included)
+        model.fine.safetensors    a two-pass model's fine pass, with model.fine.json, named by model.json's
+                                  ``fine``: the pair is one version, added, used, rolled back and removed whole
         entry.json                added, source, training data summary (with the file-list hash), settings,
                                   metrics, the safety-gate comparison when the model came from a retrain
         train.log                 the training log, when there is one
@@ -37,14 +39,16 @@ from pathlib import Path
 
 from model.errors import ModelFileError, RegistryError, UnknownModel
 from model.fileio import atomic_copy, atomic_write_json, fsync_dir, user_data_dir
-from model.nn.card import VERSION_RE, ModelCard, TrainingRecord
-from model.nn.weights import bundled_model_path, load_model, read_card
+from model.nn.card import VERSION_RE, FinePart, ModelCard, TrainingRecord
+from model.nn.weights import bundled_model_path, fine_weights_path, load_model, read_card
 
 log = logging.getLogger(__name__)
 
 ENTRY_FORMAT = "bcir-registry-entry/1"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "model.json"
+FINE_WEIGHTS_NAME = "model.fine.safetensors"
+FINE_CARD_NAME = "model.fine.json"
 ENTRY_NAME = "entry.json"
 LOG_NAME = "train.log"
 ACTIVE_NAME = "active.json"
@@ -273,6 +277,9 @@ class ModelRegistry:
         if not weights.is_file():
             raise ModelFileError(f"{WEIGHTS_NAME} missing")
         card = read_card(weights)
+        fine = fine_weights_path(weights, card)
+        if fine is not None and not fine.is_file():
+            raise ModelFileError(f"its fine pass {fine.name} is missing")
         version = card.version
         if version != folder.name:
             raise ModelFileError(f"its card names version {version!r}, not {folder.name!r}")
@@ -392,6 +399,8 @@ class ModelRegistry:
             raise ModelFileError(f"model card {weights_path.with_suffix('.json').name}: weights_sha256 is missing: "
                                  "nothing ties the card to its weights (save_model writes it)")
         card = replace(model.card.shareable(), weights_file=WEIGHTS_NAME)  # an older card's patient IDs hashed
+        if model.fine is not None:  # the fine pass goes in with it, under the registry's name
+            card = replace(card, fine=FinePart(FINE_WEIGHTS_NAME, model.card.fine.weights_sha256))
         version = check_version(card.version)
         if any(e.version == version for e in self.list()) or (self.root / version).exists():
             raise RegistryError(f"model {version} is already in the registry")
@@ -417,10 +426,14 @@ class ModelRegistry:
             os.chmod(tmp, 0o755)
             atomic_copy(weights_path, tmp / WEIGHTS_NAME)
             atomic_write_json(tmp / CARD_NAME, card.to_json(), indent=2)
+            if model.fine is not None:
+                atomic_copy(model.fine.path, tmp / FINE_WEIGHTS_NAME)
+                fine_card = replace(model.fine.card.shareable(), weights_file=FINE_WEIGHTS_NAME)
+                atomic_write_json(tmp / FINE_CARD_NAME, fine_card.to_json(), indent=2)
             atomic_write_json(tmp / ENTRY_NAME, entry_info, default=str)
             if log_path is not None and Path(log_path).is_file():
                 atomic_copy(log_path, tmp / LOG_NAME)
-            load_model(tmp / WEIGHTS_NAME)  # the copy matches the card's SHA-256
+            load_model(tmp / WEIGHTS_NAME)  # the copy matches the card's SHA-256 (and the fine pass its own)
             try:
                 os.rename(tmp, self.root / version)  # fails rather than merge when another writer got there first
             except OSError:
