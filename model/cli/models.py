@@ -111,6 +111,31 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pair(args: argparse.Namespace) -> int:
+    """Two trained models made one two-pass model: COARSE proposes over the whole breast, FINE looks closer."""
+    from pathlib import Path
+
+    from model.errors import ModelFileError
+    from model.nn.card import ModelCard
+    from model.nn.weights import fine_name_for, load_model, save_pair
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise ModelFileError(f"--out {out.name}: a model is written as NAME.safetensors")
+    for path in (out, out.with_name(fine_name_for(out))):
+        if path.exists():
+            raise ModelFileError(f"{path} exists: pairing never writes over a model")
+    coarse, fine = load_model(args.coarse), load_model(args.fine)
+    if args.fine_tile is not None:  # the fine pass's tile at inference (a card setting, checked as any card is)
+        fine.card = ModelCard.parse({**fine.card.to_json(), "tile_size": args.fine_tile})
+    save_pair(coarse, fine, out, version=args.version, name=args.name)
+    paired = load_model(out)
+    print(f"wrote two-pass model {paired.version}: {out} (coarse, {paired.preprocess.working_spacing_mm} mm, tile "
+          f"{paired.tile_size}) + {paired.fine.path.name} (fine, {paired.fine.preprocess.working_spacing_mm} mm, tile "
+          f"{paired.fine.tile_size})")
+    return 0
+
+
 def _cmd_remove(args: argparse.Namespace) -> int:
     _registry().remove(args.version)
     print(f"removed {args.version}")
@@ -119,7 +144,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``models`` command to ``bcir``'s subparsers."""
-    p = subparsers.add_parser("models", help="the model registry: list, show, switch (rollback), add, remove")
+    p = subparsers.add_parser("models", help="the model registry: list, show, switch (rollback), add, remove, pair")
     sub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
     q = sub.add_parser("list", help="every model; * marks the active one, B the bundled one")
@@ -139,6 +164,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("weights")
     q.add_argument("--log", help="its training log, kept with it")
     q.set_defaults(func=_cmd_add)
+
+    q = sub.add_parser("pair", help="make one two-pass model of a coarse and a fine model (not added to the registry)")
+    q.add_argument("coarse", help="the coarse pass: NAME.safetensors that searches the whole breast")
+    q.add_argument("fine", help="the fine pass: NAME.safetensors that looks closer on a tile at each candidate")
+    q.add_argument("--out", required=True, help="the pair's NAME.safetensors (NAME.fine.safetensors is written beside)")
+    q.add_argument("--version", help="the pair's version (default: the coarse model's)")
+    q.add_argument("--name", help="the pair's name (default: each card's own)")
+    q.add_argument("--fine-tile", type=int, help="the fine pass's tile in pixels at inference (default: its card's)")
+    q.set_defaults(func=_cmd_pair)
 
     q = sub.add_parser("remove", help="delete VERSION (never the bundled or the active model)")
     q.add_argument("version")

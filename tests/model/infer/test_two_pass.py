@@ -147,3 +147,22 @@ def test_nearby_candidates_share_a_fine_tile():
     tile = (1024, 1024)
     centres = fine_tile_centres([(500, 500), (700, 600), (900, 500), (500, 1400)], tile)
     assert centres == [(500.0, 500.0), (900.0, 500.0), (500.0, 1400.0)]  # (700, 600) lies within 256 of the first
+
+
+def test_bcir_models_pair_makes_a_two_pass_model_and_never_writes_over_one(tmp_path, disc_model, capsys):
+    from model.cli.main import main
+
+    coarse = _part(disc_model, 0.2, version="coarse-v1")
+    fine = _part(disc_model, 0.1, version="fine-v1")
+    save_model(coarse.net, coarse.card, tmp_path / "coarse.safetensors")
+    save_model(fine.net, fine.card, tmp_path / "fine.safetensors")
+    out = tmp_path / "pair.safetensors"
+    args = ["models", "pair", str(tmp_path / "coarse.safetensors"), str(tmp_path / "fine.safetensors"),
+            "--out", str(out), "--version", "pair-v2", "--fine-tile", "512"]
+    assert main(args) == 0
+    model = load_model(out)
+    assert model.version == "pair-v2" and model.fine.tile_size == 512 and model.tile_size == 256
+    assert "two-pass model pair-v2" in capsys.readouterr().out
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "exists" in err and len(err.splitlines()) == 1
