@@ -140,7 +140,7 @@ def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
 
     Raises Cancelled when asked to stop (between tiles).
     """
-    threshold = predictor.model.threshold
+    threshold = predictor.model.scoring.threshold  # what the lesions were listed at (a pair: its fine pass)
     for image in images:
         if should_stop():
             raise Cancelled("inference cancelled")
@@ -164,7 +164,7 @@ def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
 def run_roi(predictor, image: IndexedImage, x: float, y: float) -> AiImage:
     """The paper's protocol: one tile centred on (x, y) of the original image."""
     result = predictor.predict_roi(image.path, x, y)
-    return prepare_ai_image(image, result, predictor.model.threshold, roi_point=(x, y),
+    return prepare_ai_image(image, result, predictor.model.scoring.threshold, roi_point=(x, y),
                             roi_tile=roi_tile_size(predictor, result.geometry.working_shape))
 
 

@@ -33,7 +33,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             continue  # the network reads the CC views
         try:
             result = predictor.predict(image.path)
-            objects = write_results(image.path, result, model.threshold, Path(args.out), model_name=model.card.name,
+            objects = write_results(image.path, result, model.scoring.threshold, Path(args.out), model_name=model.card.name,
                                     **kinds)
         except Exception as exc:  # noqa: BLE001 - one view that fails never stops the rest; its reason is listed
             log.debug("export: a view failed with %s", type(exc).__name__, exc_info=True)

@@ -77,7 +77,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             mammogram = read_image(image.path)
             result = predictor.predict_roi(mammogram, *roi) if roi else predictor.predict(mammogram)
             stem = _output_stem(image)
-            mask = result.lesion_mask(model.threshold)  # the listed lesions, as the reader sees them in yellow
+            mask = result.lesion_mask(model.scoring.threshold)  # the listed lesions, as the reader sees them in yellow
             mask_path = out_dir / f"{stem}_mask.png"
             write_png(mask_path, mask.view("uint8") * 255)  # uint8 stays uint8: no full-size int64 copy
             truth = [t.mask for t in load_truth(image).usable]  # a mask that cannot be read is left off the overlay

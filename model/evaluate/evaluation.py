@@ -387,7 +387,7 @@ def truth_malignancy(predictor, mammogram, masks: list[np.ndarray]) -> list[floa
     if not masks:
         return []
     working, geometry, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm,
-                                   predictor.model.preprocess)
+                                   predictor.model.scoring.preprocess)  # a two-pass model scores on its fine grid
     centres = [geometry.point_to_working(*_centroid(m)) for m in masks]
     return predictor.malignancy(working, centres, calibrated=False)
 
@@ -451,7 +451,7 @@ def evaluate(
         targets.append(image)
 
     predictor = Predictor(model, device, bf16=bf16, cache_dir=None)
-    threshold = model.threshold
+    threshold = model.scoring.threshold  # what the lesions are listed at (a two-pass model: its fine pass's)
     problems = upfront_problems
     image_dice, image_iou = [], []
     lesion_records: list[dict] = []
