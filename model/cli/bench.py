@@ -20,7 +20,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         path = None
     model = load_model(path) if path else random_model(0)
     report = run_bench(model, device=args.device, runtime=args.runtime, repeats=args.repeats, image=args.image,
-                       compile_cpu=not args.no_compile, log=(lambda m: print(m, file=sys.stderr)))
+                       compile_cpu=not args.no_compile, view_repeats=args.view_repeats, log=(lambda m: print(m, file=sys.stderr)))
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -45,13 +45,47 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for key in ("cpu_tile_errors", "gpu_tile_errors"):
             for name, error in report.get(key, {}).items():
                 print(f"{name} failed: {error}")
-        print(f"whole CC view {report['full_view_shape'][0]}x{report['full_view_shape'][1]}, DICOM to lesions: "
-              f"median {report['full_view_seconds_median']:.2f} s over {len(report['full_view_seconds_runs'])} runs "
-              f"({report['full_view_tiles']} tiles of {report['full_view_tile_size']})")
+        if report["device"] != report["view_vs_eager_tile"]["device"]:  # a GPU's view, timed there too
+            print(f"whole CC view {report['full_view_shape'][0]}x{report['full_view_shape'][1]}, DICOM to lesions, on "
+                  f"{report['device']}: median {report['full_view_seconds_median']:.2f} s over "
+                  f"{len(report['full_view_seconds_runs'])} runs ({report['full_view_tiles']} tiles of "
+                  f"{report['full_view_tile_size']})")
+        print("\n".join(view_lines(report["view_vs_eager_tile"])))
         print(f"peak RSS: {report['peak_rss_mb_after_full_view']:.0f} MB after the whole view, {report['peak_rss_mb']:.0f} MB in all")
         print(f"header scan: {report['header_scan_files_per_s']:.0f} files/s over {report['header_scan_files']} files")
         print("goals: " + ", ".join(f"{k}: {'met' if v else 'not met' if v is not None else 'n/a'}" for k, v in report["goals"].items()))
     return 0
+
+
+def view_lines(view: dict) -> list[str]:
+    """The whole view against the eager tile, as ``bcir bench`` prints it: the times and their ratio with the target,
+    the tiles each pass ran, and the peak memory with how it was measured."""
+    from model.evaluate.bench import VIEW_MEMORY_TARGET_MB
+
+    passes = view["passes"]
+    kind = ("two-pass: " + "; ".join(f"{p['pass']} {p['working_spacing_mm']:g} mm, tile {p['tile']}" for p in passes)
+            if view["two_pass"] else f"one pass ({passes[0]['working_spacing_mm']:g} mm, tile {passes[0]['tile']})")
+    tiles = f"{view['coarse_tiles']} coarse tiles of {view['coarse_tile_size']}" if view["two_pass"] else \
+        f"{view['coarse_tiles']} tiles of {view['coarse_tile_size']}"
+    if view["two_pass"]:
+        tiles += f", {view['fine_tiles']} fine tiles of {view['fine_tile_size']}"
+    lines = [f"whole CC view {view['view_shape'][0]}x{view['view_shape'][1]}, DICOM to lesion list, {kind}, on "
+             f"{view['device']}: median {view['view_seconds_median']:.2f} s over {len(view['view_seconds_runs'])} "
+             f"runs ({tiles}; {view['lesions']} lesions)",
+             f"  against one plain eager fp32 {view['eager_tile_size']} tile in the same run "
+             f"({view['eager_tile_seconds_median']:.2f} s median): {view['ratio_view_to_eager_tile']:.2f}x, target "
+             f"at most {view['ratio_target']:g}x ({view['how']}; load average {view['load_average_before'][0]:.2f} "
+             f"before, {view['load_average_after'][0]:.2f} after)"]
+    memory = view.get("memory")
+    if memory is None:
+        return lines
+    if "error" in memory:
+        return lines + [f"  peak memory not measured: {memory['error']}"]
+    lines.append(f"  peak memory {memory['peak_rss_mb']:.0f} MB (target under {VIEW_MEMORY_TARGET_MB:.0f} MB): "
+                 f"{memory['rss_before_view_mb']:.0f} MB once the model was loaded, +{memory['view_increase_mb']:.0f} "
+                 f"MB for the view; numpy's own peak {memory['numpy_peak_mb']:.0f} MB")
+    lines.append(f"  how: {memory['how']}")
+    return lines
 
 
 def _x(value: float | None) -> str:
@@ -102,6 +136,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="what runs the whole view: auto (the shipped choice), torch, onnxruntime or openvino "
                         "(the tile comparison runs them all)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per variant (default 5)")
+    p.add_argument("--view-repeats", type=int, default=3,
+                   help="timed rounds of the whole view against the eager tile (default 3)")
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the tile comparison")
     p.add_argument("--image", help="a full CC view to time (default: a generated full-size one)")
     p.add_argument("--json", action="store_true")

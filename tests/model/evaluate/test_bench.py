@@ -1,9 +1,11 @@
 """bcir bench's tile measurements: one routine (device_tile_variants) for bench and gpu-check, on real tissue tiles;
-the runtime comparison's bars, the FLOP count and the FMA peak it sets them against."""
+the runtime comparison's bars, the FLOP count and the FMA peak it sets them against; the whole view (both passes of a
+two-pass model) against the eager tile, with its peak memory from a fresh process."""
 
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import sys
 
 import pytest
@@ -11,12 +13,14 @@ import torch
 
 from model.evaluate.bench import (DICE_BAR, EXPORTED_RUNTIMES, SPEEDUP_BAR, bench_tile, device_tile_variants,
                                   fma_peak, runtime_verdicts, synthetic_cc_view, synthetic_views, tile_gflop)
-from model.cli.bench import runtime_table
+from model.cli.bench import runtime_table, view_lines
+from model.evaluate.bench import VIEW_RATIO_TARGET, view_against_eager_tile, view_goals, view_memory
 from model.evaluate.bench import mask_agreement
 from model.nn.exported import make_runner
 from model.nn.runtime import Runner
 from model.nn.weights import load_model
 from model.registry.resolve import resolve_model
+from tests.model.infer.test_two_pass_follows import disc_view, make_pair
 
 
 def test_only_the_asked_paths_run_each_against_eager_fp32_on_the_views_own_tissue(tmp_path):
@@ -103,3 +107,42 @@ def test_the_default_cpu_paths_draw_eager_fp32s_mask_on_a_full_views_1024_tile(t
     assert (reference > 0).sum() > 50  # the model marks something here: the comparison means something
     for runner in (Runner.create(model.net, "cpu"), make_runner(model, "cpu")):
         assert mask_agreement(reference, runner.segment(tile)[0])["dice"] >= DICE_BAR, runner.description
+
+
+def test_the_whole_view_of_a_pair_is_timed_against_the_eager_tile_with_its_fine_tiles_and_peak_memory(tmp_path,
+                                                                                                      disc_model):
+    model = make_pair(tmp_path, disc_model)
+    path, _ = disc_view(tmp_path)
+    said = []
+    out = view_against_eager_tile(model, path, runtime="torch", repeats=2, tile_size=128, log=said.append)
+    assert out["two_pass"] and out["passes"] == [{"pass": "coarse", "working_spacing_mm": 0.2, "tile": 256},
+                                                 {"pass": "fine", "working_spacing_mm": 0.1, "tile": 256}]
+    assert len(out["view_seconds_runs"]) == len(out["eager_tile_seconds_runs"]) == 2  # interleaved rounds
+    assert out["view_seconds_median"] == statistics.median(out["view_seconds_runs"])
+    assert out["eager_tile_seconds_median"] == statistics.median(out["eager_tile_seconds_runs"])
+    assert out["ratio_view_to_eager_tile"] == pytest.approx(out["view_seconds_median"] / out["eager_tile_seconds_median"])
+    assert out["fine_tiles"] >= 1 and out["fine_tile_size"] == 256 and out["coarse_tiles"] >= 1
+    assert out["eager_tile_size"] == 128 and out["view_shape"] == [600, 400]
+    memory = out["memory"]
+    assert memory["fine_tiles"] == out["fine_tiles"] and memory["runtime"] == "torch"  # the child ran the same passes
+    assert memory["peak_rss_mb"] >= memory["rss_before_view_mb"] >= memory["rss_after_imports_mb"] > 0
+    assert memory["view_increase_mb"] == pytest.approx(memory["peak_rss_mb"] - memory["rss_before_view_mb"])
+    assert memory["numpy_peak_mb"] > 0 and "ru_maxrss" in memory["how"] and "tracemalloc" in memory["how"]
+    goals = view_goals(out)
+    assert goals["view_at_most_1.5x_eager_fp32_tile"] == (out["ratio_view_to_eager_tile"] <= VIEW_RATIO_TARGET)
+    assert goals["view_peak_memory_under_1_GB"] == (memory["peak_rss_mb"] < 1024)
+    lines = view_lines(out)
+    assert "two-pass: coarse 0.2 mm, tile 256; fine 0.1 mm, tile 256" in lines[0]
+    assert f"{out['fine_tiles']} fine tiles of 256" in lines[0]
+    assert f"{out['ratio_view_to_eager_tile']:.2f}x, target at most 1.5x" in lines[1]
+    assert lines[2].startswith(f"  peak memory {memory['peak_rss_mb']:.0f} MB") and lines[3].startswith("  how: ")
+
+
+def test_the_memory_of_a_model_without_a_file_is_measured_and_a_failing_child_says_why_in_one_line(tmp_path,
+                                                                                                   disc_model):
+    path, _ = disc_view(tmp_path)
+    assert disc_model.path is None and not disc_model.two_pass
+    memory = view_memory(disc_model, path, runtime="torch")
+    assert memory["fine_tiles"] == 0 and memory["lesions"] >= 1 and memory["peak_rss_mb"] > 0
+    failed = view_memory(disc_model, tmp_path / "missing.dcm", runtime="torch")
+    assert set(failed) == {"error", "how"} and "\n" not in failed["error"]
