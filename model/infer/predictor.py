@@ -177,11 +177,37 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def test_time_flips(card) -> bool:
+    """Whether a model card asks for test-time flips (``"inference": {"test_time_flips": true}``): each tile is run
+    as is and mirrored left to right, and the two probabilities (mask and malignancy) are averaged."""
+    inference = card.data.get("inference")
+    return isinstance(inference, dict) and inference.get("test_time_flips") is True
+
+
+def segment_probability(runner: Runner, batch: torch.Tensor, flips: bool = False) -> np.ndarray:
+    """The mask probability (N, H, W) of a batch of tiles; with ``flips``, averaged with the mirrored tiles'."""
+    logits, _ = runner.segment(batch)
+    prob = torch.sigmoid(logits[:, 0])
+    if flips:
+        mirrored, _ = runner.segment(torch.flip(batch, dims=[-1]))
+        prob = (prob + torch.flip(torch.sigmoid(mirrored[:, 0]), dims=[-1])) / 2
+    return prob.numpy()
+
+
+def malignancy_probability(runner: Runner, batch: torch.Tensor, flips: bool = False) -> np.ndarray:
+    """The head's p(malignant) (N,) of a batch of tiles; with ``flips``, averaged with the mirrored tiles'."""
+    prob = torch.sigmoid(runner.classify(batch))
+    if flips:
+        prob = (prob + torch.sigmoid(runner.classify(torch.flip(batch, dims=[-1])))) / 2
+    return prob.numpy()
+
+
 class TiledSegmenter:
     """Slides tiles over a working image; returns the blended lesion probability."""
 
-    def __init__(self, runner: Runner, config: InferenceConfig = InferenceConfig(), multiple: int = 16):
-        self.runner, self.config, self.multiple = runner, config, multiple
+    def __init__(self, runner: Runner, config: InferenceConfig = InferenceConfig(), multiple: int = 16,
+                 flips: bool = False):
+        self.runner, self.config, self.multiple, self.flips = runner, config, multiple, flips
         self.last_tile_count = 0  # tiles run by the last call (the rest had no breast)
 
     def tile_grid(self, breast: np.ndarray) -> tuple[tuple[int, int], list[tuple[int, int]]]:
@@ -215,8 +241,7 @@ class TiledSegmenter:
                 raise Cancelled("inference cancelled")
             chunk = tiles[i : i + self.config.batch]
             batch = torch.from_numpy(np.stack([image[y : y + th, x : x + tw] for y, x in chunk])[:, None])
-            logits, _ = self.runner.segment(batch)
-            prob = torch.sigmoid(logits[:, 0]).numpy()
+            prob = segment_probability(self.runner, batch, self.flips)
             for (y, x), p in zip(chunk, prob):
                 acc[y : y + th, x : x + tw] += p * window
                 weight[y : y + th, x : x + tw] += window
@@ -257,7 +282,7 @@ class Predictor:
         self.runner = make_runner(model, device, runtime=runtime, bf16=bf16)  # torch, ONNX Runtime or OpenVINO
         # a two-pass model's fine pass, on the same device and runtime
         self.fine_runner = make_runner(model.fine, device, runtime=runtime, bf16=bf16) if model.fine else None
-        self.segmenter = TiledSegmenter(self.runner, self.config, model.net.multiple)
+        self.segmenter = TiledSegmenter(self.runner, self.config, model.net.multiple, test_time_flips(model.card))
         self.cache = ResultCache(cache_dir) if cache_dir else None
 
     @property
@@ -289,7 +314,7 @@ class Predictor:
         out = []
         for cx, cy in centres:
             batch = torch.from_numpy(_roi(working, cx, cy, size)[None, None])
-            out.append(float(torch.sigmoid(self._scoring_runner.classify(batch))[0]))
+            out.append(float(malignancy_probability(self._scoring_runner, batch, test_time_flips(part.card))[0]))
         return [part.card.p_malignant(p) for p in out] if calibrated else out
 
     def predict(self, image: Mammogram | str | Path, *, progress: ProgressFn | None = None,
@@ -331,8 +356,8 @@ class Predictor:
         (``weight`` None), or added into ``acc`` and ``weight`` with the blending window (several tiles)."""
         th, tw = self._tile_size(working.shape, self.model.scoring)
         y0, x0 = int(round(v - th / 2)), int(round(u - tw / 2))
-        logits, _ = self._scoring_runner.segment(torch.from_numpy(_roi(working, u, v, (th, tw))[None, None]))
-        tile_prob = torch.sigmoid(logits[0, 0]).numpy()
+        tile_prob = segment_probability(self._scoring_runner, torch.from_numpy(_roi(working, u, v, (th, tw))[None, None]),
+                                        test_time_flips(self.model.scoring.card))[0]
         ys, xs = max(0, y0), max(0, x0)
         ye, xe = min(working.shape[0], y0 + th), min(working.shape[1], x0 + tw)
         if ye <= ys or xe <= xs:

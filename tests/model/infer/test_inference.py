@@ -152,3 +152,27 @@ def test_infer_cli_json_with_a_corrupt_file(tmp_path, demo_root, disc_model):
         assert Path(item["overlay_path"]).is_file()
         for lesion in item["lesions"]:
             assert {"bbox", "area_px", "p_malignant", "label"} <= set(lesion) and len(lesion["bbox"]) == 4
+
+
+def test_a_card_asking_for_test_time_flips_averages_each_tile_with_its_mirror(tmp_path, disc_model):
+    """Test-time flips (issue 15, item 2) are the card's choice: its mask and malignancy are the mean of the tile's
+    and of the mirrored tile's; a card without it runs each tile once."""
+    import dataclasses
+
+    from model.infer.predictor import malignancy_probability, segment_probability
+
+    runner = Runner.create(disc_model.net, "cpu", bf16=False)
+    img, _ = _disc_image((128, 96), discs=((40, 30, 8),))  # a disc off the mirror axis
+    batch = torch.from_numpy((img.astype(np.float32) / 65535)[None, None])
+    plain, mirrored = segment_probability(runner, batch), segment_probability(runner, torch.flip(batch, dims=[-1]))
+    both = segment_probability(runner, batch, flips=True)
+    np.testing.assert_allclose(both, (plain + mirrored[..., ::-1]) / 2, atol=1e-6)
+    assert np.abs(plain - mirrored[..., ::-1]).max() > 1e-3  # the network is not symmetric: the mean is a change
+    head = malignancy_probability(runner, batch, flips=True)
+    np.testing.assert_allclose(head, (malignancy_probability(runner, batch)
+                                      + malignancy_probability(runner, torch.flip(batch, dims=[-1]))) / 2, atol=1e-6)
+    card = dataclasses.replace(disc_model.card, data={**disc_model.card.data, "inference": {"test_time_flips": True}})
+    flipping = Predictor(dataclasses.replace(disc_model, card=card), "cpu", runtime="torch")
+    assert flipping.segmenter.flips and not Predictor(disc_model, "cpu", runtime="torch").segmenter.flips
+    path = make_dicom(tmp_path / "disc.dcm", *_disc_image()[:1], PixelSpacing=[0.1, 0.1])
+    assert flipping.predict(path).lesions  # the disc is still found
