@@ -166,3 +166,25 @@ def test_bcir_models_pair_makes_a_two_pass_model_and_never_writes_over_one(tmp_p
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
     assert "exists" in err and len(err.splitlines()) == 1
+
+
+def test_a_two_pass_run_is_bundled_as_a_pair_without_patients(tmp_path, disc_model):
+    from model.registry.bundle import bundle
+
+    run = tmp_path / "run"
+    run.mkdir()
+    coarse = _part(disc_model, 0.2, version="run-coarse")
+    fine = _part(disc_model, 0.1, version="run-fine")
+    for part in (coarse, fine):
+        part.card = dataclasses.replace(part.card, training=part.card.training.parse(
+            {"data": "demo", "patients": {"scheme": "x", "train": ["hash-a"], "val": ["hash-b"], "train_count": 1}}))
+    save_pair(coarse, fine, run / "best.safetensors", version="run-v1")
+    (run / "eval.json").write_text(json.dumps({"patients": 3, "dice_mean": 0.5, "froc": {"fp_rates": [0.5]}}))
+    out = bundle(run, run / "eval.json", tmp_path / "demo-v9.safetensors", version="demo-v9",
+                 held_out={"seeds": [9001], "patients": 3})
+    model = load_model(out)
+    assert model.two_pass and model.version == model.fine.version == "demo-v9"
+    assert model.card.training.held_out_evaluation["froc"] == {"fp_rates": [0.5]}
+    assert model.card.training.held_out_evaluation["data"]["seeds"] == [9001]
+    for part in (model, model.fine):
+        assert "hash-a" not in json.dumps(part.card.to_json()) and "Not for clinical use" in part.card.intended_use
