@@ -15,8 +15,9 @@ from model.cli.options import add_device
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from model.errors import ConfigError
+    from model.errors import ConfigError, ModelFileError
     from model.train.config import TrainConfig, TrainEvent
+    from model.train.two_pass import part_configs
 
     # the settings are checked before anything is read: a bad one is one line naming the option as written, exit 2
     from_file = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -33,12 +34,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "normal_ratio": ("--normal-ratio", args.normal_ratio), "seed": ("--seed", args.seed),
     }
     given = {key: value for key, (_, value) in flags.items() if value is not None}
+    out = Path(args.out)
+    two_pass = _two_pass_settings(args, out, from_file, given)
     try:
         config = TrainConfig.from_json({**from_file, **given})
+        parts = (part_configs(config, fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
+                 if two_pass else None)
     except ConfigError as exc:
-        name = (flags[exc.option][0] if exc.option in given
+        options = {**flags, "fine_spacing_mm": ("--fine-spacing", args.fine_spacing),
+                   "fine_tile": ("--fine-tile", args.fine_tile)}
+        option, value = options.get(exc.option, (None, None))
+        name = (option if value is not None
                 else f"{exc.option} in {args.config}" if exc.option in from_file else exc.option)
         raise Refusal(exc.naming(name)) from None
+    except ModelFileError as exc:
+        raise Refusal(f"--init-weights: {exc}") from None
 
     from model.train.loop import train  # torch: only once the settings hold
     bar = None
@@ -48,8 +58,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         nonlocal bar
         if rank != 0:
             return
+        part = f"{event.part} " if event.part else ""  # a two-pass run's part
         if event.kind == "epoch_start":
-            bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", file=sys.stderr, leave=False, disable=None)
+            bar = tqdm(total=event.batches, desc=f"{part}epoch {event.epoch}", unit="batch", file=sys.stderr, leave=False,
+                       disable=None)
         elif event.kind == "batch" and bar is not None:
             bar.update(event.batch - bar.n)
             bar.set_postfix(loss=f"{event.loss:.4f}")
@@ -57,16 +69,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
             m = event.metrics
-            print(f"epoch {event.epoch}: train loss {m['train_loss']:.4f}" + "".join(
+            print(f"{part}epoch {event.epoch}: train loss {m['train_loss']:.4f}" + "".join(
                 f", {k} {m[k]:.4f}" for k in ("val_loss", "val_dice", "val_auc") if k in m) + f" ({m['seconds']:.0f} s)", flush=True)
+        elif event.kind == "part_done":
+            print(f"{event.part} part done: {event.message}", flush=True)
+        elif event.kind == "prepare" and event.part and event.message.startswith(f"{event.part} part"):
+            print(event.message, flush=True)
         elif event.kind in ("early_stop", "cancelled", "done") or (event.kind == "prepare" and event.message.startswith("resumed")):
-            print(f"{event.kind}: {event.message}", flush=True)
+            print(f"{part}{event.kind}: {event.message}", flush=True)
 
-    out = Path(args.out)
-    result = train(args.root, out, config, resume=args.resume, callback=on_event)
+    if parts is not None:
+        from model.train.two_pass import train_pair
+
+        result = train_pair(args.root, out, *parts, max_minutes=config.max_minutes, resume=args.resume,
+                            callback=on_event)
+    else:
+        result = train(args.root, out, config, resume=args.resume, callback=on_event)
     if rank == 0 and result.model_path:
-        print(f"model: {result.model_path} (best by validation Dice: {result.best_path})")
+        kind = "two-pass model (its fine part beside it)" if parts is not None else "model"
+        print(f"{kind}: {result.model_path} (best by validation Dice: {result.best_path})")
     return 0 if not result.cancelled else 1
+
+
+def _two_pass_settings(args: argparse.Namespace, out: Path, from_file: dict, given: dict) -> bool:
+    """Whether this run trains a two-pass model (--two-pass, or --resume of a two-pass run), with the coarse part's
+    resolution put into ``given``: the coarse protocol's by default, a two-pass --init-weights' own when it is one.
+    Refusal for fine-part options without --two-pass, or a resolution that differs from the model fine-tuned."""
+    from model.errors import ModelFileError
+    from model.train.two_pass import COARSE_SPACING_MM, COARSE_TILE, is_two_pass, is_two_pass_run, part_resolutions
+
+    two_pass = args.two_pass or (args.resume and is_two_pass_run(out))
+    if not two_pass:
+        if args.fine_spacing is not None or args.fine_tile is not None:
+            raise Refusal("--fine-spacing and --fine-tile set the fine part of a two-pass model: add --two-pass")
+        return False
+    init = given.get("init_weights") or from_file.get("init_weights")
+    try:
+        kept = part_resolutions(init)["coarse"] if init and is_two_pass(init) else None
+    except ModelFileError as exc:
+        raise Refusal(f"--init-weights: {exc}") from None
+    for key, option, default, index in (("working_spacing_mm", "--working-spacing", COARSE_SPACING_MM, 0),
+                                        ("tile", "--tile", COARSE_TILE, 1)):
+        value = given.get(key, from_file.get(key))
+        if kept is not None and value is not None and abs(float(value) - kept[index]) > 1e-9:
+            raise Refusal(f"{option} {value:g} differs from the coarse part's {kept[index]:g} of {Path(init).name}: "
+                          "fine-tuning a two-pass model keeps each part's working resolution")
+        if value is None:
+            given[key] = kept[index] if kept is not None else default
+    return True
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -89,6 +139,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, help="stop after the last epoch that fits this budget")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with native bf16, recent GPUs)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--two-pass", action="store_true",
+                   help="train a two-pass model: a coarse part (the whole breast; --working-spacing and --tile, default "
+                        "0.4 mm and 256 here) into OUT/coarse, then a fine part (an ROI on each candidate; --fine-spacing "
+                        "and --fine-tile) into OUT/fine, written as one pair OUT/model.safetensors + "
+                        "OUT/model.fine.safetensors (and best.*); every other option applies to both parts, "
+                        "--max-minutes to the pair. With --init-weights a two-pass model, each part is fine-tuned from "
+                        "its own weights at its own resolution; a single model starts the coarse part only. "
+                        "--resume of a two-pass run continues it (a finished part is not trained again)")
+    p.add_argument("--fine-spacing", type=float, metavar="MM", help="the fine part's working spacing in mm (default 0.1; "
+                                                                   "with --two-pass)")
+    p.add_argument("--fine-tile", type=int, metavar="PX", help="the fine part's ROI tile (default 1024; with --two-pass)")
     add_device(p, default=None)
     p.set_defaults(func=_cmd_train)
     return p

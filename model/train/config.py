@@ -173,7 +173,8 @@ class TrainConfig:
 
 @dataclass
 class TrainEvent:
-    kind: str  # "prepare", "epoch_start", "batch", "epoch_end", "checkpoint", "done", "cancelled", "early_stop"
+    kind: str  # "prepare", "epoch_start", "batch", "epoch_end", "checkpoint", "done", "cancelled", "early_stop";
+    # a two-pass run (model.train.two_pass) adds "part_done" at the end of each part
     epoch: int = 0
     epochs: int = 0
     batch: int = 0
@@ -182,6 +183,7 @@ class TrainEvent:
     metrics: dict = field(default_factory=dict)
     eta_s: float | None = None
     message: str = ""
+    part: str | None = None  # a two-pass run's part under way: "coarse" or "fine"; None for a single model
 
 
 @dataclass
