@@ -428,6 +428,8 @@ class RetrainDialog(QDialog):
         self._events_offset = 0
         spec = job.spec()
         start = "fine-tuning the current model" if spec.fine_tune else "from scratch"
+        if spec.two_pass:
+            start += " (two-pass model: both passes are fine-tuned)"
         held = f"locked hold-out folder {spec.holdout_root}" if spec.holdout_root else "70/30 patient split"
         self.run_view.begin(f"<b>Training on</b> {spec.root}<br>{start}; held out: {held}; job {job.id}")
         self.gate_view.hide()

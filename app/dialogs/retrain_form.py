@@ -120,6 +120,9 @@ class OptionsForm(QGroupBox):
         (self.fine_tune if self.current_model else self.scratch).setChecked(True)
         self.fine_tune.setEnabled(self.current_model is not None)
         self.fine_tune.toggled.connect(self._on_start_point)
+        self.two_pass_note = QLabel()  # fine-tuning a two-pass model: both parts, each at its own resolution
+        self.two_pass_note.setWordWrap(True)
+        self.two_pass_note.hide()
         self.split = QRadioButton("Patient-level 70/30 split of this folder")
         self.locked = QRadioButton("Locked hold-out folder:")
         split_group = QButtonGroup(self)
@@ -148,6 +151,7 @@ class OptionsForm(QGroupBox):
         form.addRow("Batch size", self.batch)
         form.addRow("Learning rate", self.lr)
         form.addRow("Working resolution", row(self.spacing, QLabel("tile"), self.tile))
+        form.addRow("", self.two_pass_note)
         form.addRow("Augmentation", self.augment)
         form.addRow("Views", self.views)
         form.addRow("Device", self.device)
@@ -188,8 +192,23 @@ class OptionsForm(QGroupBox):
                 return
             self.spacing.setValue(card.preprocess.working_spacing_mm)
             self.tile.setValue(card.tile_size)
+        self._show_two_pass(fine_tune)
         self.spacing.setEnabled(not fine_tune)
         self.tile.setEnabled(not fine_tune)
+
+    def _show_two_pass(self, fine_tune: bool) -> None:
+        """Say so when the model fine-tuned is a two-pass one (model.jobs.job.start_job then trains both parts)."""
+        from model.train.two_pass import part_resolutions
+
+        try:
+            parts = part_resolutions(self.current_model) if fine_tune and self.current_model is not None else None
+        except Exception:  # noqa: BLE001 - not a two-pass model (or its card is unreadable: the start says why)
+            parts = None
+        if parts:
+            (cs, ct), (fs, ft) = parts["coarse"], parts["fine"]
+            self.two_pass_note.setText(f"Two-pass model: both passes are fine-tuned, each at its own resolution "
+                                       f"(coarse {cs:g} mm, tile {ct}; fine {fs:g} mm, tile {ft}).")
+        self.two_pass_note.setVisible(bool(parts))
 
     def _ask_holdout(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Locked hold-out folder", self.holdout.text())

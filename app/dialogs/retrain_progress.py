@@ -44,6 +44,7 @@ class RunView(QWidget):
         self.words = ""  # the run in a few words, for the main window's status bar
         self._log_offset = 0
         self._history: dict[str, list[tuple[int, float]]] = {"train_loss": [], "val_loss": [], "val_dice": []}
+        self._part: str | None = None  # a two-pass run's part under way: its curves are shown
         self.run_title = QLabel()
         self.run_title.setWordWrap(True)
         self.run_title.setTextFormat(Qt.TextFormat.RichText)
@@ -101,6 +102,7 @@ class RunView(QWidget):
         """A run followed from its first event: empty curves, log and bar (not the last run's "done")."""
         self._log_offset = 0
         self.words = "starting"
+        self._part = None  # a two-pass run's part under way: its curves are shown
         for values in self._history.values():
             values.clear()
         self.log_view.clear()
@@ -112,6 +114,13 @@ class RunView(QWidget):
 
     def on_event(self, event: dict) -> None:
         kind = event.get("kind")
+        part = event.get("part")  # a two-pass run: "coarse", then "fine"
+        if part and part != self._part:  # the curves follow the part under way
+            self._part = part
+            for values in self._history.values():
+                values.clear()
+            self._update_curves()
+        where = f"{part} part · " if part else ""
         if kind == "prepare":
             done, total = event.get("batch", 0), event.get("batches", 0)
             self.run_state.setText(f"preparing: {event.get('message', '')}" + (f" {done}/{total}" if total else ""))
@@ -121,11 +130,11 @@ class RunView(QWidget):
             batch, batches = event.get("batch", 0), event.get("batches", 1) or 1
             value = int(1000 * ((epoch - 1) + batch / batches) / epochs)
             self.progress.setValue(value)
-            self.progress.setFormat(f"epoch {epoch}/{epochs} · batch {batch}/{batches} · %p%")
+            self.progress.setFormat(f"{where}epoch {epoch}/{epochs} · batch {batch}/{batches} · %p%")
             loss = event.get("loss")
             eta = f" · ETA {eta_text(event.get('eta_s'))}" if event.get("eta_s") else ""
             self.run_state.setText(f"training: loss {loss:.4f}{eta}" if loss is not None else "training…")
-            self.words = f"epoch {epoch}/{epochs}, {value // 10}%{eta}"
+            self.words = f"{where}epoch {epoch}/{epochs}, {value // 10}%{eta}"
         elif kind == "epoch_end":
             metrics = event.get("metrics") or {}
             epoch = event.get("epoch", 0)

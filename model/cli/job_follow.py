@@ -65,7 +65,8 @@ class _EventPrinter:
                     self._open(event["batches"], message, "image")
                 self._advance(event.get("batch", 0))
         elif kind == "epoch_start":
-            self._open(event.get("batches", 0), f"epoch {event.get('epoch')}/{event.get('epochs')}", "batch")
+            part = f"{event['part']} part " if event.get("part") else ""  # a two-pass run's part
+            self._open(event.get("batches", 0), f"{part}epoch {event.get('epoch')}/{event.get('epochs')}", "batch")
         elif kind == "batch":
             self._advance(event.get("batch", 0))
             if self.bar is not None and event.get("loss") is not None:
@@ -74,7 +75,10 @@ class _EventPrinter:
                     postfix["ETA"] = eta_text(event["eta_s"])
                 self.bar.set_postfix(postfix, refresh=False)
         elif kind == "epoch_end":
-            self.say(epoch_line(event.get("epoch", 0), event.get("epochs", 0), event.get("metrics") or {}))
+            part = f"{event['part']} part " if event.get("part") else ""
+            self.say(part + epoch_line(event.get("epoch", 0), event.get("epochs", 0), event.get("metrics") or {}))
+        elif kind == "part_done":
+            self.say(f"{event.get('part')} part done")
         elif kind == "early_stop":
             self.say(f"early stop: {event.get('message', '')}")
         elif kind in ("cancelled", "interrupted", "paused"):

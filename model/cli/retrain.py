@@ -107,9 +107,20 @@ def _current_model(args: argparse.Namespace) -> Path | None:
 def settings_line(config, spec) -> str:
     start = f"fine-tuning {spec.base_model}" if spec.fine_tune else "from scratch"
     budget = f", at most {config.max_minutes:g} min" if config.max_minutes else ""
+    resolution = f"{config.working_spacing_mm:g} mm, tile {config.tile}"
+    if spec.two_pass:  # the parts' own resolutions (model.train.two_pass.part_configs)
+        from model.errors import ModelFileError
+
+        start += " (a two-pass model: both parts are fine-tuned)" if spec.fine_tune else " (a two-pass model)"
+        try:
+            coarse, fine = spec.part_configs()
+            resolution = (f"coarse part {coarse.working_spacing_mm:g} mm, tile {coarse.tile}; fine part "
+                          f"{fine.working_spacing_mm:g} mm, tile {fine.tile}")
+        except ModelFileError:  # the model fine-tuned is gone since: its coarse part's resolution, as the spec says
+            resolution = f"coarse part {resolution}"
     return (f"training {start}: up to {config.max_epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
-            f"{config.working_spacing_mm:g} mm, tile {config.tile}, views {'/'.join(config.views)}, "
-            f"augment x{config.augment_factor}, device {config.device}{budget}")
+            f"{resolution}, views {'/'.join(config.views)}, augment x{config.augment_factor}, device "
+            f"{config.device}{budget}")
 
 
 def held_out_words(holdout_root: str | None) -> str:
@@ -187,9 +198,11 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         return _print_estimate(index, dataclasses.replace(config, init_weights=init), plan, summary.seconds, current,
                                split)
 
+    from model.train.two_pass import is_two_pass
+
     spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
                    fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap,
-                   data_summary=summary.to_json())
+                   data_summary=summary.to_json(), two_pass=bool(args.fine_tune and is_two_pass(current)))
     print(settings_line(config, spec))
     print(f"safety gate on {held_out_words(spec.holdout_root)}; current model: {spec.base_model or 'none'}")
     job = start_job(spec)
@@ -217,7 +230,9 @@ def register(subparsers) -> None:
     p.add_argument("--holdout", metavar="DIR", help="locked hold-out folder for the gate (default: the run's "
                                                      "patient-level validation split)")
     p.add_argument("--fine-tune", action="store_true", help="start from the current model (its working spacing and "
-                                                             "tile are kept) rather than from scratch")
+                                                             "tile are kept) rather than from scratch; a two-pass "
+                                                             "model's both parts are fine-tuned, each at its own "
+                                                             "resolution, and the new model is a pair")
     add_weights(p, metavar="CURRENT", role="the current model: the gate's baseline and the fine-tune start")
     p.add_argument("--epochs", type=int, metavar="N", help="at most this many epochs (default 200, early stop)")
     p.add_argument("--batch-size", type=int, metavar="N", help="samples per optimiser step (default 64)")

@@ -75,18 +75,26 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
     update_state(job.dir, pid=os.getpid(), message="resuming" if resume else "starting", finished=None)
     clean_stale_parts(job.dir)  # a killed child's temp files (the run folder's: model.train.loop.train)
     events = _EventLog(job.events_path)
-    where_now = {"epoch": 0, "epochs": 0}  # the epoch under way, for the pause message
+    where_now = {"epoch": 0, "epochs": 0, "part": None}  # the epoch under way (a two-pass run's part), for the pause message
 
     def finish(state: str, message: str, **extra) -> None:
         update_state(job.dir, state=state, message=message, finished=now(), **extra)
         _say(f"{state}: {message}")
 
     def resume_words(where: str) -> str:
-        done = job.epochs_done()
+        history = job.history()
         if where == "gate" or job.training_finished():
             return "resuming runs the safety gate again"
-        if done:
-            return f"resuming continues after epoch {done} (the epoch under way is lost)"
+        if history and history[-1].get("part"):  # a two-pass run: its parts' epochs
+            from model.train.two_pass import part_dir, part_finished
+
+            last = history[-1]
+            if last["part"] == "coarse" and part_finished(part_dir(job.run_dir, "coarse")):
+                return "resuming starts the fine part from epoch 1 (the coarse part is not trained again)"
+            return (f"resuming continues the {last['part']} part after epoch {last.get('epoch')} (the epoch under way "
+                    "is lost" + ("; the coarse part is not trained again)" if last["part"] == "fine" else ")"))
+        if history:
+            return f"resuming continues after epoch {len(history)} (the epoch under way is lost)"
         return "resuming starts the training again from epoch 1 (the images prepared so far are kept)"
 
     def stop_resumable(kind: str, message: str, exit_code: int, **state) -> int:
@@ -104,8 +112,9 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
                 events.write({"kind": "cancelled", "message": message})
             finish("cancelled", message)
             return 0
-        during = (f"during epoch {where_now['epoch']} of {where_now['epochs']}" if where == "training" and where_now["epoch"]
-                  else f"during the {where}")
+        part = f" of the {where_now['part']} part" if where_now["part"] else ""
+        during = (f"during epoch {where_now['epoch']} of {where_now['epochs']}{part}"
+                  if where == "training" and where_now["epoch"] else f"during the {where}")
         if job.pause_path.exists():
             try:
                 reason = one_line(job.pause_path.read_text()) or "asked"
@@ -137,6 +146,8 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
             def on_event(event: TrainEvent) -> None:
                 if event.kind == "prepare" and should_stop():  # preparing takes minutes: stop between images too
                     raise _StopDuringPreparation()
+                if event.part and event.part != where_now["part"]:
+                    where_now.update(part=event.part, epoch=0, epochs=0)
                 if event.kind == "epoch_start":
                     where_now.update(epoch=event.epoch, epochs=event.epochs)
                 record = dataclasses.asdict(event)
@@ -144,16 +155,28 @@ def _run_child(job_dir: Path, *, resume: bool) -> int:
                     events.thinned(record, done=event.batch, total=event.batches)
                 else:
                     events.write(record)
+                part = f"{event.part} part " if event.part else ""
                 if event.kind == "epoch_end":
                     m = event.metrics
-                    _say(f"epoch {event.epoch}/{event.epochs}: train loss {m['train_loss']:.4f}" + "".join(
+                    _say(f"{part}epoch {event.epoch}/{event.epochs}: train loss {m['train_loss']:.4f}" + "".join(
                         f", {k} {m[k]:.4f}" for k in ("val_loss", "val_dice", "val_auc") if k in m)
                         + f" ({m['seconds']:.0f} s)")
                 elif event.kind in ("early_stop", "cancelled") or event.message.startswith("resumed"):
-                    _say(f"{event.kind}: {event.message}")
+                    _say(f"{part}{event.kind}: {event.message}")
+                elif event.kind == "part_done" or (event.part and event.message.startswith(f"{event.part} part")):
+                    _say(f"{event.part} part done" if event.kind == "part_done" else event.message)
 
-            result = train(spec.root, job.run_dir, spec.train_config(), resume=resume, callback=on_event,
-                           should_stop=should_stop)
+            if spec.two_pass:  # both parts, fine-tuned each from its own weights, written as one pair
+                from model.train.two_pass import train_pair
+
+                coarse, fine = spec.part_configs()
+                _say(f"two-pass model: the coarse part ({coarse.working_spacing_mm:g} mm, tile {coarse.tile}), then "
+                     f"the fine part ({fine.working_spacing_mm:g} mm, tile {fine.tile})")
+                result = train_pair(spec.root, job.run_dir, coarse, fine, max_minutes=coarse.max_minutes,
+                                    resume=resume, callback=on_event, should_stop=should_stop)
+            else:
+                result = train(spec.root, job.run_dir, spec.train_config(), resume=resume, callback=on_event,
+                               should_stop=should_stop)
             if result.cancelled:
                 return stopped("training")
         best, final = job.run_dir / "best.safetensors", job.run_dir / "model.safetensors"

@@ -15,6 +15,12 @@ def _data_report_counts(run_dir: Path) -> dict:
     return {k: v for k, v in report.items() if k != "left_out"}  # left_out lists file paths; its count stays
 
 
+def _part_settings(run_dir: Path) -> dict:
+    """A two-pass run's parts as they were trained (model.train.two_pass: two_pass.json); {} for a single model."""
+    saved = read_json(run_dir / "two_pass.json") or {}
+    return {"parts": {p: saved[p] for p in ("coarse", "fine") if p in saved}} if saved else {}
+
+
 class WorseModel(JobError):
     """:func:`accept` without ``force`` of a model the gate found worse on some figure; ``verdict`` says which."""
 
@@ -56,7 +62,8 @@ def accept(job: Job, registry=None, *, force: bool = False):
         "training_data": {**training_data_from_card(card), "root": spec.root, "data_report": _data_report_counts(job.run_dir),
                           "summary": spec.data_summary},
         "settings": {**spec.train_config().to_json(), "fine_tune": spec.fine_tune, "base_model": spec.base_model,
-                     "holdout_root": spec.holdout_root},
+                     "holdout_root": spec.holdout_root, "two_pass": spec.two_pass,
+                     **_part_settings(job.run_dir)},
         "metrics": ({k: new_row[k] for k, _, _ in GATE_METRICS}
                     | {"auc_ci": new_row["auc_ci"], "held_out": "gate", "protocol": "evaluation",
                        "patients": counts.get("patients"), "images": counts.get("images"),

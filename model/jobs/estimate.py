@@ -14,6 +14,11 @@ priority. :func:`estimate` multiplies the two.
 The result is an estimate, and says so: "from N timed steps of B tiles". It is
 the longest the run can take at ``max_epochs``; an early stop or a time budget
 ends it sooner (the budget is counted in).
+
+A run that fine-tunes a two-pass model (``init_weights`` names one:
+model.train.two_pass) trains both parts, each at its own resolution: the counts
+and the timing carry the fine part's too (``fine``), and the estimate adds
+them; the gate reads two pairs.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class RunCounts:
     epochs: int  # max_epochs
     max_minutes: float | None = None
     index_s: float = 0.0  # how long indexing the folder took (the child indexes it again, and the gate once more)
+    fine: "RunCounts | None" = None  # a two-pass run's fine part (its own tiles and images; no gate of its own)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -72,6 +78,7 @@ class UnitTimes:
     cpu_share: float | None = None  # CPU time the timed steps got / (their wall time x threads); None on a GPU
     work_s: float = 0.0  # the timing's own work inside the child
     seconds: float = 0.0  # how long the timing took, child start included (set by the parent)
+    fine: "UnitTimes | None" = None  # a two-pass run's fine part, timed at its own tile (no gate of its own)
 
     @property
     def startup_s(self) -> float:
@@ -84,7 +91,10 @@ class UnitTimes:
     @classmethod
     def from_json(cls, data: dict) -> "UnitTimes":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        units = cls(**{k: v for k, v in data.items() if k in known})
+        if isinstance(units.fine, dict):
+            units.fine = cls.from_json(units.fine)
+        return units
 
 
 @dataclass
@@ -97,22 +107,39 @@ class RunEstimate:
     gate_s: float
     total_s: float
     overhead_s: float = 0.0  # the child's start and indexing the folder twice
+    fine_epoch_s: float | None = None  # a two-pass run's fine part: one epoch (``epoch_s`` is the coarse part's)
+
+    @property
+    def two_pass(self) -> bool:
+        return self.fine_epoch_s is not None
 
     def text(self) -> str:
         c, u = self.counts, self.units
-        budget = c.max_minutes is not None and c.max_minutes * 60 < c.epochs * self.epoch_s
+
+        def epochs_of(counts: RunCounts, epoch_s: float) -> str:
+            return f"{counts.epochs} epoch{'s' if counts.epochs != 1 else ''} of {eta_text(epoch_s)}"
+
+        all_epochs_s = c.epochs * self.epoch_s + (c.fine.epochs * self.fine_epoch_s if self.two_pass else 0.0)
+        budget = c.max_minutes is not None and c.max_minutes * 60 < all_epochs_s
         epochs = (f"time budget {c.max_minutes:g} min" if budget
-                  else f"{c.epochs} epoch{'s' if c.epochs != 1 else ''} of {eta_text(self.epoch_s)}")
+                  else f"coarse part {epochs_of(c, self.epoch_s)}, fine part {epochs_of(c.fine, self.fine_epoch_s)}"
+                  if self.two_pass else epochs_of(c, self.epoch_s))
         parts = [f"start and indexing: {eta_text(self.overhead_s)}", f"training: {epochs}"]
-        if c.images_to_prepare:
-            parts.insert(1, f"preparing {c.images_to_prepare} images: {eta_text(self.prepare_s)}")
+        to_prepare = c.images_to_prepare + (c.fine.images_to_prepare if self.two_pass else 0)
+        if to_prepare:
+            parts.insert(1, f"preparing {to_prepare} images: {eta_text(self.prepare_s)}")
         if c.gate_images:
             parts.append(f"safety gate: {eta_text(self.gate_s)}")
         busy = (f"; the machine was busy while timing (the steps got {100 * u.cpu_share:.0f}% of the CPU), so the "
                 "run may take quite another time" if self.busy else "")
+
+        def steps_of(units: UnitTimes) -> str:
+            return f"{units.steps} timed steps of {units.batch} tile{'s' if units.batch != 1 else ''} of {units.tile} px"
+
+        steps = (f"{steps_of(u)} (coarse part) and {steps_of(u.fine)} (fine part)" if self.two_pass and u.fine
+                 else steps_of(u))
         return (f"about {eta_text(self.total_s)} at most ({'; '.join(parts)}); early stop can end it sooner. "
-                f"Estimated from {u.steps} timed steps of {u.batch} tile{'s' if u.batch != 1 else ''} of {u.tile} px "
-                f"on {u.device}{busy}")
+                f"Estimated from {steps} on {u.device}{busy}")
 
     @property
     def busy(self) -> bool:
@@ -120,8 +147,9 @@ class RunEstimate:
 
     def to_json(self) -> dict:
         return {"counts": self.counts.to_json(), "units": self.units.to_json(), "prepare_s": self.prepare_s,
-                "epoch_s": self.epoch_s, "training_s": self.training_s, "gate_s": self.gate_s,
-                "overhead_s": self.overhead_s, "total_s": self.total_s, "busy": self.busy, "text": self.text()}
+                "epoch_s": self.epoch_s, "fine_epoch_s": self.fine_epoch_s, "training_s": self.training_s,
+                "gate_s": self.gate_s, "overhead_s": self.overhead_s, "total_s": self.total_s, "busy": self.busy,
+                "text": self.text()}
 
 
 # ---------------------------------------------------------------------------
@@ -139,8 +167,17 @@ def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_di
     ``split``: :func:`model.jobs.plan.run_split` of ``index`` and ``config``, when the caller has it already."""
     from model.data.preprocess import PreprocessConfig
 
-    cache = Path(cache_dir) if cache_dir else train_cache_dir()
+    from model.train.two_pass import is_two_pass, part_configs
+
     split = split if split is not None else run_split(index, config)
+    if is_two_pass(config.init_weights):  # both parts, each at its own resolution, on the same patients
+        coarse, fine = part_configs(config)
+        counts = count_run(index, dataclasses.replace(coarse, init_weights=None), gate_images=gate_images,
+                           index_s=index_s, cache_dir=cache_dir, split=split)
+        counts.fine = count_run(index, dataclasses.replace(fine, init_weights=None), gate_images=0,
+                                cache_dir=cache_dir, split=split)
+        return counts
+    cache = Path(cache_dir) if cache_dir else train_cache_dir()
     train, val = split.train, split.val
     preprocess = PreprocessConfig(working_spacing_mm=config.working_spacing_mm)
     to_prepare = sum(not is_cached(i, preprocess, config.tile, cache) for i in train + val)
@@ -171,16 +208,27 @@ def pick_timing_image(index, config, *, split: RunSplit | None = None):
 
 
 def estimate(counts: RunCounts, units: UnitTimes) -> RunEstimate:
-    """The run's length from what it will do and what each unit took."""
-    prepare = counts.images_to_prepare * (units.prepare_image_s or 0.0)
-    epoch = counts.samples_per_epoch * units.train_sample_s + counts.val_samples * units.val_sample_s
+    """The run's length from what it will do and what each unit took (a two-pass run's: both parts, when the counts
+    and the units both carry the fine part)."""
+    def part(c: RunCounts, u: UnitTimes) -> tuple[float, float]:
+        return (c.images_to_prepare * (u.prepare_image_s or 0.0),
+                c.samples_per_epoch * u.train_sample_s + c.val_samples * u.val_sample_s)
+
+    prepare, epoch = part(counts, units)
     training = counts.epochs * epoch
+    fine_epoch = None
+    least = epoch  # model.train.loop.train stops after the last epoch that fits the budget: at least one epoch runs
+    if counts.fine is not None and units.fine is not None:  # a two-pass run: the fine part after the coarse one
+        fine_prepare, fine_epoch = part(counts.fine, units.fine)
+        prepare += fine_prepare
+        training += counts.fine.epochs * fine_epoch
+        least += fine_epoch  # each part runs at least one epoch (model.train.two_pass shares the budget)
     if counts.max_minutes:
-        # model.train.loop.train stops after the last epoch that fits the budget: at least one epoch runs
-        training = min(training, max(epoch, counts.max_minutes * 60))
+        training = min(training, max(least, counts.max_minutes * 60))
     gate = counts.gate_images * (units.gate_image_s or 0.0)
     overhead = units.startup_s + 2 * counts.index_s
-    return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + training + gate, overhead)
+    return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + training + gate, overhead,
+                       fine_epoch)
 
 
 __all__ = ["BUSY_SHARE", "RunCounts", "RunEstimate", "UnitTimes", "count_run", "estimate", "eta_text",

@@ -15,7 +15,8 @@ folder::
       train.log          the child's stdout and stderr (tracebacks included); no patient IDs in its own lines
       cancel             present when a cancel was asked for; the child polls it between batches
       pause              present when a pause was asked for (its text: why, e.g. "the app was quit"); polled like cancel
-      run/               the training run (model.train.loop.train's out_dir: checkpoint, split, best and final models)
+      run/               the training run (model.train.loop.train's out_dir: checkpoint, split, best and final models;
+                         a two-pass job's: model.train.two_pass.train_pair's, its parts in run/coarse and run/fine)
       comparison.json    the safety gate (see :func:`model.jobs.gate.run_gate`)
 
 A job whose child died (app killed, machine rebooted, SIGKILL) stays ``running``
@@ -45,6 +46,7 @@ from model.errors import JobError
 from model.fileio import atomic_write_bytes, clean_stale_parts, user_data_dir
 from model.jobs.process import start_child
 from model.jobs.spec import JobSpec
+from model.train.two_pass import PARTS, is_two_pass, part_dir, run_checkpoint
 from model.jobs.state import (LIVE_STATES, log_line, now, one_line, read_json, read_json_list, read_state, update_state,
                               write_json)
 
@@ -156,7 +158,8 @@ class Job:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.safetensors"
+        """The checkpoint a resume continues from (a two-pass run's: the part's under way)."""
+        return run_checkpoint(self.run_dir)
 
     # ------------------------------------------------------------------ reading the folder
 
@@ -341,8 +344,8 @@ class Job:
         message = f"{self._what_happened(status.state)}; {closed}"
         update_state(self.dir, state="cancelled", finished=now(), message=message)
         log_line(self.dir, message)
-        for folder in (self.dir, self.run_dir):  # never resumed: what the killed child left half-written goes now
-            clean_stale_parts(folder)
+        for folder in (self.dir, self.run_dir, *(part_dir(self.run_dir, p) for p in PARTS)):  # never resumed: what
+            clean_stale_parts(folder)  # the killed child left half-written goes now (a two-pass run's parts too)
 
     def resume_question(self) -> str:
         """What the reader is asked at start about this interrupted or paused job: how it stopped, and where
@@ -383,6 +386,8 @@ def start_job(spec: JobSpec, jobs_root: str | Path | None = None) -> Job:
     for label, path in (("current model", spec.base_model), ("hold-out folder", spec.holdout_root)):
         if path and not Path(path).exists():
             raise FileNotFoundError(f"{label} {path} does not exist")
+    if spec.fine_tune and is_two_pass(spec.base_model):  # a two-pass model is fine-tuned whole: both parts
+        spec = dataclasses.replace(spec, two_pass=True)
     spec = dataclasses.replace(  # the child runs in the job folder: every path absolute
         spec, root=str(root.resolve()), base_model=str(Path(spec.base_model).resolve()) if spec.base_model else None,
         holdout_root=str(Path(spec.holdout_root).resolve()) if spec.holdout_root else None)

@@ -19,6 +19,9 @@ class JobSpec:
     gate_views: tuple[str, ...] = ("CC",)
     bootstrap: int = 2000  # bootstrap resamples for the AUC's 95% CI
     data_summary: dict | None = None  # FolderSummary.to_json() of root, when the caller has it (kept in the registry)
+    # train a two-pass model (model.train.two_pass): start_job sets it when fine-tuning a two-pass base_model, whose
+    # parts are then fine-tuned each from its own weights at its own resolution
+    two_pass: bool = False
 
     def __post_init__(self):
         if dataclasses.is_dataclass(self.config):
@@ -28,6 +31,7 @@ class JobSpec:
         self.base_model = str(self.base_model) if self.base_model else None
         self.holdout_root = str(self.holdout_root) if self.holdout_root else None
         self.gate_views = tuple(self.gate_views)
+        self.two_pass = bool(self.two_pass)
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -45,6 +49,12 @@ class JobSpec:
 
         config = TrainConfig.from_json(self.config)
         return dataclasses.replace(config, init_weights=self.base_model if self.fine_tune else None)
+
+    def part_configs(self):
+        """A two-pass job's coarse and fine TrainConfig (model.train.two_pass.part_configs of :meth:`train_config`)."""
+        from model.train.two_pass import part_configs
+
+        return part_configs(self.train_config())
 
 
 __all__ = ["JobSpec"]

@@ -30,7 +30,26 @@ TIMING_PIXELS = 2 * 256 * 256  # on a CPU a timed step holds at most this many t
 def time_units(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS) -> UnitTimes:
     """Time one image's preparation, ``steps`` training steps on tiles of it, a validation pass, and the image through
     the gate as the gate reads it: with ``base_model`` (the current model, at its own resolution) and with the new
-    network (at ``config``'s), each warmed up first. ``image`` None: random tiles, no preparation, no gate."""
+    network (at ``config``'s), each warmed up first. ``image`` None: random tiles, no preparation, no gate.
+
+    ``config.init_weights`` a two-pass model (a fine-tune of one, model.train.two_pass): the coarse part is timed so,
+    the fine part's steps at its own tile go into ``fine``, and the gate reads the current pair for both models (the
+    new one is a pair of the same resolutions)."""
+    from model.train.two_pass import is_two_pass, part_configs
+
+    if not is_two_pass(config.init_weights):
+        return _time_part(config, image, base_model=base_model, steps=steps)
+    began = time.perf_counter()
+    coarse, fine = part_configs(config)
+    units = _time_part(coarse, image, base_model=base_model, steps=steps, new_like_base=True)
+    units.fine = _time_part(fine, image, steps=steps)
+    units.work_s = time.perf_counter() - began
+    return units
+
+
+def _time_part(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS,
+               new_like_base: bool = False) -> UnitTimes:
+    """:func:`time_units` of one network; ``new_like_base``: the new model reads as the current one does (a pair)."""
     import numpy as np
     import torch
 
@@ -115,23 +134,27 @@ def time_units(config, image=None, *, base_model: str | None = None, steps: int 
         from model.infer.predictor import Predictor
         from model.data.preprocess import prepare
 
-        models = [LoadedModel(net.cpu(), new_card(net, preprocess=preprocess, tile_size=config.tile), None)]
+        models = [] if new_like_base and base_model else [
+            LoadedModel(net.cpu(), new_card(net, preprocess=preprocess, tile_size=config.tile), None)]
         if base_model:
             models.append(load_model(base_model))
         gate_image_s = 0.0
         for model in models:
             predictor = Predictor(model, str(device), cache_dir=None)
+            scoring = model.scoring  # a pair's head reads the fine part's working image
             mammogram = read_image(image.path)
-            working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+            working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, scoring.preprocess)
             centre = (working.shape[1] / 2, working.shape[0] / 2)
             predictor.malignancy(working, [centre])  # warm-up: the gate reads several images with each predictor
             start = time.perf_counter()
             predictor.predict(image.path, use_cache=False)
             if image.abnormalities:  # the gate prepares an image with lesions once more, for the malignancy head
                 mammogram = read_image(image.path)
-                working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, model.preprocess)
+                working, _, _ = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, scoring.preprocess)
                 predictor.malignancy(working, [centre] * len(image.abnormalities))
             gate_image_s += time.perf_counter() - start
+        if new_like_base and base_model:
+            gate_image_s *= 2  # the new pair reads each image as the current pair does
     label = device.type if device.type == "cpu" else str(device)
     return UnitTimes(train_sample_s=train_sample_s, val_sample_s=val_sample_s, prepare_image_s=prepare_s,
                      gate_image_s=gate_image_s, steps=steps, batch=batch, tile=config.tile, device=label,
