@@ -14,6 +14,7 @@ from model.data.study_index import build_index
 from model.jobs.decision import accept
 from model.jobs.estimate import RunCounts, UnitTimes, count_run, estimate
 from model.jobs.job import start_job
+from model.jobs.timing import time_units
 from model.jobs.spec import JobSpec
 from model.nn.weights import load_model, random_model, save_pair
 from model.registry.versions import FINE_WEIGHTS_NAME, ModelRegistry
@@ -86,6 +87,8 @@ def test_the_estimate_of_a_pair_counts_both_parts(demo_root, tmp_path, monkeypat
     assert counts.images_to_prepare == counts.fine.images_to_prepare == counts.train_images + counts.val_images
     single = count_run(index, TrainConfig(**{**TINY, "max_batches_per_epoch": None, "tile": 32}), gate_images=4)
     assert single.fine is None and single.samples_per_epoch == counts.samples_per_epoch
+    timed_here = time_units(config, steps=1)  # random tiles: each part's own network at its own tile
+    assert (timed_here.tile, timed_here.fine.tile) == (32, 64) and timed_here.fine.train_sample_s > 0
 
     def units(tile: int, train_sample_s: float) -> UnitTimes:
         return UnitTimes(train_sample_s=train_sample_s, val_sample_s=0.1, prepare_image_s=1.0, gate_image_s=2.0,
