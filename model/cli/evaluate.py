@@ -74,7 +74,7 @@ def _progress_bar():
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from model.evaluate.calibration import calibrate, save_calibrated
+    from model.evaluate.calibration import calibrate, calibrated_paths, save_calibrated
     from model.nn.weights import load_model
     from model.registry.resolve import require_model
 
@@ -83,8 +83,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise Refusal(f"{root} does not exist")
     if out.suffix != ".safetensors":
         raise Refusal(f"--out {out.name}: the calibrated model is written as NAME.safetensors")
-    if out.exists() or out.with_suffix(".json").exists():
-        raise Refusal(f"{out} exists: the calibrated model is written to a new file, never over one")
+    taken = [p for p in calibrated_paths(out) if p.exists()]  # a two-pass model's fine part included
+    if taken:
+        raise Refusal(f"{taken[0]} exists: the calibrated model is written to new files, never over one")
     if args.target_sensitivity is not None and not 0 < args.target_sensitivity <= 1:
         raise Refusal(f"--target-sensitivity {args.target_sensitivity:g} is not in (0, 1]")
     model = load_model(require_model(args.weights))

@@ -31,6 +31,12 @@ The result is a new model (:func:`save_calibrated`): the same weights with a
 card of its own version whose ``calibration`` and ``operating_point`` say all
 this (:class:`model.nn.card.Calibration`), written as :func:`model.nn.weights.save_model`
 writes a pair, never over an existing file.
+
+A two-pass model is scored by its fine part (:attr:`LoadedModel.scoring`): its
+head is the one fitted, on its own grid and tile, and the calibration and the
+operating point go on the fine part's card, whose training record names the
+validation patients. The calibrated copy is a two-pass model again, both parts
+under the new version (:func:`model.nn.weights.save_pair`).
 """
 
 from __future__ import annotations
@@ -268,7 +274,7 @@ def score_abnormalities(index: StudyIndex, model, patients: Iterable[str], *, vi
 
 @dataclass
 class CalibrationResult:
-    card: ModelCard  # the calibrated model's card (not yet written)
+    card: ModelCard  # the calibrated card (not yet written): a two-pass model's fine part's (the scoring part)
     parent_version: str
     patients: CalibrationPatients
     temperature: TemperatureFit
@@ -284,9 +290,10 @@ class CalibrationResult:
     notes: list[str]
     skipped: dict
     seconds: float
+    two_pass: bool = False  # the calibration is the fine part's; save_calibrated writes the pair
 
     def to_json(self) -> dict:
-        return {"model_version": self.card.version, "parent": self.parent_version,
+        return {"model_version": self.card.version, "parent": self.parent_version, "two_pass": self.two_pass,
                 "calibration": self.card.calibration.to_json(), "operating_point": self.card.operating_point.to_json(),
                 "patients_rule": self.patients.rule, "patients_description": self.patients.description,
                 "images": self.images, "abnormalities": self.abnormalities, "malignant": self.malignant,
@@ -301,7 +308,9 @@ class CalibrationResult:
 
         op = self.operating_point
         rows = [
-            ("model", f"{self.card.version} (calibrated from {self.parent_version})"),
+            ("model", f"{self.card.version} (calibrated from {self.parent_version}"
+                      + ("; two-pass: its fine pass's head, on the fine pass's grid and tile)" if self.two_pass
+                         else ")")),
             ("fitted on", f"{self.patients.description}: {self.images} images, {self.abnormalities} abnormalities "
                           f"({self.malignant} malignant, {self.abnormalities - self.malignant} benign)"),
             ("temperature", f"{self.temperature.temperature:.4g} (NLL {self.temperature.nll_before:.4f} -> "
@@ -351,7 +360,8 @@ def calibrate(root: str | Path | StudyIndex, model, *, version: str | None = Non
         raise DataError(f"the calibrated model needs a version of its own, not {version!r} (results are cached by "
                         "version)")
     index = root if isinstance(root, StudyIndex) else build_index(root, workers=4)
-    chosen = calibration_patients(index, model.card, patients)
+    scoring = model.scoring  # a two-pass model's fine part: its head gives p(malignant), its card says how
+    chosen = calibration_patients(index, scoring.card, patients)
     scored = score_abnormalities(index, model, chosen.patients, views=views, device=device, bf16=bf16,
                                  progress=progress, should_stop=should_stop)
     if not scored.labels:
@@ -381,7 +391,7 @@ def calibrate(root: str | Path | StudyIndex, model, *, version: str | None = Non
                               {"bins": metrics.ECE_BINS, "nll_before": fit.nll_before, "nll_after": fit.nll_after})
     operating = OperatingPoint(point.threshold, point.rule, point.sensitivity, point.specificity, fitted_on)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    card = replace(model.card, version=version, parent=model.version, created=now, weights_file=None,
+    card = replace(scoring.card, version=version, parent=model.version, created=now, weights_file=None,
                    calibration=calibration, operating_point=operating)
     card = ModelCard.parse(card.to_json())  # checked as the loader will
     return CalibrationResult(
@@ -390,26 +400,43 @@ def calibrate(root: str | Path | StudyIndex, model, *, version: str | None = Non
         abnormalities=len(scored.labels), malignant=int(sum(scored.labels)), images=scored.images,
         reliability_before=metrics.reliability_bins(scored.labels, scored.raw),
         reliability_after=metrics.reliability_bins(scored.labels, calibrated), notes=notes,
-        skipped=dict(scored.skipped), seconds=time.perf_counter() - start)
+        skipped=dict(scored.skipped), seconds=time.perf_counter() - start, two_pass=model.two_pass)
+
+
+def calibrated_paths(out: str | Path) -> list[Path]:
+    """The files a calibrated model written as ``out`` may take: ``NAME.safetensors`` and ``NAME.json``, and a
+    two-pass model's ``NAME.fine.safetensors`` and ``NAME.fine.json``."""
+    from model.nn.weights import card_path, fine_name_for
+
+    out = Path(out)
+    fine = out.with_name(fine_name_for(out))
+    return [out, card_path(out), fine, card_path(fine)]
 
 
 def save_calibrated(model, card: ModelCard, out: str | Path) -> Path:
     """Write the calibrated model, ``model``'s weights with ``card``, as ``out`` (``.safetensors``) and its card
-    beside it, the way :func:`model.nn.weights.save_model` writes a pair. Never over an existing file (the input
-    model included): ModelFileError."""
-    from model.nn.weights import card_path, save_model
+    beside it, the way :func:`model.nn.weights.save_model` writes a pair. A two-pass model (``card`` is then its
+    fine part's, calibrated) is written as a two-pass model: its fine part with ``card`` as ``NAME.fine.safetensors``,
+    then its coarse part under the same version, parent and date (:func:`model.nn.weights.save_pair`). Never over
+    an existing file (the input model included): ModelFileError."""
+    from model.nn.weights import LoadedModel, save_model, save_pair
 
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ModelFileError(f"{out.name}: the calibrated model is written as NAME.safetensors")
-    for path in (out, card_path(out)):
+    for path in calibrated_paths(out)[: 4 if model.two_pass else 2]:
         if path.exists():
             raise ModelFileError(f"{path} exists: the calibrated model is written to a new file, never over one")
     if not out.parent.is_dir():
         raise ModelFileError(f"{out.parent} is not a folder")
-    return save_model(model.net, card, out)
+    if not model.two_pass:
+        return save_model(model.net, card, out)
+    coarse = replace(model.card, version=card.version, parent=card.parent, created=card.created, weights_file=None,
+                     weights_sha256=None, fine=None)
+    return save_pair(LoadedModel(model.net, coarse, None), LoadedModel(model.fine.net, card, None), out,
+                     version=card.version)
 
 
 __all__ = ["CalibrationPatients", "CalibrationResult", "MIN_PER_CLASS", "OperatingPointFit", "ScoredAbnormalities",
-           "TemperatureFit", "calibrate", "calibration_patients", "choose_operating_point", "fit_temperature",
+           "TemperatureFit", "calibrate", "calibrated_paths", "calibration_patients", "choose_operating_point", "fit_temperature",
            "logits", "nll", "save_calibrated", "score_abnormalities"]

@@ -35,6 +35,12 @@ Held-out rule: when the model card's ``training.data_fingerprint`` equals
 left out; otherwise the folder is one the model never trained on and every
 patient is held out. ``patients=`` overrides both. Undefined numbers (an AUC
 with one class present, a mean over nothing) are ``None``, never invented.
+
+A two-pass model is evaluated as the app runs it, both passes: the held-out
+patients are those neither part trained on; p(malignant), its calibration and
+the operating point are the fine part's (:attr:`LoadedModel.scoring`); the
+report says it is two-pass, each pass's spacing and tile, and how many fine
+tiles a view took (per image, and the median).
 """
 
 from __future__ import annotations
@@ -223,6 +229,9 @@ class EvalReport:
     reliability_uncalibrated: list[dict] = field(default_factory=list)  # of the head's own, with a calibration
     calibration: dict | None = None  # the card's calibration, as written
     froc: dict = field(default_factory=dict)  # metrics.froc of the listed lesions by peak probability
+    two_pass: bool = False  # both passes ran on each view; p(malignant) and its calibration are the fine part's
+    passes: list[dict] = field(default_factory=list)  # model.nn.passes.passes: each pass's spacing and tile
+    fine_tiles_median: float | None = None  # the fine pass's tiles per evaluated image (two-pass only)
     model_card: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -293,6 +302,7 @@ class EvalReport:
         ci_text = f" (95% CI {num(ci[0])}-{num(ci[1])})" if ci[0] is not None else ""
         rows = [
             ("model", f"{self.model_version} on {self.device}"),
+            ("passes", passes_line(self)),
             ("held out", self.held_out_description),
             ("evaluated", f"{self.patients} patients, {self.images} {'/'.join(self.views)} images "
                           f"({self.images_with_lesions} with lesions), {self.lesions} lesions"),
@@ -326,6 +336,37 @@ class EvalReport:
         lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def passes_line(report: "EvalReport") -> str:
+    """'two-pass: coarse 0.4 mm, tile 256; fine 0.1 mm, tile 1024; median 2 fine tiles per image', or one pass's."""
+    if not report.passes:
+        return "n/a"
+    rows = [f"{p['pass'] + ' ' if report.two_pass else ''}{p['working_spacing_mm']:g} mm, tile {p['tile']}"
+            for p in report.passes]
+    if not report.two_pass:
+        return f"one pass: {rows[0]}"
+    fine = "n/a" if report.fine_tiles_median is None else f"{report.fine_tiles_median:g}"
+    return f"two-pass: {'; '.join(rows)}; median {fine} fine tiles per image"
+
+
+def held_out_for_model(index: StudyIndex, model, patients: Iterable[str] | None) -> HeldOut:
+    """:func:`held_out_patients` by the model's card; for a two-pass model, by each part's, the patients either
+    part trained on left out (the two parts may have been trained on different splits)."""
+    held = held_out_patients(index, model.card, patients)
+    if model.fine is None:
+        return held
+    fine = held_out_patients(index, model.fine.card, patients)
+    both = sorted(set(held.patients) & set(fine.patients))
+    notes = held.notes + [n for n in fine.notes if n not in held.notes]
+    if both == held.patients and both == fine.patients:
+        return HeldOut(both, held.rule, held.description, notes)
+    if not both:
+        raise DataError(f"no patient of {index.root} is held out from both passes of this two-pass model "
+                        f"({len(held.patients)} from the coarse pass, {len(fine.patients)} from the fine pass)")
+    return HeldOut(both, held.rule if held.rule == fine.rule else "training-card",
+                   f"held out from both passes: {len(both)} patients (coarse pass: {held.description}; fine pass: "
+                   f"{fine.description})", notes)
 
 
 def operating_point_text(point: dict) -> str:
@@ -423,13 +464,14 @@ def evaluate(
     from model.data.dicom_io import read_image
     from model.infer.predictor import Predictor
     from model.data.masks import load_truth
+    from model.nn.passes import passes
     from model.nn.weights import LoadedModel, load_model
 
     start = time.perf_counter()
     if not isinstance(model, LoadedModel):
         model = load_model(model)
     index = root if isinstance(root, StudyIndex) else build_index(root, workers=4)
-    held = held_out_patients(index, model.card, patients)
+    held = held_out_for_model(index, model, patients)
     wanted_views = None if views is None else {v.strip().upper() for v in views if v and v.strip()}
     held_set = set(held.patients)
 
@@ -458,6 +500,7 @@ def evaluate(
     image_records: list[dict] = []
     image_errors: list[dict] = []
     n_lesions = n_detected = n_fp = 0
+    scoring = model.scoring  # a two-pass model's fine part: its head, calibration and operating point
     correct_pixels = total_pixels = lesion_pixels = 0
     patients_done: set[str] = set()
 
@@ -497,7 +540,7 @@ def evaluate(
         comparison = compare_with_truth(truth, labels, len(result.lesions))
         record = {"path": image.path, "patient_id": image.patient_id, "laterality": image.laterality, "view": image.view,
                   "lesions": len(usable), "detected": comparison.detected, "false_positives": comparison.false_positives,
-                  "dice": None, "iou": None, "case_score": float(result.case_score),
+                  "dice": None, "iou": None, "case_score": float(result.case_score), "fine_tiles": result.fine_rois,
                   "malignant": image_class(image),
                   # the listed lesions for the FROC: peak probability and the truth lesions (indices) each one hits
                   "candidates": [{"peak": float(lesion.peak_probability), "hits": list(truths)}
@@ -518,7 +561,7 @@ def evaluate(
             x, y = _centroid(mask)
             lesion_records.append({"path": image.path, "patient_id": image.patient_id, "abnormality_id": a.id,
                                    "type": a.type, "pathology": a.pathology, "malignant": bool(a.malignant),
-                                   "p_malignant": model.card.p_malignant(raw), "p_malignant_raw": float(raw),
+                                   "p_malignant": scoring.card.p_malignant(raw), "p_malignant_raw": float(raw),
                                    "detected": bool(hit), "dice": float(d),
                                    "iou": iou_from_dice(d), "centroid": [x, y], "area_px": int(mask.sum())})
         image_records.append(record)
@@ -535,7 +578,7 @@ def evaluate(
     auc = metrics.roc_auc(labels, scores) if lesion_records else None
     auc_ci = metrics.bootstrap_auc_ci(labels, scores, n=bootstrap, seed=seed, level=CI_LEVEL) if auc is not None else (None, None)
     sens, spec = metrics.sensitivity_specificity(labels, scores, MALIGNANCY_THRESHOLD) if lesion_records else (None, None)
-    card = model.card
+    card = scoring.card
     if card.operating_point is not None:
         operating = {**card.operating_point.to_json(), "source": "model card"}
     else:
@@ -631,9 +674,12 @@ def evaluate(
         operating_point=operating, sensitivity_at_operating_point=op_sens, specificity_at_operating_point=op_spec,
         ece=ece, ece_uncalibrated=ece_raw, reliability=reliability, reliability_uncalibrated=reliability_raw,
         calibration=card.calibration.to_json() if card.calibration is not None else None, froc=froc,
-        model_card=model.card.to_json(),
+        model_card=model.card.to_json(), two_pass=model.two_pass,
+        passes=passes(model.card, model.fine.card if model.fine is not None else None),
+        fine_tiles_median=(float(np.median([r["fine_tiles"] for r in image_records])) if model.two_pass else None),
     )
 
 
 __all__ = ["EvalProgress", "EvalReport", "HeldOut", "calibration_text", "dataset_fingerprint", "evaluate",
-           "fitted_patients", "froc_text", "held_out_patients", "operating_point_text", "truth_malignancy"]
+           "fitted_patients", "froc_text", "held_out_for_model", "held_out_patients", "operating_point_text",
+           "passes_line", "truth_malignancy"]

@@ -275,6 +275,8 @@ def _froc_lines(r) -> list[str]:
 
 def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: str | None = None,
              reliability_written: bool = False, froc_written: bool = False) -> str:
+    from model.evaluate.evaluation import passes_line
+
     r = report
     lines = [f"# Evaluation of {r.model_version}", ""]
     notices = _card_notices(r.model_card)
@@ -289,6 +291,9 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
         "than its image, never resized); skipped images: "
         + (", ".join(f"{k}: {v}" for k, v in r.images_skipped.items()) or "none") + ".",
         f"- Device: {r.device}; {r.seconds:.1f} s.",
+        f"- Passes: {passes_line(r)}"
+        + (" (both passes on every view; p(malignant), its calibration and the operating point are the fine "
+           "pass's)." if r.two_pass else "."),
         "",
         "## Numbers",
         "",
