@@ -169,7 +169,18 @@ def run_roi(predictor, image: IndexedImage, x: float, y: float) -> AiImage:
 
 
 def roi_tile_size(predictor, working_shape: tuple[int, int]) -> tuple[int, int]:
-    """(rows, columns) of the tile ``predict_roi`` runs: the model's tile, or the working image rounded up
-    to the network's multiple when that is smaller (as ``Predictor`` sizes it)."""
-    tile, multiple = predictor.config.tile, predictor.model.net.multiple
+    """(rows, columns) of the tile ``predict_roi`` runs: the model's tile (a two-pass model's fine pass's), or the
+    working image rounded up to the network's multiple when that is smaller (as ``Predictor`` sizes it)."""
+    part = predictor.model.scoring
+    tile = predictor.config.tile if part is predictor.model else part.tile_size
+    multiple = part.net.multiple
     return tuple(min(tile, -(-n // multiple) * multiple) for n in working_shape)
+
+
+def model_status(predictor) -> str:
+    """The status bar's line for the model in use: the device and the version; for a two-pass model, each pass's
+    working spacing and tile ('… · model X (two-pass: coarse 0.4 mm, tile 256; fine 0.1 mm, tile 1024)')."""
+    from model.nn.passes import model_passes_text
+
+    text = f"{predictor.device_description} · model {predictor.model.version}"
+    return f"{text} ({model_passes_text(predictor.model)})" if predictor.model.two_pass else text

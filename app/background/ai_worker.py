@@ -23,7 +23,7 @@ from model.errors import ModelFileError
 from model.fileio import user_cache_dir
 from model.data.study_index import IndexedImage
 
-from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, run_case, run_roi
+from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, model_status, run_case, run_roi
 from app.errors import describe
 from app.background.workers import Worker, WorkerPool
 
@@ -280,7 +280,7 @@ class AiRunner(QObject):
         if job.generation != self._generation:
             return
         self.predictor = predictor
-        self._set_status(f"{predictor.device_description} · model {predictor.model.version}")
+        self._set_status(model_status(predictor))
 
     def _on_load_error(self, job: _Job, path: Path, message: str) -> None:
         if job.generation != self._generation:

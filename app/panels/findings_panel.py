@@ -46,6 +46,14 @@ MISS_COLOR = QColor(230, 70, 70)
 MALIGNANT_COLOR = QColor(230, 70, 70)
 
 
+def fine_pass_text(result) -> str | None:
+    """'fine pass: 2 tiles at 0.1 mm' for a whole view a two-pass model read; None otherwise."""
+    if result.mode == "roi" or result.fine_rois <= 0:
+        return None
+    tiles = f"{result.fine_rois} tile{'s' if result.fine_rois != 1 else ''}"
+    return f"fine pass: {tiles} at {result.geometry.working_spacing_mm:g} mm"
+
+
 def _truth_detail_of(a: Abnormality) -> str:
     """One truth lesion with its descriptors ('MALIGNANT mass (IRREGULAR, SPICULATED; BI-RADS 5)')."""
     extra = [v for v in (a.mass_shape, a.mass_margins, a.calc_type, a.calc_distribution) if v]
@@ -292,6 +300,14 @@ class FindingsDock(QDockWidget):
             problem = f"{abnormality_text(lesion.abnormality)} (abnormality {lesion.abnormality.id}): {lesion.reason}"
             row = QTreeWidgetItem([f"not compared: {problem}"])
             row.setToolTip(0, problem)
+            row.setData(0, SPAN_ROLE, True)
+            item.addChild(row)
+        fine = fine_pass_text(result)
+        if fine:
+            row = QTreeWidgetItem([fine])
+            row.setToolTip(0, "a two-pass model: the coarse pass searched the whole breast, then the fine pass ran "
+                              "its own tile, at its finer spacing, centred on each candidate; the lesions are listed "
+                              "and scored from it")
             row.setData(0, SPAN_ROLE, True)
             item.addChild(row)
         return item

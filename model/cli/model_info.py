@@ -1,4 +1,5 @@
-"""``bcir model-info``: one model's parameter counts, the device it would run on, and its card (see :mod:`model.nn`)."""
+"""``bcir model-info``: one model's parameter counts, the device it would run on, and its card (see :mod:`model.nn`);
+for a two-pass model, that it is one, each pass's working spacing and tile, and the fine part's card."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from model.cli.options import add_device, add_weights
 def _cmd_model_info(args: argparse.Namespace) -> int:
     from model.nn.card import TrainingRecord
     from model.nn.network import ARCHITECTURE, ARCHITECTURE_VERSION, parameter_counts
+    from model.nn.passes import model_passes_text, passes
     from model.nn.runtime import device_label, resolve_device
     from model.nn.weights import load_model, shareable_card
     from model.registry.resolve import require_model
 
     model = load_model(require_model(args.weights))
     info = {**parameter_counts(model.net), "device": device_label(resolve_device(args.device)),
-            "weights": str(model.path), "card": shareable_card(model.card)}  # an older card's patient IDs hashed
+            "weights": str(model.path), "card": shareable_card(model.card),  # an older card's patient IDs hashed
+            "two_pass": model.two_pass, "passes": passes(model.card, model.fine.card if model.fine else None)}
+    if model.fine is not None:
+        info["fine"] = {**parameter_counts(model.fine.net), "weights": str(model.fine.path),
+                        "card": shareable_card(model.fine.card)}
     if args.json:
         json.dump(info, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -27,7 +33,16 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         print(f"  weights: {model.path}")
         print(f"  trunk: {info['trunk_trainable_params']:,} trainable parameters + {info['trunk_bn_running_stats']:,} BatchNorm statistics; "
               f"malignancy head: {info['head_params']:,}")
-        print(f"  working spacing {model.preprocess.working_spacing_mm} mm, tile {model.tile_size}, threshold {model.threshold}")
+        print(f"  {model_passes_text(model)}")
+        print(f"  working spacing {model.preprocess.working_spacing_mm} mm, tile {model.tile_size}, threshold {model.threshold}"
+              + (" (the coarse pass)" if model.two_pass else ""))
+        if model.fine is not None:
+            fine = model.fine
+            print(f"  fine pass: {fine.path.name}; working spacing {fine.preprocess.working_spacing_mm} mm, tile "
+                  f"{fine.tile_size}, threshold {fine.threshold}; it lists the lesions and gives p(malignant)"
+                  + ("; calibrated" if fine.card.calibration is not None else "")
+                  + (f", operating point p >= {fine.card.operating_point.threshold:.3g}"
+                     if fine.card.operating_point is not None else ""))
         training = card.training or TrainingRecord()
         print(f"  trained on: {training.data}; date {training.date}; parent {card.parent}")
         for k, v in (training.metrics or {}).items():

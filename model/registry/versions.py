@@ -181,6 +181,16 @@ def held_out_figures(entry: "RegistryEntry") -> dict:
     return out
 
 
+def _passes_fact(entry: "RegistryEntry") -> str:
+    """One pass, or a two-pass model's passes, each with its working spacing and tile (the fine part's own card)."""
+    from model.nn.passes import fine_card_beside, passes_text
+
+    try:
+        return passes_text(entry.card, fine_card_beside(entry.weights, entry.card))
+    except ModelFileError as exc:
+        return f"two-pass; the fine pass's card cannot be read ({exc})"
+
+
 def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
     """The card as a reader or a site engineer needs it, without the internal paths of the machine or the run
     folder it was trained in: what it is, where it comes from, what it was trained on, the weights' SHA-256."""
@@ -190,7 +200,7 @@ def card_facts(entry: "RegistryEntry") -> list[tuple[str, str]]:
     data = entry.training_data
     described = data.get("data")
     folder = data.get("root") or (described if _looks_like_path(described) else None)
-    facts = [("Version", entry.version), ("Name", entry.name),
+    facts = [("Version", entry.version), ("Name", entry.name), ("Passes", _passes_fact(entry)),
              ("Parent", entry.parent or "none (trained from scratch)"), ("Created", entry.created or "?"),
              ("Added", entry.added or "bundled with the app"), ("Source", source or "?")]
     if described and not _looks_like_path(described):

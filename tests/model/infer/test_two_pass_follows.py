@@ -65,3 +65,34 @@ def test_the_cache_gives_back_a_two_pass_result_with_its_fine_tiles(tmp_path, di
     # another model (another version) is not served this result: the key names the model version
     assert not Predictor(make_pair(tmp_path, disc_model, name="other"), "cpu", runtime="torch",
                          cache_dir=tmp_path / "cache").predict(path).from_cache
+
+
+def test_model_info_and_the_registry_say_a_model_is_two_pass_with_each_pass_spacing_and_tile(tmp_path, disc_model,
+                                                                                             capsys, monkeypatch):
+    from model.cli.main import main
+    from model.nn import weights as mweights
+    from model.registry.versions import ModelRegistry, card_facts
+
+    make_pair(tmp_path, disc_model, fine_tile=512)
+    weights = tmp_path / "pair.safetensors"
+    assert main(["model-info", "--weights", str(weights), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "two-pass: coarse 0.2 mm, tile 256; fine 0.1 mm, tile 512" in text
+    assert "fine pass: pair.fine.safetensors; working spacing 0.1 mm, tile 512" in text
+    assert main(["model-info", "--weights", str(weights), "--device", "cpu", "--json"]) == 0
+    info = __import__("json").loads(capsys.readouterr().out)
+    assert info["two_pass"] is True and info["passes"] == [
+        {"pass": "coarse", "working_spacing_mm": 0.2, "tile": 256}, {"pass": "fine", "working_spacing_mm": 0.1, "tile": 512}]
+    assert info["fine"]["card"]["tile_size"] == 512 and info["fine"]["weights"].endswith("pair.fine.safetensors")
+    assert info["fine"]["trunk_trainable_params"] == info["trunk_trainable_params"]  # Table 1's network, both
+    # the Models dialog shows the registry's card facts: the pair's passes, read from its fine part's own card
+    monkeypatch.setattr(mweights, "BUNDLED_DIR", tmp_path / "no-bundle")
+    registry = ModelRegistry(tmp_path / "registry")
+    entry = registry.add(weights)
+    facts = dict(card_facts(entry))
+    assert facts["Passes"] == "two-pass: coarse 0.2 mm, tile 256; fine 0.1 mm, tile 512"
+    (entry.weights.parent / "model.fine.json").unlink()  # a broken entry still shows its facts, the reason said
+    assert "the fine pass's card cannot be read" in dict(card_facts(entry))["Passes"]
+    single = pair_part(disc_model, 0.4, version="single-v1")
+    mweights.save_model(single.net, single.card, tmp_path / "single.safetensors")
+    assert dict(card_facts(registry.add(tmp_path / "single.safetensors")))["Passes"] == "one pass: 0.4 mm, tile 256"
