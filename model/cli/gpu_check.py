@@ -9,11 +9,14 @@ On a machine lent a GPU, one run (within 8 minutes on an H100/H200) gives:
 - ``tile_compiled``: the same with ``torch.compile`` (its compile time apart), last because it takes longest;
 - ``whole_view``: a full-size synthetic CC view, DICOM to lesion list, at one tile per batch and at 16, against the
   same view on the CPU (lesion count and mask Dice);
+- ``two_pass_whole_view``: the same view through both passes of a two-pass model (the coarse search, then the fine
+  1024 ROI at 0.1 mm on each candidate), with the fine tiles it ran. When the model in use is one-pass, its coarse
+  pass is paired with a stand-in fine pass (its own weights on the paper's tile and spacing): the time and the
+  tiles are the two-pass path's, its lesions mean nothing, and the JSON says so (``stand_in_fine_pass``);
 - ``training``: training throughput at batch 64 (the real loss and optimiser step, ``model.jobs.timing``).
 
-The two-pass whole view (coarse search, then the fine 1024 ROI) is not built yet; the JSON says so rather than
-timing something else under its name. The JSON file is rewritten atomically after each section, so a run cut short
-keeps what it measured. ``--device cpu --quick`` runs every section small on a CPU (the tests do that)."""
+The JSON file is rewritten atomically after each section, so a run cut short keeps what it measured.
+``--device cpu --quick`` runs every section small on a CPU (the tests do that)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from model.fileio import atomic_write_json
 
 GPU_TEST_MARK = "gpu"
 VIEW_BATCHES = (1, 16)
+FINE_STAND_IN = (0.1, 1024)  # the stand-in fine pass's working spacing (mm) and tile: the paper's protocol
 
 
 def _log(message: str) -> None:
@@ -79,8 +83,10 @@ def whole_view(model, device, image: str, repeats: int) -> dict:
     cpu_result = reference.predict(image, use_cache=False)
     out["cpu_seconds"] = time.perf_counter() - start
     out["cpu_lesions"] = len(cpu_result.lesions)
+    out["cpu_fine_tiles"] = cpu_result.fine_rois
     out["image_size"] = [cpu_result.rows, cpu_result.columns]
-    cpu_mask = cpu_result.mask(model.threshold)
+    threshold = model.scoring.threshold  # what the lesions are listed at (a two-pass model: its fine pass's)
+    cpu_mask = cpu_result.mask(threshold)
     for batch in VIEW_BATCHES:
         row: dict = {}
         try:
@@ -97,7 +103,8 @@ def whole_view(model, device, image: str, repeats: int) -> dict:
                 runs.append(time.perf_counter() - start)
             row.update(seconds_median=statistics.median(runs), seconds_runs=runs,
                        tiles=predictor.segmenter.last_tile_count, tile_size=predictor.config.tile,
-                       lesions=len(result.lesions), mask_dice_vs_cpu=dice(result.mask(model.threshold), cpu_mask),
+                       fine_tiles=result.fine_rois, lesions=len(result.lesions),
+                       mask_dice_vs_cpu=dice(result.mask(threshold), cpu_mask),
                        description=predictor.device_description)
             if device.type == "cuda":
                 row["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -107,6 +114,41 @@ def whole_view(model, device, image: str, repeats: int) -> dict:
         _log(f"  whole view, batch {batch}: {row.get('seconds_median', float('nan')):.3f} s median, "
              f"{row.get('lesions')} lesions (CPU {out['cpu_lesions']} in {out['cpu_seconds']:.2f} s)")
     return out
+
+
+def two_pass_model(model, fine: tuple[float, int] = FINE_STAND_IN, *, fine_tile: int | None = None):
+    """``model`` when it is two-pass; else its coarse pass with a stand-in fine pass: a copy of its own network with
+    a card at ``fine``'s working spacing and tile. ``fine_tile``: a real pair's fine tile made this size (a quick
+    dry run). Returns (the pair, whether the fine pass is a stand-in)."""
+    import copy
+    from dataclasses import replace
+
+    from model.nn.weights import LoadedModel
+
+    if model.two_pass:
+        if fine_tile is None:
+            return model, False
+        part = LoadedModel(net=model.fine.net, card=replace(model.fine.card, tile_size=fine_tile), path=model.fine.path)
+        return LoadedModel(net=model.net, card=model.card, path=model.path, fine=part), False
+    spacing, tile = fine
+    card = replace(model.card, tile_size=tile, preprocess=replace(model.preprocess, working_spacing_mm=spacing))
+    part = LoadedModel(net=copy.deepcopy(model.net), card=card, path=None)
+    return LoadedModel(net=model.net, card=model.card, path=model.path, fine=part), True
+
+
+def two_pass_view(model, device, image: str, repeats: int, fine: tuple[float, int] = FINE_STAND_IN,
+                  quick: bool = False) -> dict:
+    """The whole view through both passes (:func:`whole_view` of :func:`two_pass_model`): each batch size's time,
+    the coarse and fine tiles, against the CPU. ``quick``: the fine tile is ``fine``'s, a real pair's too."""
+    from model.nn.passes import passes
+
+    pair, stand_in = two_pass_model(model, fine, fine_tile=fine[1] if quick else None)
+    out = {"passes": passes(pair.card, pair.fine.card), "stand_in_fine_pass": stand_in}
+    if stand_in:
+        out["note"] = (f"the model in use ({model.version}) is one-pass: its coarse pass with a stand-in fine pass (its "
+                       f"own weights at {fine[0]:g} mm, tile {fine[1]}); the time and the tiles are the two-pass "
+                       "path's, its lesions mean nothing")
+    return {**out, **whole_view(pair, device, image, repeats)}
 
 
 def training(device, shapes: list[tuple[int, int, bool]], steps: int) -> dict:
@@ -136,6 +178,7 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
     import torch
 
     from model.evaluate.bench import bench_tile, device_tile_variants
+    from model.nn.passes import passes
     from model.nn.runtime import resolve_device
     from model.nn.weights import load_model, random_model
     from model.registry.resolve import resolve_model
@@ -158,7 +201,8 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
         model_path = None
     model = load_model(model_path) if model_path else random_model(0)
     save("model", {"version": model.version, "tile_size": model.tile_size,
-                   "working_spacing_mm": model.preprocess.working_spacing_mm})
+                   "working_spacing_mm": model.preprocess.working_spacing_mm, "two_pass": model.two_pass,
+                   "passes": passes(model.card, model.fine.card if model.fine is not None else None)})
     if tests:
         _log("tests marked gpu ...")
         save("tests", run_gpu_tests(tests_timeout_s))
@@ -181,7 +225,13 @@ def run(out_path: Path, *, device_name: str = "cuda", quick: bool = False, tests
             save("whole_view", whole_view(model, device, image, repeats=1 if quick else 3))
         except Exception as exc:  # noqa: BLE001
             save("whole_view", {"error": variant_error(exc)})
-        save("two_pass_whole_view", {"not_run": "the two-pass inference (issue 15, item 1) is not built yet"})
+        _log("two-pass whole view ...")
+        try:
+            save("two_pass_whole_view", two_pass_view(model, device, image, repeats=1 if quick else 3,
+                                                      fine=(FINE_STAND_IN[0], 256) if quick else FINE_STAND_IN,
+                                                      quick=quick))
+        except Exception as exc:  # noqa: BLE001
+            save("two_pass_whole_view", {"error": variant_error(exc)})
         _log("training throughput ...")
         shapes = [(64, 2, False)] if quick else [(256, 64, True), (256, 64, False), (1024, 16, True)]
         save("training", training(device, shapes, steps=1 if quick else 5))

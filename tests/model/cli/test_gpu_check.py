@@ -10,7 +10,7 @@ import torch
 
 from model.cli import gpu_check
 from model.evaluate.bench import synthetic_cc_view
-from model.nn.weights import load_model
+from model.nn.weights import LoadedModel, load_model, random_model
 from model.registry.resolve import resolve_model
 
 
@@ -31,7 +31,8 @@ def test_a_dry_run_writes_every_section_and_a_failing_one_does_not_stop_the_rest
     assert variants["folded_channels_last_fp32"]["mask_vs_eager_fp32"]["dice"] >= 0.99
     assert all(row["seconds_median"] > 0 for row in variants.values())
     assert report["tile"]["batch8"]["tile_shape"][0] == 8
-    assert "not built" in report["two_pass_whole_view"]["not_run"]
+    assert report["two_pass_whole_view"] == report["whole_view"]  # it runs the view through whole_view too
+    assert report["model"]["two_pass"] is False and report["model"]["passes"][0]["pass"] == "single"
     (name, row), = report["training"].items()
     assert name == "tile64_batch2_fp32" and row["tiles_per_s"] > 0 and row["batch"] == 2
 
@@ -44,6 +45,30 @@ def test_the_whole_view_section_compares_each_batch_size_with_the_cpu(tmp_path):
     for row in section["batches"].values():
         assert row["lesions"] == section["cpu_lesions"] and row["mask_dice_vs_cpu"] == 1.0
         assert row["tiles"] >= 1 and len(row["seconds_runs"]) == 1
+
+
+def test_the_two_pass_section_runs_both_passes_and_says_when_the_fine_pass_is_a_stand_in(tmp_path):
+    model = load_model(resolve_model(None))
+    assert not model.two_pass  # the bundled model: its coarse pass with a stand-in fine pass
+    image = synthetic_cc_view(tmp_path / "view", "small")
+    section = gpu_check.two_pass_view(model, torch.device("cpu"), image, repeats=1, fine=(0.1, 128), quick=True)
+    assert section["stand_in_fine_pass"] is True and "stand-in fine pass" in section["note"]
+    assert section["passes"] == [{"pass": "coarse", "working_spacing_mm": model.preprocess.working_spacing_mm,
+                                  "tile": model.tile_size}, {"pass": "fine", "working_spacing_mm": 0.1, "tile": 128}]
+    for row in section["batches"].values():  # the same two passes at every batch size, and on the CPU
+        assert row["fine_tiles"] == section["cpu_fine_tiles"] and row["mask_dice_vs_cpu"] == 1.0
+        assert row["lesions"] == section["cpu_lesions"] and row["tiles"] >= 1
+
+
+def test_a_two_pass_model_is_timed_as_it_is_and_a_quick_run_only_shrinks_its_fine_tile():
+    coarse, fine = random_model(0, version="c"), random_model(1, version="f")
+    pair = LoadedModel(net=coarse.net, card=coarse.card, path=None, fine=fine)
+    assert gpu_check.two_pass_model(pair) == (pair, False)
+    quick, stand_in = gpu_check.two_pass_model(pair, fine_tile=128)
+    assert not stand_in and quick.fine.net is fine.net and quick.fine.tile_size == 128 and quick.net is coarse.net
+    made, stand_in = gpu_check.two_pass_model(coarse)
+    assert stand_in and made.fine.tile_size == 1024 and made.fine.preprocess.working_spacing_mm == 0.1
+    assert made.fine.net is not coarse.net and made.card is coarse.card
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the refusal cannot be seen here")
