@@ -51,7 +51,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"{len(report['full_view_seconds_runs'])} runs ({report['full_view_tiles']} tiles of "
                   f"{report['full_view_tile_size']})")
         print("\n".join(view_lines(report["view_vs_eager_tile"])))
-        print(f"peak RSS: {report['peak_rss_mb_after_full_view']:.0f} MB after the whole view, {report['peak_rss_mb']:.0f} MB in all")
+        print(f"peak RSS of this bench process (the eager tiles included; the view's own is the fresh process's "
+              f"above): {report['peak_rss_mb_after_full_view']:.0f} MB after the whole view, "
+              f"{report['peak_rss_mb']:.0f} MB in all")
         print(f"header scan: {report['header_scan_files_per_s']:.0f} files/s over {report['header_scan_files']} files")
         print("goals: " + ", ".join(f"{k}: {'met' if v else 'not met' if v is not None else 'n/a'}" for k, v in report["goals"].items()))
     return 0
@@ -68,7 +70,7 @@ def view_lines(view: dict) -> list[str]:
     tiles = f"{view['coarse_tiles']} coarse tiles of {view['coarse_tile_size']}" if view["two_pass"] else \
         f"{view['coarse_tiles']} tiles of {view['coarse_tile_size']}"
     if view["two_pass"]:
-        tiles += f", {view['fine_tiles']} fine tiles of {view['fine_tile_size']}"
+        tiles += f", {view['fine_tiles']} fine tile{'' if view['fine_tiles'] == 1 else 's'} of {view['fine_tile_size']}"
     lines = [f"whole CC view {view['view_shape'][0]}x{view['view_shape'][1]}, DICOM to lesion list, {kind}, on "
              f"{view['device']}: median {view['view_seconds_median']:.2f} s over {len(view['view_seconds_runs'])} "
              f"runs ({tiles}; {view['lesions']} lesions)",
@@ -84,7 +86,7 @@ def view_lines(view: dict) -> list[str]:
     lines.append(f"  peak memory {memory['peak_rss_mb']:.0f} MB (target under {VIEW_MEMORY_TARGET_MB:.0f} MB): "
                  f"{memory['rss_before_view_mb']:.0f} MB once the model was loaded, +{memory['view_increase_mb']:.0f} "
                  f"MB for the view; numpy's own peak {memory['numpy_peak_mb']:.0f} MB")
-    lines.append(f"  how: {memory['how']}")
+    lines.append(f"  how (the mark read from {memory.get('method', 'ru_maxrss')}): {memory['how']}")
     return lines
 
 

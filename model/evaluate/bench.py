@@ -367,20 +367,35 @@ def header_scan_rate(folder: Path) -> tuple[int, float]:
 VIEW_RATIO_TARGET = 1.5  # issue 15: a whole CC view, both passes, at most 1.5x one plain eager fp32 1024 tile
 VIEW_MEMORY_TARGET_MB = 1024.0  # and its peak memory under 1 GB
 MEMORY_HOW = ("a fresh Python process loads the model, then runs the whole view once, cold (what a reader's first "
-              "view costs): peak RSS is that process's high-water mark (getrusage ru_maxrss), everything included "
-              "(interpreter, torch and the runtime's libraries, both parts' weights, numpy and the runtime's buffers); "
-              "before_view is the mark after the model was loaded; numpy_peak is tracemalloc's peak of the Python and "
-              "numpy allocations during the view (torch's and the runtimes' own allocators are not traced: only the "
-              "RSS mark sees them)")
+              "view costs): peak RSS is that process's resident high-water mark (VmHWM of /proc/self/status, its own "
+              "memory since exec; getrusage's ru_maxrss is not used, as it carries the parent's mark across fork and "
+              "exec), everything included (interpreter, torch and the runtime's libraries, both parts' weights, numpy "
+              "and the runtime's buffers); before_view is the mark after the model was loaded; numpy_peak is "
+              "tracemalloc's peak of the Python and numpy allocations during the view (torch's and the runtimes' own "
+              "allocators are not traced: only the RSS mark sees them)")
+
+
+def _status_mb(field: str) -> float | None:
+    """A ``kB`` field of /proc/self/status (VmHWM, VmRSS) in MB; None where there is none (not Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _rss_now_mb() -> float | None:
-    """The process's resident set now (Linux /proc/self/statm), MB."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """The process's resident set now, MB."""
+    return _status_mb("VmRSS")
+
+
+def _own_peak_rss_mb() -> tuple[float, str]:
+    """This process's resident high-water mark, MB, and how it was read: VmHWM (Linux: this process's own memory
+    since exec), else getrusage's ru_maxrss (which, on Linux, a child inherits from its parent at fork)."""
+    hwm = _status_mb("VmHWM")
+    return (hwm, "VmHWM") if hwm is not None else (peak_rss_mb(), "ru_maxrss")
 
 
 def _view_memory_child(args: dict) -> dict:
@@ -390,17 +405,18 @@ def _view_memory_child(args: dict) -> dict:
     from model.infer.predictor import Predictor
     from model.nn.weights import load_model
 
-    started = peak_rss_mb()
+    started, method = _own_peak_rss_mb()
     model = load_model(args["model"])
     predictor = Predictor(model, "cpu", runtime=args["runtime"])
-    loaded = peak_rss_mb()
+    loaded, _ = _own_peak_rss_mb()
     tracemalloc.start()
     start = time.perf_counter()
     result = predictor.predict(args["image"], use_cache=False)
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": started, "rss_before_view_mb": loaded,
+    return {"peak_rss_mb": _own_peak_rss_mb()[0], "method": method, "rss_after_imports_mb": started,
+            "rss_before_view_mb": loaded,
             "numpy_peak_mb": traced_peak / 2**20, "rss_after_view_mb": _rss_now_mb(),
             "seconds_with_tracing": seconds, "fine_tiles": result.fine_rois, "lesions": len(result.lesions),
             "runtime": getattr(predictor.runner, "runtime", "torch"), "threads": torch.get_num_threads()}
