@@ -41,12 +41,19 @@ def variant_error(exc: BaseException) -> str:
 
 def synthetic_views(folder: Path, size: str = "full") -> list[str]:
     """Write one synthetic patient under ``folder`` and return its full mammograms (CC and MLO of both breasts),
-    CC views first."""
+    CC views first, and among them those with a lesion first: the view the bench times is one where a two-pass
+    model's fine pass has work (a lesion-free view may give it none and a flattering time)."""
     from model.data.synth.cbis_writer import write_demo_dataset
 
     write_demo_dataset(folder, patients=1, seed=1, size=size, workers=1)
-    views = [p.as_posix() for p in sorted(folder.rglob("*.dcm")) if "full mammogram" in p.as_posix()]
-    return sorted(views, key=lambda p: "_CC/" not in p)
+    paths = [p for p in sorted(folder.rglob("*.dcm")) if "full mammogram" in p.as_posix()]
+
+    def has_lesion(path: Path) -> bool:  # CBIS-DDSM's layout: a view's ROI masks lie in the folder VIEW_1 beside it
+        study = folder.joinpath(*path.relative_to(folder).parts[:2])  # folder/CBIS-DDSM/<study>/...
+        return study.with_name(study.name + "_1").is_dir()
+
+    ordered = sorted(paths, key=lambda p: ("_CC/" not in p.as_posix(), not has_lesion(p)))
+    return [p.as_posix() for p in ordered]
 
 
 def synthetic_cc_view(folder: Path, size: str = "full") -> str:

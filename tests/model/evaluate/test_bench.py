@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import statistics
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +149,12 @@ def test_the_memory_of_a_model_without_a_file_is_measured_and_a_failing_child_sa
     assert memory["fine_tiles"] == 0 and memory["lesions"] >= 1 and memory["peak_rss_mb"] > 0
     failed = view_memory(disc_model, tmp_path / "missing.dcm", runtime="torch")
     assert set(failed) == {"error", "how"} and "\n" not in failed["error"]
+
+
+def test_the_bench_view_is_a_cc_view_with_a_lesion(tmp_path):
+    """The whole view the bench times is one where a two-pass model's fine pass has work: a CC view with a lesion
+    (its ROI folder VIEW_1 beside it), not the first CC view by name."""
+    views = synthetic_views(tmp_path / "views", "small")
+    study = lambda path: Path(path).relative_to(tmp_path / "views").parts[1]  # noqa: E731
+    assert "_CC" in study(views[0]) and (tmp_path / "views" / "CBIS-DDSM" / f"{study(views[0])}_1").is_dir()
+    assert all("_MLO" in study(v) for v in views[2:]) and len(views) == 4
