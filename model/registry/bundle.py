@@ -40,17 +40,33 @@ def _shipped_training(card) -> dict:
     patients = training.get("patients")
     if isinstance(patients, dict):  # counts and split digest only: no other site can use this site's hashes
         training["patients"] = {**{k: v for k, v in patients.items() if k not in ("train", "val")}, "site": None}
-    training["data"] = "synthetic CBIS-DDSM-shaped studies from `bcir demo-data` (" + str(training.get("data", "")) + ")"
+    data = str(training.get("data", ""))
+    if not data.startswith("synthetic"):  # a bundled model bundled again (recalibrated) is not wrapped twice
+        training["data"] = "synthetic CBIS-DDSM-shaped studies from `bcir demo-data` (" + data + ")"
     return training
 
 
+def _shipped_fit(fitted) -> object:
+    """A calibration's or operating point's card section without its patients' hashes (their count stays)."""
+    if fitted is None:
+        return None
+    data = fitted.to_json()
+    patients = data.get("fitted_on", {}).get("patients")
+    if isinstance(patients, dict):
+        data["fitted_on"] = {**data["fitted_on"], "patients": {"scheme": patients.get("scheme"),
+                                                               "count": patients.get("count"), "site": None}}
+    return type(fitted).parse(data)
+
+
 def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str = "B-Cir U-Net demo",
-           held_out: dict | None = None) -> Path:
-    """The run's best model (a two-pass model: both passes) as the shipped demo model ``out``, with the held-out
-    evaluation ``eval_json`` (bcir eval --json) and ``held_out`` (what the held-out data was) in its card."""
-    source = run_dir / "best.safetensors"
-    if not source.is_file():
-        source = run_dir / "model.safetensors"
+           held_out: dict | None = None, source: Path | None = None) -> Path:
+    """The run's best model (or ``source``, e.g. its calibrated copy; a two-pass model: both passes) as the shipped
+    demo model ``out``, with the held-out evaluation ``eval_json`` (bcir eval --json) and ``held_out`` (what the
+    held-out data was) in its card. Its calibration and operating point keep their figures, not their patients."""
+    if source is None:
+        source = run_dir / "best.safetensors"
+        if not source.is_file():
+            source = run_dir / "model.safetensors"
     model = load_model(source)
     evaluation = json.loads(eval_json.read_text())
     figures = {k: evaluation.get(k) for k in HELD_OUT_KEYS}
@@ -63,7 +79,9 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
             training["held_out_evaluation"] = figures
         return replace(part.card, name=name, version=version, intended_use=DEMO_INTENDED_USE,
                        data={**part.card.data, "source_run": str(run_dir.name)},
-                       training=TrainingRecord.parse(training), weights_file=None, weights_sha256=None, fine=None)
+                       training=TrainingRecord.parse(training), weights_file=None, weights_sha256=None, fine=None,
+                       calibration=_shipped_fit(part.card.calibration),
+                       operating_point=_shipped_fit(part.card.operating_point))
 
     if model.fine is None:
         return save_model(model.net, shipped(model, scored=True), out)
@@ -73,12 +91,19 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    if len(args) not in (3, 4):
-        print("usage: python -m model.registry.bundle RUN_DIR EVAL_JSON OUT.safetensors [VERSION]", file=sys.stderr)
-        return 2
-    version = args[3] if len(args) == 4 else Path(args[2]).stem
-    path = bundle(Path(args[0]), Path(args[1]), Path(args[2]), version=version)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m model.registry.bundle",
+                                     description="a training run's model as the shipped demo model")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("eval_json", type=Path, help="bcir eval --json of the model on held-out patients")
+    parser.add_argument("out", type=Path, help="resources/models/NAME.safetensors")
+    parser.add_argument("version", nargs="?", help="default: the name of OUT")
+    parser.add_argument("--model", type=Path, help="the model to ship (default: the run's best; e.g. its calibrated copy)")
+    parser.add_argument("--held-out", help="what the held-out patients were, in words (kept in the card)")
+    args = parser.parse_args(argv)
+    path = bundle(args.run_dir, args.eval_json, args.out, version=args.version or args.out.stem, source=args.model,
+                  held_out={"description": args.held_out} if args.held_out else None)
     print(f"bundled {path}")
     return 0
 
