@@ -521,7 +521,8 @@ def test_the_gate_says_not_measurable_shows_sizes_and_asks_before_a_worse_model(
     rows = {models.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole): models.tree.topLevelItem(i)
             for i in range(models.tree.topLevelItemCount())}
     bundled = registry.get(load_model(bundled_model_path()).version)
-    assert rows[bundled.version].text(4) == "0.467 (24 patients)"
+    held = bundled.card.training.held_out_evaluation  # the bundled card's held-out figures, its patients behind them
+    assert rows[bundled.version].text(4) == f"{held['dice_mean']:.3f} ({held['patients']} patients)"
     assert rows["retrained-2"].text(4) == "0.187 (2 patients)" and rows["retrained-2"].text(5) == "not measurable"
     assert "too few to compare" in rows["retrained-2"].text(6) and "too few" not in rows[bundled.version].text(6)
     assert models.select(bundled.version)
