@@ -213,10 +213,16 @@ def equalize(pixels: np.ndarray, mask: np.ndarray, bins: int = 4096) -> np.ndarr
     return out
 
 
-def prepare(pixels: np.ndarray, spacing_mm: tuple[float, float] | float | None, config: PreprocessConfig = PreprocessConfig()
-            ) -> tuple[np.ndarray, Geometry, BreastRegion]:
-    """Full mammogram (MONOCHROME2) → (working float32 image in [0, 1], geometry, breast region)."""
-    region = find_breast_region(pixels)
+def prepare(pixels: np.ndarray, spacing_mm: tuple[float, float] | float | None, config: PreprocessConfig = PreprocessConfig(),
+            *, region: BreastRegion | None = None) -> tuple[np.ndarray, Geometry, BreastRegion]:
+    """Full mammogram (MONOCHROME2) → (working float32 image in [0, 1], geometry, breast region).
+
+    ``region``: the breast region already found on these same pixels (a two-pass model prepares each view at two
+    spacings; the region does not depend on the spacing, and finding it on a full-size image is not free)."""
+    if region is None:
+        region = find_breast_region(pixels)
+    elif region.mask.shape != pixels.shape:
+        raise ValueError(f"breast region of {region.mask.shape} given for pixels of {pixels.shape}")
     if spacing_mm is None:
         spacing, known = config.default_spacing_mm, False
     else:

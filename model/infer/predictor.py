@@ -39,7 +39,7 @@ import torch
 
 from model.data.dicom_io import read_image
 from model.data.mammogram import Mammogram
-from model.data.preprocess import Geometry, prepare
+from model.data.preprocess import BreastRegion, Geometry, prepare
 from model.errors import Cancelled
 from model.nn.exported import make_runner
 from model.nn.runtime import Runner
@@ -335,7 +335,7 @@ class Predictor:
         if self.model.fine is None:
             result = self._result(mammogram, working, geometry, probability, start, "whole")
         else:
-            result = self._second_pass(mammogram, pixels, geometry, probability, start, progress, should_stop)
+            result = self._second_pass(mammogram, pixels, geometry, region, probability, start, progress, should_stop)
         if key:
             self.cache.put(key, result)
         return result
@@ -370,15 +370,15 @@ class Predictor:
         acc[ys:ye, xs:xe] += part * window
         weight[ys:ye, xs:xe] += window
 
-    def _second_pass(self, mammogram: Mammogram, pixels: np.ndarray, geometry: Geometry, coarse: np.ndarray,
-                     start: float, progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> ImageResult:
+    def _second_pass(self, mammogram: Mammogram, pixels: np.ndarray, geometry: Geometry, region: BreastRegion,
+                     coarse: np.ndarray, start: float, progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> ImageResult:
         """The fine pass of a two-pass model: its tile centred on each coarse candidate, on its own working grid."""
         fine = self.model.fine
         coarse8 = np.clip(np.rint(coarse * 255), 0, 255).astype(np.uint8)
         _, candidates, centroids = lesion_components(coarse8, int(round(self.model.threshold * 255)),
                                                      geometry.working_spacing_mm ** 2, self.config.min_lesion_mm2,
                                                      self.config.max_lesions)
-        working, fine_geometry, region = prepare(pixels, mammogram.header.pixel_spacing_mm, fine.preprocess)
+        working, fine_geometry, _ = prepare(pixels, mammogram.header.pixel_spacing_mm, fine.preprocess, region=region)
         breast = fine_geometry.to_working(region.mask)
         centres = fine_tile_centres([fine_geometry.point_to_working(*geometry.point_to_original(*centroids[k]))
                                      for _, k in candidates], self._tile_size(working.shape, fine))

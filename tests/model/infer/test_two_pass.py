@@ -188,3 +188,26 @@ def test_a_two_pass_run_is_bundled_as_a_pair_without_patients(tmp_path, disc_mod
     assert model.card.training.held_out_evaluation["data"]["seeds"] == [9001]
     for part in (model, model.fine):
         assert "hash-a" not in json.dumps(part.card.to_json()) and "Not for clinical use" in part.card.intended_use
+
+
+def test_a_two_pass_view_finds_the_breast_once_and_prepares_the_fine_grid_as_on_its_own(tmp_path, disc_model, disc_study,
+                                                                                     monkeypatch):
+    from model.data import preprocess
+    from model.data.dicom_io import read_image
+
+    path, _ = disc_study
+    model = _pair(tmp_path, disc_model)
+    calls = []
+    real = preprocess.find_breast_region
+    monkeypatch.setattr(preprocess, "find_breast_region", lambda pixels: calls.append(pixels.shape) or real(pixels))
+    Predictor(model, "cpu", runtime="torch").predict(path, use_cache=False)
+    assert len(calls) == 1  # the coarse pass found it; the fine pass was handed it
+    # the fine grid prepared with the handed region is the one prepared from scratch
+    mammogram = read_image(path)
+    pixels = mammogram.monochrome2()
+    fresh, geometry, region = preprocess.prepare(pixels, mammogram.header.pixel_spacing_mm, model.fine.preprocess)
+    handed, handed_geometry, _ = preprocess.prepare(pixels, mammogram.header.pixel_spacing_mm, model.fine.preprocess,
+                                                    region=region)
+    assert handed_geometry == geometry and np.array_equal(handed, fresh)
+    with pytest.raises(ValueError, match="breast region"):  # a region of another image is a caller's bug
+        preprocess.prepare(pixels[:-10], mammogram.header.pixel_spacing_mm, model.fine.preprocess, region=region)
