@@ -47,6 +47,29 @@ def atomic_write_json(path: str | Path, data, *, indent: int | None = 1, **dumps
     atomic_write_bytes(path, (json.dumps(data, indent=indent, **dumps) + "\n").encode("utf-8"))
 
 
+class UnreadableJson(ValueError):
+    """A JSON file that cannot be read, is not JSON, or is not one object; ``reason`` says which, in one line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_json_object(path: str | Path) -> dict:
+    """The one JSON object in ``path``. FileNotFoundError as is (callers say what is missing in their own words);
+    :class:`UnreadableJson` with a one-line reason for a file that cannot be read, is not JSON, or holds no object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UnreadableJson(f"is not readable JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+        raise UnreadableJson(f"is a JSON {kind}, not an object")
+    return data
+
+
 def atomic_copy(source: str | Path, path: str | Path) -> None:
     """Copy ``source`` to ``path`` atomically, streamed (the way :func:`atomic_write_bytes` writes)."""
     with open(source, "rb") as src, _atomic_file(path) as f:

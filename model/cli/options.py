@@ -21,4 +21,25 @@ def add_device(p: argparse.ArgumentParser, *, default: str | None = "auto") -> N
                    help=f"{DEVICES} (default {default or 'auto'}; auto is the GPU when there is one)")
 
 
-__all__ = ["DEVICES", "add_device", "add_weights"]
+def read_config_file(path: str) -> dict:
+    """The TrainConfig fields of a ``--config`` JSON file (checked later, with the flags, by TrainConfig); Refusal
+    in one line for a file that is missing, not one JSON object, or names a field TrainConfig does not have."""
+    import dataclasses
+
+    from model.cli.exit_codes import Refusal
+    from model.fileio import UnreadableJson, read_json_object
+    from model.train.config import TrainConfig
+
+    try:
+        data = read_json_object(path)
+    except FileNotFoundError:
+        raise Refusal(f"config file {path} does not exist") from None
+    except UnreadableJson as exc:
+        raise Refusal(f"config file {path} {exc.reason}: it must hold one JSON object of TrainConfig fields") from None
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise Refusal(f"config file {path}: unknown TrainConfig fields {', '.join(unknown)}")
+    return data
+
+
+__all__ = ["DEVICES", "add_device", "add_weights", "read_config_file"]

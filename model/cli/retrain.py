@@ -15,32 +15,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 
 from model.cli.exit_codes import Refusal, one_line
 from model.cli.job_follow import CANCEL_WAIT_S, follow, report_end
-from model.cli.options import add_device, add_weights
+from model.cli.options import add_device, add_weights, read_config_file
 
 VIEWS = ("CC", "MLO")
 
 
 def _read_config_file(path: str) -> dict:
-    from model.train.config import TrainConfig
-
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise Refusal(f"config file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise Refusal(f"config file {path} is not readable JSON ({one_line(exc)})") from None
-    if not isinstance(data, dict):
-        raise Refusal(f"config file {path} must hold one JSON object of TrainConfig fields")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise Refusal(f"config file {path}: unknown TrainConfig fields {', '.join(unknown)}")
+    data = read_config_file(path)
     if data.get("init_weights"):
         raise Refusal(f"config file {path}: init_weights is set by --fine-tune and --weights, leave it out")
     return data

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from model.cli.exit_codes import Refusal
-from model.cli.options import add_device
+from model.cli.options import add_device, read_config_file
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -20,9 +19,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from model.train.two_pass import part_configs
 
     # the settings are checked before anything is read: a bad one is one line naming the option as written, exit 2
-    from_file = json.loads(Path(args.config).read_text()) if args.config else {}
-    if not isinstance(from_file, dict):
-        raise Refusal(f"config file {args.config} must hold one JSON object of TrainConfig fields")
+    from_file = read_config_file(args.config) if args.config else {}
     flags = {  # TrainConfig field: (the option, its value)
         "max_epochs": ("--epochs", args.epochs),
         "views": ("--views", tuple(v.strip().upper() for v in args.views.split(",")) if args.views else None),

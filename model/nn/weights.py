@@ -40,7 +40,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from model.errors import ModelFileError
-from model.fileio import STALE_PART_S, atomic_write_bytes, atomic_write_json, fsync_dir, held_lock, is_stale
+from model.fileio import (STALE_PART_S, UnreadableJson, atomic_write_bytes, atomic_write_json, fsync_dir, held_lock, is_stale,
+                          read_json_object)
 from model.nn.card import CARD_SCHEMA_VERSION, FinePart, ModelCard, new_card
 from model.nn.network import ARCHITECTURE, BCirUNet
 from model.data.preprocess import PreprocessConfig
@@ -170,11 +171,9 @@ def _refuse_pickle(path: Path) -> None:
 
 def _parse_card_file(path: Path, *, require_sha: bool = False) -> ModelCard:
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"model card {path.name} is unreadable ({' '.join(str(exc).split())})") from None
+        data = read_json_object(path)  # FileNotFoundError as is: read_card tells a pending card from none
+    except UnreadableJson as exc:
+        raise ModelFileError(f"model card {path.name} {exc.reason}") from None
     try:
         return ModelCard.parse(data, require_sha=require_sha)
     except ModelFileError as exc:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.errors import ConfigError, DataError, ModelFileError
-from model.fileio import atomic_copy, atomic_write_json, clean_stale_parts
+from model.fileio import UnreadableJson, atomic_copy, atomic_write_json, clean_stale_parts, read_json_object
 from model.train.config import TrainConfig, TrainEvent, TrainResult
 
 PARTS = ("coarse", "fine")
@@ -53,16 +53,14 @@ SPLIT_KEYS = ("views", "val_fraction", "split_seed")  # what both parts must sha
 
 
 def _card_json(weights: str | Path) -> dict:
+    """The JSON of ``weights``' card, read without torch (the card's checks need it: model.nn.weights.read_card)."""
     path = Path(weights).with_suffix(".json")
     try:
-        data = json.loads(path.read_text())
+        return read_json_object(path)
     except FileNotFoundError:
         raise ModelFileError(f"{Path(weights).name} has no model card ({path.name} missing beside it)") from None
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"model card {path.name} is unreadable ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise ModelFileError(f"model card {path.name} is not a JSON object")
-    return data
+    except UnreadableJson as exc:
+        raise ModelFileError(f"model card {path.name} {exc.reason}") from None
 
 
 def fine_part_path(weights: str | Path | None) -> Path | None:

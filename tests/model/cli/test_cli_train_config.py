@@ -55,3 +55,23 @@ def test_bcir_retrain_with_a_bad_tile_fails_before_the_folder_is_read(tmp_path, 
     code, out, err = _bcir(capsys, "retrain", folder, "--epochs", "0", "--estimate")
     assert code == 2 and out == "" and err == "bcir retrain: --epochs 0 is out of range (1 to 100000)\n"
     assert not (user_data_dir() / "jobs").exists()
+
+
+@pytest.mark.parametrize("text, reason", [
+    (None, "does not exist"),
+    ("{not json", "is not readable JSON"),
+    ("[1, 2]", "is a JSON list, not an object"),
+    ('{"epochs": 3}', "unknown TrainConfig fields epochs"),
+])
+@pytest.mark.parametrize("command", ["train", "retrain"])
+def test_a_config_file_that_is_missing_garbled_or_misspelt_is_one_line_for_both_commands(tmp_path, capsys, nothing_is_read,
+                                                                                         command, text, reason):
+    config = tmp_path / "settings.json"
+    if text is not None:
+        config.write_text(text)
+    folder = tmp_path / "studies"  # retrain checks that the folder exists first
+    folder.mkdir()
+    code, out, err = _bcir(capsys, command, folder, "--config", config, *(["--out", tmp_path / "run"]
+                                                                         if command == "train" else []))
+    assert code == 2 and err.startswith(f"bcir {command}: config file {config}") and reason in err
+    assert err.count("\n") == 1 and "Traceback" not in err
