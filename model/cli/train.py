@@ -29,6 +29,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "device": ("--device", args.device), "init_weights": ("--init-weights", args.init_weights),
         "max_minutes": ("--max-minutes", args.max_minutes), "bf16": ("--bf16", True if args.bf16 else None),
         "normal_ratio": ("--normal-ratio", args.normal_ratio), "seed": ("--seed", args.seed),
+        "lr_schedule": ("--lr-schedule", args.lr_schedule),
     }
     given = {key: value for key, (_, value) in flags.items() if value is not None}
     out = Path(args.out)
@@ -130,6 +131,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="samples per optimiser step (default 64, by accumulation)")
     p.add_argument("--micro-batch", type=int, help="samples per forward pass (default 8)")
     p.add_argument("--lr", type=float)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                   help="constant (default, the paper's) or cosine decay to 0 over the epochs")
     p.add_argument("--augment-factor", type=int, help="virtual expansion per case (default 40)")
     p.add_argument("--normal-ratio", type=float, help="lesion-free tiles per lesion tile (default 0.25)")
     p.add_argument("--init-weights", help="fine-tune from this model")

@@ -102,11 +102,11 @@ def _time_part(config, image=None, *, base_model: str | None = None, steps: int 
     for step in range(steps + 1):  # the first step, of one tile, warms up (allocations, cudnn's choice): not timed
         sync()
         start, cpu_start = time.perf_counter(), time.process_time()
-        images, masks, malignant, _ = next_batch(step, batch if step else 1)
+        images, masks, malignant, lesion = next_batch(step, batch if step else 1)
         images, masks, malignant = images.to(device), masks.to(device), malignant.to(device)
         with autocast:
             mask_logits, malignancy_logits = net(images)
-        loss = compute_loss(config, mask_logits, malignancy_logits, masks, malignant)
+        loss = compute_loss(config, mask_logits, malignancy_logits, masks, malignant, lesion.to(device))
         (loss / config.accumulation).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -22,6 +22,7 @@ from model.nn.limits import TILE_PX, WORKING_SPACING_MM, tile_problem
 TRAINING_VIEWS = ("CC", "MLO")  # the views the index tells apart for training (the paper: CC only)
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$", re.IGNORECASE)  # what model.nn.runtime.resolve_device takes
 _SEED_MAX = 2**32 - 1  # numpy's seeds
+LR_SCHEDULES = ("constant", "cosine")  # model.train.loss.epoch_lr
 
 
 def _shown(limit: float) -> str:
@@ -119,7 +120,9 @@ class TrainConfig:
     early_stop_delta: float = 1e-3  # stop when the epoch loss changes by less than this
     # loss
     dice_weight: float = 1.0  # ours: soft Dice added to the paper's BCE; 0 switches it off
-    malignancy_weight: float = 0.5  # BCE on the malignancy head
+    malignancy_weight: float = 0.5  # BCE on the malignancy head, over lesion tiles only (model.train.loss)
+    balance_malignancy: bool = True  # benign and malignant lesions weigh the same in the head's loss
+    lr_schedule: str = "constant"  # or "cosine": decay from lr to 0 over max_epochs (the paper's: constant)
     # network
     dropout: float = 0.1
     # run
@@ -139,8 +142,11 @@ class TrainConfig:
         self.views = self._checked_views(self.views)
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ConfigError("device", f"{self.device!r} is unknown (auto, cpu, cuda or cuda:N)")
-        if not isinstance(self.bf16, bool):
-            raise ConfigError("bf16", f"{self.bf16!r} is not true or false")
+        for name in ("bf16", "balance_malignancy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"{getattr(self, name)!r} is not true or false")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError("lr_schedule", f"{self.lr_schedule!r} is unknown ({' or '.join(LR_SCHEDULES)})")
         if isinstance(self.init_weights, os.PathLike):
             self.init_weights = os.fspath(self.init_weights)
         if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):

@@ -43,7 +43,7 @@ from model.train.checkpoint import load_checkpoint, save_checkpoint
 from model.train.config import TrainConfig, TrainEvent, TrainResult
 from model.train.data import RoiDataset, build_samples, prepare_all
 from model.train.distributed import average_buffers, dist_env, init_distributed, weight_digest
-from model.train.loss import compute_loss
+from model.train.loss import class_weights, compute_loss, epoch_lr
 from model.train.validation import validate
 
 
@@ -98,6 +98,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     val_samples = build_samples(val_images, config.normal_ratio, seed=config.seed + 1)
     if not train_samples:
         raise DataError(f"no usable training samples under {root}: {report.images_used} images, none with lesions or normal tissue")
+    weights = class_weights([s.malignant for s in train_samples if s.lesion])  # the head's, benign and malignant
     train_set = RoiDataset(train_images, train_samples, config.tile, config.augment_factor)
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)
 
@@ -161,11 +162,13 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
             if config.max_batches_per_epoch:
                 batches = min(batches, config.max_batches_per_epoch)
             emit(TrainEvent("epoch_start", epoch=epoch, epochs=config.max_epochs, batches=batches))
+            for group in optimizer.param_groups:  # from the epoch alone, so a resumed run goes on where it was
+                group["lr"] = epoch_lr(config, epoch)
             net.train()
             optimizer.zero_grad(set_to_none=True)
             running, seen = 0.0, 0
             epoch_start = time.perf_counter()
-            for b, (images, masks, malignant, _lesion) in enumerate(loader, 1):
+            for b, (images, masks, malignant, lesion) in enumerate(loader, 1):
                 if b > batches:
                     break
                 if should_stop and should_stop():
@@ -177,7 +180,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                 with context:
                     with autocast:
                         mask_logits, malignancy_logits = net(images)
-                    loss = compute_loss(config, mask_logits, malignancy_logits, masks, malignant)
+                    loss = compute_loss(config, mask_logits, malignancy_logits, masks, malignant, lesion.to(device), weights)
                     (loss / accumulation).backward()
                 if last_of_step:
                     optimizer.step()
@@ -197,7 +200,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                 dist.all_reduce(t)
                 train_loss = float(t[0] / max(t[1], 1))
                 average_buffers(model_net, world)
-            metrics = validate(model_net, val_loader, config, device) if len(val_set) else {}
+            metrics = validate(model_net, val_loader, config, device, weights) if len(val_set) else {}
             entry = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": time.perf_counter() - epoch_start}
             history.append(entry)
             improved = metrics.get("val_dice", -1.0) > best_dice

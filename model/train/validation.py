@@ -9,7 +9,7 @@ from model.train.config import TrainConfig
 from model.train.loss import compute_loss
 
 
-def validate(net, loader, config: TrainConfig, device) -> dict:
+def validate(net, loader, config: TrainConfig, device, weights: tuple[float, float] = (1.0, 1.0)) -> dict:
     net.eval()
     losses, inter, total = [], 0.0, 0.0
     scores, labels = [], []
@@ -17,7 +17,8 @@ def validate(net, loader, config: TrainConfig, device) -> dict:
         for images, masks, malignant, lesion in loader:
             images, masks, malignant = images.to(device), masks.to(device), malignant.to(device)
             mask_logits, malignancy_logits = net(images)
-            losses.append(float(compute_loss(config, mask_logits, malignancy_logits, masks, malignant)) * len(images))
+            losses.append(float(compute_loss(config, mask_logits, malignancy_logits, masks, malignant, lesion.to(device),
+                                             weights)) * len(images))
             pred = (mask_logits > 0).float()
             inter += float((pred * masks).sum())
             total += float(pred.sum() + masks.sum())
