@@ -195,9 +195,10 @@ class ReadingStats:
     site: SiteStats
     truth: TruthStats | None  # None where no outcome is known
     ai_threshold: float
+    ai_threshold_source: str = "given"  # or what ai_operating_point found: whose operating point it is
 
     def to_json(self) -> dict:
-        return {"ai_threshold": self.ai_threshold, "readers": [r.to_json() for r in self.readers],
+        return {"ai_threshold": self.ai_threshold, "ai_threshold_source": self.ai_threshold_source, "readers": [r.to_json() for r in self.readers],
                 "site": self.site.to_json(), "truth": self.truth.to_json() if self.truth else None}
 
 
@@ -255,7 +256,39 @@ def _recalls_either(outcomes: dict[str, str]) -> bool:
     return any(recalls(outcomes[side]) for side in SIDES)
 
 
-def reading_stats(store, *, ai_threshold: float = 0.5) -> ReadingStats:
+def ai_operating_point(store, registry=None) -> tuple[float, str]:
+    """The score at which the AI recalls a breast when none is given: the operating point on the card of the model
+    that scored the store's AI results (a two-pass model's fine card, whose head scores), found in the registry
+    (``registry``: a :class:`model.registry.versions.ModelRegistry`, default the user's). Returns (threshold, whose
+    it is). ReadRefused in one line when that model is not installed here, or when the results come from models
+    with different operating points: then the reader gives the threshold."""
+    from model.errors import ModelFileError, UnknownModel
+    from model.nn.card import DEFAULT_MALIGNANCY_THRESHOLD
+    from model.nn.weights import fine_weights_path, read_card
+    from model.registry.versions import ModelRegistry
+
+    versions = sorted({version for version, _ in store.ai_results().values()})
+    if not versions:
+        return DEFAULT_MALIGNANCY_THRESHOLD, "the default: no AI results yet"
+    registry = registry or ModelRegistry()
+    points: dict[str, float] = {}
+    for version in versions:
+        try:
+            entry = registry.get(version)
+            fine = fine_weights_path(entry.weights, entry.card)
+            card = read_card(fine) if fine is not None else entry.card
+        except (UnknownModel, ModelFileError) as exc:
+            raise ReadRefused(f"the AI results come from model {version}, whose operating point cannot be read here "
+                              f"({' '.join(str(exc).split())}): give --ai-threshold") from None
+        points[version] = card.malignancy_threshold
+    if len(set(points.values())) > 1:
+        listed = ", ".join(f"{v} (p >= {t:.3g})" for v, t in points.items())
+        raise ReadRefused(f"the AI results come from models with different operating points, {listed}: "
+                          "give --ai-threshold")
+    return points[versions[0]], f"the operating point of {', '.join(versions)}"
+
+
+def reading_stats(store, *, ai_threshold: float = 0.5, ai_threshold_source: str = "given") -> ReadingStats:
     """The statistics of ``store`` (a :class:`model.reading.store.ReadStore`) from its current reads; the AI
     recalls a breast whose latest score is at least ``ai_threshold``."""
     if isinstance(ai_threshold, bool) or not isinstance(ai_threshold, (int, float)) or not 0.0 <= ai_threshold <= 1.0:
@@ -281,7 +314,7 @@ def reading_stats(store, *, ai_threshold: float = 0.5) -> ReadingStats:
                      arbitrated=len(needed), median_to_outcome_s=_median(to_outcome))
 
     known = _truth_stats(truth, reads, done, ai_positive, [r.reader for r in readers]) if truth else None
-    return ReadingStats(readers, site, known, float(ai_threshold))
+    return ReadingStats(readers, site, known, float(ai_threshold), ai_threshold_source)
 
 
 def _reader_stats(code: str, name: str, reads: dict[str, list[_CurrentRead]],
@@ -379,7 +412,8 @@ def format_stats(stats: ReadingStats, *, truth_withheld: bool = False) -> str:
         [[r.reader, r.name[:30], str(r.reads), str(r.as_first), str(r.as_second), _share(r.recalls, r.reads),
           _share(r.technical, r.reads), _duration(r.median_dwell_s), str(r.arbitrations)] for r in stats.readers],
         left=2)]]
-    blocks.append([f"Disagreement (AI recalls at a score >= {stats.ai_threshold:.2f})", *_table(
+    whose = "" if stats.ai_threshold_source == "given" else f", {stats.ai_threshold_source}"
+    blocks.append([f"Disagreement (AI recalls at a score >= {stats.ai_threshold:.3g}{whose})", *_table(
         ["reader", "with the other reader (cases)", "with the AI (breasts)", "recall upheld at arbitration"],
         [[r.reader, _share(r.discordant, r.double_read), _share(r.ai_disagreements, r.ai_breasts),
           _share(r.upheld, r.arbitrated_recalls)] for r in stats.readers])])

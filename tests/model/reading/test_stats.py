@@ -322,3 +322,36 @@ def test_plot_stats_writes_a_png_of_the_expected_size(scenario, tmp_path):
     plot_stats(replace(stats, truth=None), path)  # replaces the file
     image = cv2.imread(str(path))
     assert image is not None and image.shape == (PANEL_PX[1], PANEL_PX[0], 3)
+
+
+def test_without_a_threshold_the_ai_is_read_at_its_own_models_operating_point(scenario, tmp_path):
+    import dataclasses
+
+    from model.nn.card import OperatingPoint
+    from model.nn.weights import random_model, save_model
+    from model.reading.stats import ai_operating_point
+    from model.registry.versions import ModelRegistry
+
+    store, _ = scenario
+    registry = ModelRegistry(tmp_path / "registry")
+    with pytest.raises(ReadRefused, match="model v2, whose operating point cannot be read here.*--ai-threshold"):
+        ai_operating_point(store, registry)  # the results' model (v2) is not installed here
+
+    def install(version: str, threshold: float) -> None:
+        model = random_model(0, version=version)
+        card = dataclasses.replace(model.card, operating_point=OperatingPoint(threshold, "Youden's J"))
+        registry.add(save_model(model.net, card, tmp_path / f"{version}.safetensors"))
+
+    install("v2", 0.65)
+    threshold, source = ai_operating_point(store, registry)
+    assert threshold == 0.65 and "v2" in source
+    stats = reading_stats(store, ai_threshold=threshold, ai_threshold_source=source)
+    at_half = reading_stats(store)
+    # the cancers score 0.9 (c2 L), 0.7 (c3 R), 0.6 (c4 L) and 0.5 (c6 L): all four recalled at 0.5, two at v2's 0.65
+    assert (at_half.truth.ai.tp, stats.truth.ai.tp) == (4, 2)
+    assert "v2" in format_stats(stats) and stats.to_json()["ai_threshold_source"] == source
+    # a breast rescored by another model with another operating point: no single threshold, the reader gives one
+    install("v3", 0.3)
+    store.record_ai("c7", "R", "v3", 0.8)
+    with pytest.raises(ReadRefused, match=r"different operating points, v2 \(p >= 0.65\), v3 \(p >= 0.3\)"):
+        ai_operating_point(store, registry)
