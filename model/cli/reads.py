@@ -146,14 +146,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from model.reading.stats import ai_operating_point, format_stats, plot_stats, reading_stats
+    from model.reading.stats import format_stats, plot_stats, reading_stats
 
     with _store(args) as store:
-        if args.ai_threshold is None:
-            threshold, source = ai_operating_point(store)
-            stats = reading_stats(store, ai_threshold=threshold, ai_threshold_source=source)
-        else:
-            stats = reading_stats(store, ai_threshold=args.ai_threshold)
+        stats = reading_stats(store, ai_threshold=args.ai_threshold)
     if args.plot:
         plot_stats(stats, Path(args.plot))
     if args.json:
@@ -263,7 +259,7 @@ def register(subparsers) -> list[argparse.ArgumentParser]:
     p = sub.add_parser("stats", help="per reader and per site: volume, recall, disagreement, arbitration, accuracy")
     p.add_argument("--ai-threshold", type=float, metavar="P",
                    help="the AI recalls a breast at this p(malignant) or above (default: the operating point on the "
-                        "card of the model that scored the results)")
+                        "card of the model that scored the results, else 0.5)")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the figures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_stats)

@@ -261,7 +261,7 @@ def ai_operating_point(store, registry=None) -> tuple[float, str]:
     that scored the store's AI results (a two-pass model's fine card, whose head scores), found in the registry
     (``registry``: a :class:`model.registry.versions.ModelRegistry`, default the user's). Returns (threshold, whose
     it is). ReadRefused in one line when that model is not installed here, or when the results come from models
-    with different operating points: then the reader gives the threshold."""
+    with different operating points."""
     from model.errors import ModelFileError, UnknownModel
     from model.nn.card import DEFAULT_MALIGNANCY_THRESHOLD
     from model.nn.weights import fine_weights_path, read_card
@@ -279,18 +279,26 @@ def ai_operating_point(store, registry=None) -> tuple[float, str]:
             card = read_card(fine) if fine is not None else entry.card
         except (UnknownModel, ModelFileError) as exc:
             raise ReadRefused(f"the AI results come from model {version}, whose operating point cannot be read here "
-                              f"({' '.join(str(exc).split())}): give --ai-threshold") from None
+                              f"({' '.join(str(exc).split())})") from None
         points[version] = card.malignancy_threshold
     if len(set(points.values())) > 1:
         listed = ", ".join(f"{v} (p >= {t:.3g})" for v, t in points.items())
-        raise ReadRefused(f"the AI results come from models with different operating points, {listed}: "
-                          "give --ai-threshold")
+        raise ReadRefused(f"the AI results come from models with different operating points, {listed}")
     return points[versions[0]], f"the operating point of {', '.join(versions)}"
 
 
-def reading_stats(store, *, ai_threshold: float = 0.5, ai_threshold_source: str = "given") -> ReadingStats:
+def reading_stats(store, *, ai_threshold: float | None = None, registry=None) -> ReadingStats:
     """The statistics of ``store`` (a :class:`model.reading.store.ReadStore`) from its current reads; the AI
-    recalls a breast whose latest score is at least ``ai_threshold``."""
+    recalls a breast whose latest score is at least ``ai_threshold``. None: the operating point of the model that
+    scored (:func:`ai_operating_point`, in ``registry``), else 0.5, and the statistics say why."""
+    source = "given"
+    if ai_threshold is None:
+        from model.nn.card import DEFAULT_MALIGNANCY_THRESHOLD
+
+        try:
+            ai_threshold, source = ai_operating_point(store, registry)
+        except ReadRefused as exc:
+            ai_threshold, source = DEFAULT_MALIGNANCY_THRESHOLD, f"the default, since {exc}"
     if isinstance(ai_threshold, bool) or not isinstance(ai_threshold, (int, float)) or not 0.0 <= ai_threshold <= 1.0:
         raise ReadRefused(f"AI threshold {ai_threshold!r:.20} is not a number from 0 to 1")
     rows = store.export()
@@ -314,7 +322,7 @@ def reading_stats(store, *, ai_threshold: float = 0.5, ai_threshold_source: str 
                      arbitrated=len(needed), median_to_outcome_s=_median(to_outcome))
 
     known = _truth_stats(truth, reads, done, ai_positive, [r.reader for r in readers]) if truth else None
-    return ReadingStats(readers, site, known, float(ai_threshold), ai_threshold_source)
+    return ReadingStats(readers, site, known, float(ai_threshold), source)
 
 
 def _reader_stats(code: str, name: str, reads: dict[str, list[_CurrentRead]],

@@ -334,8 +334,10 @@ def test_without_a_threshold_the_ai_is_read_at_its_own_models_operating_point(sc
 
     store, _ = scenario
     registry = ModelRegistry(tmp_path / "registry")
-    with pytest.raises(ReadRefused, match="model v2, whose operating point cannot be read here.*--ai-threshold"):
+    with pytest.raises(ReadRefused, match="model v2, whose operating point cannot be read here"):
         ai_operating_point(store, registry)  # the results' model (v2) is not installed here
+    fallback = reading_stats(store, registry=registry)
+    assert fallback.ai_threshold == 0.5 and fallback.ai_threshold_source.startswith("the default, since the AI results")
 
     def install(version: str, threshold: float) -> None:
         model = random_model(0, version=version)
@@ -345,8 +347,9 @@ def test_without_a_threshold_the_ai_is_read_at_its_own_models_operating_point(sc
     install("v2", 0.65)
     threshold, source = ai_operating_point(store, registry)
     assert threshold == 0.65 and "v2" in source
-    stats = reading_stats(store, ai_threshold=threshold, ai_threshold_source=source)
-    at_half = reading_stats(store)
+    stats = reading_stats(store, registry=registry)  # what the command and the window show
+    assert (stats.ai_threshold, stats.ai_threshold_source) == (threshold, source)
+    at_half = reading_stats(store, ai_threshold=0.5)
     # the cancers score 0.9 (c2 L), 0.7 (c3 R), 0.6 (c4 L) and 0.5 (c6 L): all four recalled at 0.5, two at v2's 0.65
     assert (at_half.truth.ai.tp, stats.truth.ai.tp) == (4, 2)
     assert "v2" in format_stats(stats) and stats.to_json()["ai_threshold_source"] == source
@@ -355,3 +358,4 @@ def test_without_a_threshold_the_ai_is_read_at_its_own_models_operating_point(sc
     store.record_ai("c7", "R", "v3", 0.8)
     with pytest.raises(ReadRefused, match=r"different operating points, v2 \(p >= 0.65\), v3 \(p >= 0.3\)"):
         ai_operating_point(store, registry)
+    assert reading_stats(store, registry=registry).ai_threshold == 0.5
