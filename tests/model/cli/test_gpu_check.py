@@ -31,6 +31,7 @@ def test_a_dry_run_writes_every_section_and_a_failing_one_does_not_stop_the_rest
     assert variants["folded_channels_last_fp32"]["mask_vs_eager_fp32"]["dice"] >= 0.99
     assert all(row["seconds_median"] > 0 for row in variants.values())
     assert report["tile"]["batch8"]["tile_shape"][0] == 8
+    assert set(report["tile"]["batch8"]["variants"]) == {"eager_fp32", "shipped"}  # a dry run's batch: the shipped way
     assert report["two_pass_whole_view"] == report["whole_view"]  # it runs the view through whole_view too
     assert report["model"]["two_pass"] is False and report["model"]["passes"][0]["pass"] == "single"
     (name, row), = report["training"].items()
