@@ -30,6 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "max_minutes": ("--max-minutes", args.max_minutes), "bf16": ("--bf16", True if args.bf16 else None),
         "normal_ratio": ("--normal-ratio", args.normal_ratio), "seed": ("--seed", args.seed),
         "lr_schedule": ("--lr-schedule", args.lr_schedule),
+        "hard_negatives_per_image": ("--hard-negatives", args.hard_negatives),
     }
     given = {key: value for key, (_, value) in flags.items() if value is not None}
     out = Path(args.out)
@@ -136,6 +137,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--augment-factor", type=int, help="virtual expansion per case (default 40)")
     p.add_argument("--normal-ratio", type=float, help="lesion-free tiles per lesion tile (default 0.25)")
     p.add_argument("--init-weights", help="fine-tune from this model")
+    p.add_argument("--hard-negatives", type=int, metavar="N",
+                   help="with --init-weights: add a lesion-free tile at each of that model's N most confident false "
+                        "positives per training image (default 0)")
     p.add_argument("--max-minutes", type=float, help="stop after the last epoch that fits this budget")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with native bf16, recent GPUs)")
     p.add_argument("--seed", type=int)

@@ -76,6 +76,7 @@ BOUNDS: dict[str, Bound] = {
     "tile": Bound(int, *TILE_PX),  # and a multiple of model.nn.limits.tile_multiple()
     "augment_factor": Bound(int, 1, 1000),
     "normal_ratio": Bound(float, 0.0, 100.0),
+    "hard_negatives_per_image": Bound(int, 0, 100),
     "val_fraction": Bound(float, 0.0, 1.0, open_low=True, open_high=True),  # both parts get patients
     "split_seed": Bound(int, 0, _SEED_MAX),
     "lr": Bound(float, 0.0, 1.0, open_low=True),
@@ -108,6 +109,7 @@ class TrainConfig:
     tile: int = 1024  # ROI size at the working spacing (the paper: 1024)
     augment_factor: int = 40  # the paper's x40 expansion, virtual
     normal_ratio: float = 0.25  # lesion-free tiles per lesion tile (ours, beyond the paper)
+    hard_negatives_per_image: int = 0  # tiles at the starting model's false positives (model.train.hard_negatives)
     val_fraction: float = 0.3  # the paper's 70/30, by patient
     split_seed: int = 0
     # optimisation (the paper)
@@ -151,6 +153,9 @@ class TrainConfig:
             self.init_weights = os.fspath(self.init_weights)
         if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):
             raise ConfigError("init_weights", f"{self.init_weights!r} is not a model file")
+        if self.hard_negatives_per_image and not self.init_weights:
+            raise ConfigError("hard_negatives_per_image", "needs a model to fine-tune (init_weights): they are its "
+                              "false positives")
 
     @staticmethod
     def _checked_views(views) -> tuple[str, ...]:

@@ -98,6 +98,19 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     val_samples = build_samples(val_images, config.normal_ratio, seed=config.seed + 1)
     if not train_samples:
         raise DataError(f"no usable training samples under {root}: {report.images_used} images, none with lesions or normal tissue")
+    parent = load_model(config.init_weights) if config.init_weights else None
+    hard_negatives = 0
+    if parent is not None and config.hard_negatives_per_image:
+        from model.train.hard_negatives import mine_hard_negatives
+
+        def mine_progress(done, total):
+            emit(TrainEvent("prepare", batch=done, batches=total, message="finding the starting model's false positives"))
+
+        mined = mine_hard_negatives(train_images, parent, per_image=config.hard_negatives_per_image,
+                                    spacing_mm=config.working_spacing_mm, device=str(device), progress=mine_progress)
+        train_samples += mined
+        hard_negatives = len(mined)
+        emit(TrainEvent("prepare", message=f"{hard_negatives} hard negatives from {len(train_images)} training images"))
     weights = class_weights([s.malignant for s in train_samples if s.lesion])  # the head's, benign and malignant
     train_set = RoiDataset(train_images, train_samples, config.tile, config.augment_factor)
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)
@@ -112,8 +125,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
 
     # network and optimiser
     parent_card = None
-    if config.init_weights:
-        parent = load_model(config.init_weights)
+    if parent is not None:
         net, parent_card = parent.net, parent.card
     else:
         net = BCirUNet(dropout=config.dropout)
@@ -142,6 +154,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
         training = {
             "data": f"{root}", "data_fingerprint": fingerprint, "patients": patients,
             "data_report": {k: v for k, v in report.to_json().items() if k != "left_out"}, "config": config.to_json(),
+            "hard_negatives": hard_negatives,
             "metrics": metrics, "history": history, "date": _dt.date.today().isoformat(), "world_size": world,
         }
         return new_card(model_net, preprocess=preprocess, tile_size=config.tile, training=training,
