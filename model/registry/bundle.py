@@ -58,11 +58,44 @@ def _shipped_fit(fitted) -> object:
     return type(fitted).parse(data)
 
 
+def _minutes(seconds) -> float | None:
+    return round(float(seconds) / 60, 1) if isinstance(seconds, (int, float)) else None
+
+
+def training_time(run_dir: Path) -> dict:
+    """The run's training time in minutes (its ``run.json``), and from scratch: with the time of the model it was
+    fine-tuned from (its card's ``recipe``, else the sum of its epochs), when that model's card can be read."""
+    from model.errors import ModelFileError
+    from model.nn.weights import read_card
+
+    try:
+        run = json.loads((run_dir / "run.json").read_text())
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    this = _minutes(run.get("seconds"))
+    out = {"training_minutes": this}
+    start = config.get("init_weights")
+    if start and this is not None:
+        try:
+            parent = read_card(start).training
+        except (ModelFileError, OSError):
+            return out
+        before = (parent.rest.get("recipe") or {}).get("training_minutes_from_scratch") if parent else None
+        if before is None and parent is not None:
+            before = _minutes(sum(e.get("seconds", 0) for e in (parent.history or []) if isinstance(e, dict)))
+        if before is not None:
+            out["training_minutes_from_scratch"] = round(before + this, 1)
+    return out
+
+
 def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str = "B-Cir U-Net demo",
-           held_out: dict | None = None, source: Path | None = None) -> Path:
+           held_out: dict | None = None, source: Path | None = None, recipe: dict | None = None) -> Path:
     """The run's best model (or ``source``, e.g. its calibrated copy; a two-pass model: both passes) as the shipped
     demo model ``out``, with the held-out evaluation ``eval_json`` (bcir eval --json) and ``held_out`` (what the
-    held-out data was) in its card. Its calibration and operating point keep their figures, not their patients."""
+    held-out data was) in its card, and its ``recipe`` (in words: the data and its seeds, what the run did) with
+    the training time (:func:`training_time`). Its calibration and operating point keep their figures, not their
+    patients."""
     if source is None:
         source = run_dir / "best.safetensors"
         if not source.is_file():
@@ -77,6 +110,7 @@ def bundle(run_dir: Path, eval_json: Path, out: Path, *, version: str, name: str
         training = _shipped_training(part.card)
         if scored:
             training["held_out_evaluation"] = figures
+            training["recipe"] = {**(recipe or {}), **training_time(run_dir)}
         return replace(part.card, name=name, version=version, intended_use=DEMO_INTENDED_USE,
                        data={**part.card.data, "source_run": str(run_dir.name)},
                        training=TrainingRecord.parse(training), weights_file=None, weights_sha256=None, fine=None,
@@ -101,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("version", nargs="?", help="default: the name of OUT")
     parser.add_argument("--model", type=Path, help="the model to ship (default: the run's best; e.g. its calibrated copy)")
     parser.add_argument("--held-out", help="what the held-out patients were, in words (kept in the card)")
+    parser.add_argument("--data", help="what the model trained on, in words with the seeds (kept in the card)")
+    parser.add_argument("--recipe", help="how it was trained, in words (kept in the card beside the run's settings)")
     args = parser.parse_args(argv)
+    recipe = {k: v for k, v in (("data", args.data), ("description", args.recipe)) if v}
     path = bundle(args.run_dir, args.eval_json, args.out, version=args.version or args.out.stem, source=args.model,
-                  held_out={"description": args.held_out} if args.held_out else None)
+                  held_out={"description": args.held_out} if args.held_out else None, recipe=recipe)
     print(f"bundled {path}")
     return 0
 

@@ -180,9 +180,16 @@ def test_a_two_pass_run_is_bundled_as_a_pair_without_patients(tmp_path, disc_mod
             {"data": "demo", "patients": {"scheme": "x", "train": ["hash-a"], "val": ["hash-b"], "train_count": 1}}))
     save_pair(coarse, fine, run / "best.safetensors", version="run-v1")
     (run / "eval.json").write_text(json.dumps({"patients": 3, "dice_mean": 0.5, "froc": {"fp_rates": [0.5]}}))
+    # fine-tuned for 10 minutes from a model that trained for 20 + 30
+    parent = save_model(disc_model.net, dataclasses.replace(disc_model.card, training=disc_model.card.training.parse(
+        {"history": [{"epoch": 1, "seconds": 1200}, {"epoch": 2, "seconds": 1800}]})), tmp_path / "parent.safetensors")
+    (run / "run.json").write_text(json.dumps({"seconds": 600.0}))
+    (run / "config.json").write_text(json.dumps({"init_weights": str(parent)}))
     out = bundle(run, run / "eval.json", tmp_path / "demo-v9.safetensors", version="demo-v9",
-                 held_out={"seeds": [9001], "patients": 3})
+                 held_out={"seeds": [9001], "patients": 3}, recipe={"data": "80 patients, seed 100"})
     model = load_model(out)
+    assert model.card.training.rest["recipe"] == {"data": "80 patients, seed 100", "training_minutes": 10.0,
+                                                  "training_minutes_from_scratch": 60.0}
     assert model.two_pass and model.version == model.fine.version == "demo-v9"
     assert model.card.training.held_out_evaluation["froc"] == {"fp_rates": [0.5]}
     assert model.card.training.held_out_evaluation["data"]["seeds"] == [9001]
