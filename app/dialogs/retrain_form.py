@@ -97,6 +97,17 @@ class OptionsForm(QGroupBox):
         self.tile.setSingleStep(32)
         self.tile.setValue(paper.tile)
         self.tile.setSuffix(" px")
+        self.schedule = QComboBox()
+        self.schedule.addItem("constant (the paper)", "constant")
+        self.schedule.addItem("cosine decay", "cosine")
+        self.schedule.setToolTip("cosine decay: from the learning rate above down to 0 over the epochs")
+        self.hard_negatives = QSpinBox()
+        self.hard_negatives.setRange(0, 100)
+        self.hard_negatives.setSpecialValueText("none")
+        self.hard_negatives.setSuffix(" per image")
+        self.hard_negatives.setToolTip("fine-tune only: before training, the current model reads every training "
+                                       "image and a lesion-free tile is added at each of its most confident false "
+                                       "positives, up to this many per image")
         self.augment = QSpinBox()
         self.augment.setRange(1, 100)
         self.augment.setValue(paper.augment_factor)
@@ -149,17 +160,19 @@ class OptionsForm(QGroupBox):
         form.addRow("", wrap(holdout_row))
         form.addRow("Epochs (at most)", self.epochs)
         form.addRow("Batch size", self.batch)
-        form.addRow("Learning rate", self.lr)
+        form.addRow("Learning rate", row(self.lr, self.schedule))
         form.addRow("Working resolution", row(self.spacing, QLabel("tile"), self.tile))
         form.addRow("", self.two_pass_note)
         form.addRow("Augmentation", self.augment)
+        form.addRow("Hard negatives", self.hard_negatives)
         form.addRow("Views", self.views)
         form.addRow("Device", self.device)
         form.addRow("Time budget", self.minutes)
         form.addRow("", row(self.defaults_button))
 
-        for spin in (self.epochs, self.batch, self.augment, self.minutes, self.lr):
+        for spin in (self.epochs, self.batch, self.augment, self.minutes, self.lr, self.hard_negatives):
             spin.valueChanged.connect(lambda *_: self.countsChanged.emit())
+        self.schedule.currentIndexChanged.connect(lambda *_: self.countsChanged.emit())
         for spin in (self.spacing, self.tile):
             spin.valueChanged.connect(lambda *_: self.timingChanged.emit())
         self.views.currentIndexChanged.connect(lambda *_: self.timingChanged.emit())
@@ -193,6 +206,7 @@ class OptionsForm(QGroupBox):
             self.spacing.setValue(card.preprocess.working_spacing_mm)
             self.tile.setValue(card.tile_size)
         self._show_two_pass(fine_tune)
+        self.hard_negatives.setEnabled(fine_tune)  # they are the current model's false positives
         self.spacing.setEnabled(not fine_tune)
         self.tile.setEnabled(not fine_tune)
 
@@ -225,12 +239,14 @@ class OptionsForm(QGroupBox):
             working_spacing_mm=self.spacing.value(), tile=self.tile.value(), augment_factor=self.augment.value(),
             views=tuple(self.views.currentData()), device=self.device.currentText(), max_minutes=self.minutes.value(),
             start="fine-tune" if self.fine_tune.isChecked() else "scratch",
-            held_out="locked" if self.locked.isChecked() else "split", holdout=self.holdout.text().strip())
+            held_out="locked" if self.locked.isChecked() else "split", holdout=self.holdout.text().strip(),
+            lr_schedule=self.schedule.currentData(), hard_negatives=self.hard_negatives.value())
 
     def apply(self, options: dict) -> None:
         """Fill the form from saved options; a value that is missing or no longer valid keeps the form's."""
         spins = {"max_epochs": self.epochs, "batch_size": self.batch, "lr": self.lr, "working_spacing_mm": self.spacing,
-                 "tile": self.tile, "augment_factor": self.augment, "max_minutes": self.minutes}
+                 "tile": self.tile, "augment_factor": self.augment, "max_minutes": self.minutes,
+                 "hard_negatives": self.hard_negatives}
         for key, spin in spins.items():
             value = options.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and spin.minimum() <= value <= spin.maximum():
@@ -239,6 +255,9 @@ class OptionsForm(QGroupBox):
         for i in range(self.views.count()):
             if isinstance(views, list) and list(self.views.itemData(i)) == views:
                 self.views.setCurrentIndex(i)
+        for i in range(self.schedule.count()):
+            if options.get("lr_schedule") == self.schedule.itemData(i):
+                self.schedule.setCurrentIndex(i)
         if options.get("device") in [self.device.itemText(i) for i in range(self.device.count())]:
             self.device.setCurrentText(options["device"])
         if options.get("start") == "scratch":

@@ -10,7 +10,8 @@ from model.train.config import TrainConfig
 # the form's label for each TrainConfig field it sets: a refused setting is named as the reader sees it
 FORM_LABELS = {"max_epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate",
                "working_spacing_mm": "Working resolution", "tile": "Tile", "augment_factor": "Augmentation",
-               "views": "Views", "device": "Device", "max_minutes": "Time budget"}
+               "views": "Views", "device": "Device", "max_minutes": "Time budget",
+               "hard_negatives_per_image": "Hard negatives", "lr_schedule": "Learning rate"}
 
 
 @dataclass
@@ -29,13 +30,15 @@ class RetrainOptions:
     start: str  # "fine-tune" or "scratch"
     held_out: str  # "split" (70/30 of the folder) or "locked" (the hold-out folder)
     holdout: str  # the locked hold-out folder, as typed
+    lr_schedule: str = "constant"  # or "cosine"
+    hard_negatives: int = 0  # per image, at the current model's false positives (a fine-tune only)
 
     def to_saved(self) -> dict:
         return {"max_epochs": self.max_epochs, "batch_size": self.batch_size, "lr": self.lr,
                 "working_spacing_mm": self.working_spacing_mm, "tile": self.tile,
                 "augment_factor": self.augment_factor, "views": list(self.views), "device": self.device,
                 "max_minutes": self.max_minutes, "start": self.start, "held_out": self.held_out,
-                "holdout": self.holdout}
+                "holdout": self.holdout, "lr_schedule": self.lr_schedule, "hard_negatives": self.hard_negatives}
 
     def train_config(self, overrides: dict | None = None) -> TrainConfig:
         """The paper's TrainConfig with these options and ``overrides`` (fields set by code rather than by the form).
@@ -44,7 +47,8 @@ class RetrainOptions:
                   "working_spacing_mm": self.working_spacing_mm, "tile": self.tile,
                   "augment_factor": self.augment_factor, "views": self.views, "device": self.device,
                   "micro_batch": min(TrainConfig.micro_batch, self.batch_size),
-                  "max_minutes": float(self.max_minutes) or None}
+                  "max_minutes": float(self.max_minutes) or None, "lr_schedule": self.lr_schedule,
+                  "hard_negatives_per_image": self.hard_negatives if self.start == "fine-tune" else 0}
         return TrainConfig.from_json({**values, **(overrides or {})})
 
 
@@ -53,7 +57,8 @@ def papers_options() -> dict:
     paper = TrainConfig()
     return {"max_epochs": paper.max_epochs, "batch_size": paper.batch_size, "lr": paper.lr,
             "working_spacing_mm": paper.working_spacing_mm, "tile": paper.tile, "augment_factor": paper.augment_factor,
-            "views": list(paper.views), "device": paper.device, "max_minutes": 0, "held_out": "split"}
+            "views": list(paper.views), "device": paper.device, "max_minutes": 0, "held_out": "split",
+            "lr_schedule": paper.lr_schedule, "hard_negatives": paper.hard_negatives_per_image}
 
 
 def refusal(error: ConfigError, overrides: dict | None = None) -> str:

@@ -37,6 +37,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     two_pass = _two_pass_settings(args, out, from_file, given)
     try:
         config = TrainConfig.from_json({**from_file, **given})
+        config.check_start()
         parts = (part_configs(config, fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
                  if two_pass else None)
     except ConfigError as exc:

@@ -153,9 +153,7 @@ class TrainConfig:
             self.init_weights = os.fspath(self.init_weights)
         if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):
             raise ConfigError("init_weights", f"{self.init_weights!r} is not a model file")
-        if self.hard_negatives_per_image and not self.init_weights:
-            raise ConfigError("hard_negatives_per_image", "needs a model to fine-tune (init_weights): they are its "
-                              "false positives")
+
 
     @staticmethod
     def _checked_views(views) -> tuple[str, ...]:
@@ -168,6 +166,13 @@ class TrainConfig:
             if not isinstance(view, str) or view.upper() not in TRAINING_VIEWS:
                 raise ConfigError("views", f"has {view!r}, not a view training knows ({known})")
         return tuple(views)
+
+    def check_start(self) -> None:
+        """What only a run's start can check (a config is also built without its start point, which a job sets
+        later): ConfigError when hard negatives are asked for with no model to fine-tune."""
+        if self.hard_negatives_per_image and not self.init_weights:
+            raise ConfigError("hard_negatives_per_image", "needs a model to fine-tune (init_weights): they are its "
+                              "false positives")
 
     def to_json(self) -> dict:
         return asdict(self)

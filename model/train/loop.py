@@ -73,6 +73,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     if resume and (out / "config.json").is_file():
         config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))  # a resumed run keeps its settings
 
+    config.check_start()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     preprocess = PreprocessConfig(working_spacing_mm=config.working_spacing_mm)

@@ -395,6 +395,9 @@ def test_options_are_remembered_and_the_papers_defaults_are_one_click_away(qtbot
         dialog.form.augment.setValue(3)
         dialog.form.minutes.setValue(12)
         dialog.form.views.setCurrentIndex(1)
+        dialog.form.schedule.setCurrentIndex(1)  # cosine
+        assert not dialog.form.hard_negatives.isEnabled()  # from scratch there is no model whose false positives
+        dialog.form.hard_negatives.setValue(2)
         assert dialog.start() is None  # 2 held-out patients: asked first, and "Cancel" starts nothing
         assert "Start anyway?" in dialog.start_prompt.text() and "at least 10 are needed" in dialog.start_prompt.text()
         button(dialog.start_prompt, "Cancel").click()
@@ -410,7 +413,13 @@ def test_options_are_remembered_and_the_papers_defaults_are_one_click_away(qtbot
         assert (form.epochs.value(), form.augment.value(), form.minutes.value(), form.tile.value()) == (7, 3, 12, 64)
         assert dialog.form.scratch.isChecked() and dialog.form.views.currentData() == ("CC", "MLO")
         assert dialog.form.device.currentText() == "cpu" and abs(dialog.form.spacing.value() - 0.2) < 1e-9
+        options = form.options()
+        assert (options.lr_schedule, options.hard_negatives) == ("cosine", 2)
+        assert options.train_config().lr_schedule == "cosine"
+        assert options.train_config().hard_negatives_per_image == 0  # from scratch: none
+        assert replace(options, start="fine-tune").train_config().hard_negatives_per_image == 2
         dialog.form.defaults_button.click()
+        assert (form.schedule.currentData(), form.hard_negatives.value()) == ("constant", 0)
         paper = TrainConfig()
         assert (form.epochs.value(), form.batch.value(), form.augment.value(), form.tile.value()) == (
             paper.max_epochs, paper.batch_size, paper.augment_factor, paper.tile)

@@ -53,7 +53,9 @@ def test_the_false_positives_become_lesion_free_tiles_and_the_hits_do_not(tmp_pa
 
 def test_hard_negatives_need_a_model_to_fine_tune_and_the_card_counts_them(tmp_path, demo_root, disc_model):
     with pytest.raises(ConfigError, match="hard_negatives_per_image.*init_weights"):
-        TrainConfig(**TINY, hard_negatives_per_image=2)
+        TrainConfig(**TINY, hard_negatives_per_image=2).check_start()  # a job sets init_weights after building it
+    with pytest.raises(ConfigError, match="hard_negatives_per_image.*init_weights"):
+        train(demo_root, tmp_path / "scratch", TrainConfig(**TINY, hard_negatives_per_image=2))
     start = save_model(disc_model.net, {**disc_model.card.to_json(), "preprocess": {"working_spacing_mm": 0.2},
                                         "tile_size": 64}, tmp_path / "start.safetensors")
     config = TrainConfig(**TINY, max_epochs=1, max_batches_per_epoch=1, early_stop_delta=0.0,
