@@ -75,6 +75,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"{event.part} part done: {event.message}", flush=True)
         elif event.kind == "prepare" and event.part and event.message.startswith(f"{event.part} part"):
             print(event.message, flush=True)
+        elif event.kind == "prepare" and "hard_negatives" in event.metrics:
+            print(f"{part}{event.message}", flush=True)
         elif event.kind in ("early_stop", "cancelled", "done") or (event.kind == "prepare" and event.message.startswith("resumed")):
             print(f"{part}{event.kind}: {event.message}", flush=True)
 

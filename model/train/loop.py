@@ -111,7 +111,8 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
                                     spacing_mm=config.working_spacing_mm, device=str(device), progress=mine_progress)
         train_samples += mined
         hard_negatives = len(mined)
-        emit(TrainEvent("prepare", message=f"{hard_negatives} hard negatives from {len(train_images)} training images"))
+        emit(TrainEvent("prepare", message=f"{hard_negatives} hard negatives from {len(train_images)} training images",
+                        metrics={"hard_negatives": hard_negatives}))
     weights = class_weights([s.malignant for s in train_samples if s.lesion])  # the head's, benign and malignant
     train_set = RoiDataset(train_images, train_samples, config.tile, config.augment_factor)
     val_set = RoiDataset(val_images, val_samples, config.tile, augment_factor=1)

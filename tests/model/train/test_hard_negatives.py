@@ -60,11 +60,12 @@ def test_hard_negatives_need_a_model_to_fine_tune_and_the_card_counts_them(tmp_p
                                         "tile_size": 64}, tmp_path / "start.safetensors")
     config = TrainConfig(**TINY, max_epochs=1, max_batches_per_epoch=1, early_stop_delta=0.0,
                          init_weights=str(start), hard_negatives_per_image=2)
-    messages = []
-    result = train(demo_root, tmp_path / "run", config, callback=lambda e: messages.append(e.message))
-    mined = [m for m in messages if m.endswith("training images") and "hard negatives" in m]
-    assert len(mined) == 1
-    count = int(mined[0].split()[0])
+    events = []
+    result = train(demo_root, tmp_path / "run", config, callback=events.append)
+    messages = [e.message for e in events]
+    (mined,) = [e for e in events if "hard_negatives" in e.metrics]
+    count = mined.metrics["hard_negatives"]
+    assert mined.message.startswith(f"{count} hard negatives from ")
     card = json.loads(result.model_path.with_suffix(".json").read_text())
     assert card["training"]["hard_negatives"] == count and card["training"]["config"]["hard_negatives_per_image"] == 2
     assert "finding the starting model's false positives" in messages
