@@ -63,7 +63,7 @@ def read_json_object(path: str | Path) -> dict:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise UnreadableJson(f"is not readable JSON ({' '.join(str(exc).split())})") from None
+        raise UnreadableJson(f"is unreadable ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
         raise UnreadableJson(f"is a JSON {kind}, not an object")

@@ -59,7 +59,7 @@ def test_bcir_retrain_with_a_bad_tile_fails_before_the_folder_is_read(tmp_path, 
 
 @pytest.mark.parametrize("text, reason", [
     (None, "does not exist"),
-    ("{not json", "is not readable JSON"),
+    ("{not json", "is unreadable (Expecting property name"),
     ("[1, 2]", "is a JSON list, not an object"),
     ('{"epochs": 3}', "unknown TrainConfig fields epochs"),
 ])
