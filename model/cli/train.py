@@ -37,9 +37,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     two_pass = _two_pass_settings(args, out, from_file, given)
     try:
         config = TrainConfig.from_json({**from_file, **given})
-        config.check_start()
         parts = (part_configs(config, fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
                  if two_pass else None)
+        for part in parts or (config,):  # a two-pass run's fine part may start from scratch: refused now, not after
+            part.check_start()           # the coarse part has trained
     except ConfigError as exc:
         options = {**flags, "fine_spacing_mm": ("--fine-spacing", args.fine_spacing),
                    "fine_tile": ("--fine-tile", args.fine_tile)}

@@ -262,24 +262,25 @@ def ai_operating_point(store, registry=None) -> tuple[float, str]:
     (``registry``: a :class:`model.registry.versions.ModelRegistry`, default the user's). Returns (threshold, whose
     it is). ReadRefused in one line when that model is not installed here, or when the results come from models
     with different operating points."""
-    from model.errors import ModelFileError, UnknownModel
+    from model.errors import ModelFileError
     from model.nn.card import DEFAULT_MALIGNANCY_THRESHOLD
-    from model.nn.weights import fine_weights_path, read_card
+    from model.nn.passes import fine_card_beside
     from model.registry.versions import ModelRegistry
 
     versions = sorted({version for version, _ in store.ai_results().values()})
     if not versions:
         return DEFAULT_MALIGNANCY_THRESHOLD, "the default: no AI results yet"
-    registry = registry or ModelRegistry()
+    entries = {entry.version: entry for entry in (registry or ModelRegistry()).list()}  # one scan of the registry
     points: dict[str, float] = {}
     for version in versions:
+        entry, why = entries.get(version), f"no model {version!r} in the registry"
         try:
-            entry = registry.get(version)
-            fine = fine_weights_path(entry.weights, entry.card)
-            card = read_card(fine) if fine is not None else entry.card
-        except (UnknownModel, ModelFileError) as exc:
-            raise ReadRefused(f"the AI results come from model {version}, whose operating point cannot be read here "
-                              f"({' '.join(str(exc).split())})") from None
+            card = (fine_card_beside(entry.weights, entry.card) or entry.card) if entry else None  # a pair: its fine head
+        except ModelFileError as exc:
+            card, why = None, " ".join(str(exc).split())
+        if card is None:
+            raise ReadRefused(f"the AI results come from model {version}, whose operating point cannot be read "
+                              f"here ({why})")
         points[version] = card.malignancy_threshold
     if len(set(points.values())) > 1:
         listed = ", ".join(f"{v} (p >= {t:.3g})" for v, t in points.items())

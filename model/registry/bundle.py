@@ -66,12 +66,12 @@ def training_time(run_dir: Path) -> dict:
     """The run's training time in minutes (its ``run.json``), and from scratch: with the time of the model it was
     fine-tuned from (its card's ``recipe``, else the sum of its epochs), when that model's card can be read."""
     from model.errors import ModelFileError
+    from model.fileio import UnreadableJson, read_json_object
     from model.nn.weights import read_card
 
     try:
-        run = json.loads((run_dir / "run.json").read_text())
-        config = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
+        run, config = read_json_object(run_dir / "run.json"), read_json_object(run_dir / "config.json")
+    except (OSError, UnreadableJson):
         return {}
     this = _minutes(run.get("seconds"))
     out = {"training_minutes": this}

@@ -154,7 +154,6 @@ class TrainConfig:
         if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):
             raise ConfigError("init_weights", f"{self.init_weights!r} is not a model file")
 
-
     @staticmethod
     def _checked_views(views) -> tuple[str, ...]:
         known = ", ".join(TRAINING_VIEWS)

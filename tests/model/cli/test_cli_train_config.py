@@ -75,3 +75,14 @@ def test_a_config_file_that_is_missing_garbled_or_misspelt_is_one_line_for_both_
                                                                          if command == "train" else []))
     assert code == 2 and err.startswith(f"bcir {command}: config file {config}") and reason in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_hard_negatives_for_a_two_pass_run_whose_fine_part_starts_from_scratch_are_refused_before_training(
+        tmp_path, capsys, nothing_is_read):
+    from model.nn.weights import bundled_model_path
+
+    one_pass = bundled_model_path()  # the coarse part starts from it; the fine part, from scratch, has no false positives
+    code, out, err = _bcir(capsys, "train", tmp_path, "--out", tmp_path / "run", "--two-pass", "--init-weights", one_pass,
+                           "--hard-negatives", "1")
+    assert code == 2 and out == "" and err.startswith("bcir train: --hard-negatives needs a model to fine-tune")
+    assert not (tmp_path / "run").exists()
