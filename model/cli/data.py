@@ -71,8 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("out", help="output folder")
     p.add_argument("--patients", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", choices=["full", "small"], default="full",
-                   help="full: 50 um pixels like CBIS-DDSM; small: 400 um, for tests")
+    p.add_argument("--size", choices=["full", "training", "small"], default="full",
+                   help="full: 50 um pixels like CBIS-DDSM; training: 200 um, pixel spacing written, a sixteenth of "
+                        "the bytes, for training at 0.4 mm; small: 400 um, for tests")
     p.add_argument("--no-metadata", action="store_true", help="leave out the retriever's metadata.csv")
     p.set_defaults(func=_cmd_demo_data)
 

@@ -39,7 +39,12 @@ from model.data.synth.specs import BreastSpec, LesionSpec
 from model.errors import ConfigError
 
 UID_ROOT = "1.3.6.1.4.1.9590.100.1.2."  # the prefix CBIS-DDSM's UIDs carry
-PIXEL_MM = {"full": 0.05, "small": 0.4}
+PIXEL_MM = {"full": 0.05, "training": 0.2, "small": 0.4}
+# Sizes whose files say their pixel spacing (ImagerPixelSpacing). CBIS-DDSM's files do not, so "full" does not; "small"
+# does not either, so that the tests' tiny images read as CBIS-DDSM's do (a reader assumes 0.05 mm). "training" is
+# rendered at 0.2 mm, a sixteenth of the bytes and a third of the time of "full", and says so: prepared at 0.4 mm it
+# gives the working image a full render gives (same anatomy, lesions and masks; see the README's training data).
+SPACING_WRITTEN = {"training"}
 
 MASS_BENIGN_SHAPES = ["ROUND", "OVAL", "OVAL", "LOBULATED"]
 MASS_BENIGN_MARGINS = ["CIRCUMSCRIBED", "CIRCUMSCRIBED", "OBSCURED", "MICROLOBULATED", "ILL_DEFINED"]
@@ -192,7 +197,7 @@ def _date(rng_value: int) -> tuple[str, str]:
 
 
 def _dataset(pixels: np.ndarray, *, subject: str, study_uid: str, series_uid: str, instance: int,
-             description: str, side: str, view: str, dicom_date: str) -> Dataset:
+             description: str, side: str, view: str, dicom_date: str, spacing_mm: float | None = None) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     sop_uid = _uid(series_uid, instance)
@@ -233,6 +238,8 @@ def _dataset(pixels: np.ndarray, *, subject: str, study_uid: str, series_uid: st
     ds.BitsAllocated = ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
+    if spacing_mm is not None:
+        ds.ImagerPixelSpacing = [f"{spacing_mm:g}", f"{spacing_mm:g}"]
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     return ds
 
@@ -283,9 +290,10 @@ def _crop_box(mask: np.ndarray, image_shape: tuple[int, int], margin: int) -> tu
     return slice(y0, y1), slice(x0, x1)
 
 
-def _render_patient(args: tuple[DemoPatient, Path, float, int]) -> tuple[list[dict], list[_Series], int, int]:
+def _render_patient(args: tuple[DemoPatient, Path, float, int, bool]) -> tuple[list[dict], list[_Series], int, int]:
     """Render and write one patient's four views and ROI files; returns CSV rows, series and sizes."""
-    patient, cbis_root, pixel_mm, seed = args
+    patient, cbis_root, pixel_mm, seed, write_spacing = args
+    spacing_mm = pixel_mm if write_spacing else None
     rows: list[dict] = []
     series: list[_Series] = []
     files = total_bytes = 0
@@ -311,7 +319,7 @@ def _render_patient(args: tuple[DemoPatient, Path, float, int]) -> tuple[list[di
             series_uid = _uid(seed, subject, "full")
             rel_folder = Path(subject) / _study_folder(patient, subject, study_uid, folder_date) / _series_folder(patient, FULL_SERIES, series_uid)
             ds = _dataset(rendered.image, subject=subject, study_uid=study_uid, series_uid=series_uid, instance=1,
-                          description=FULL_SERIES, side=side, view=view, dicom_date=dicom_date)
+                          description=FULL_SERIES, side=side, view=view, dicom_date=dicom_date, spacing_mm=spacing_mm)
             total_bytes += _write_dicom(ds, cbis_root / rel_folder / _file_name(patient, 1))
             files += 1
             series.append(_Series(subject, study_uid, series_uid, rel_folder, FULL_SERIES, [_file_name(patient, 1)], folder_date))
@@ -336,7 +344,8 @@ def _render_patient(args: tuple[DemoPatient, Path, float, int]) -> tuple[list[di
                 for pixels, uid, description, instance in placements:
                     folder = roi_folder_base / _series_folder(patient, description, uid)
                     ds = _dataset(pixels, subject=roi_subject, study_uid=roi_study, series_uid=uid, instance=instance,
-                                  description=description, side=side, view=view, dicom_date=roi_dicom_date)
+                                  description=description, side=side, view=view, dicom_date=roi_dicom_date,
+                                  spacing_mm=spacing_mm)
                     total_bytes += _write_dicom(ds, cbis_root / folder / _file_name(patient, instance))
                     files += 1
                     known = next((s for s in series if s.series_uid == uid), None)
@@ -405,7 +414,7 @@ def write_demo_dataset(
     cbis_root = out / "CBIS-DDSM"
     plans = plan_patients(patients, seed)
     workers = workers or min(len(plans), os.cpu_count() or 1, 4 if size == "full" else 2)
-    jobs = [(p, cbis_root, PIXEL_MM[size], seed) for p in plans]
+    jobs = [(p, cbis_root, PIXEL_MM[size], seed, size in SPACING_WRITTEN) for p in plans]
     results = []
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:

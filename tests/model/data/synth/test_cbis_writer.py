@@ -118,10 +118,40 @@ def test_deterministic_for_a_seed(tmp_path):
     assert a != c
 
 
+def test_the_training_size_says_its_spacing_and_prepares_like_a_full_render(tmp_path):
+    """--size training: 0.2 mm files that say so (the index reads it), and at 0.4 mm the same working image, breast and
+    lesion mask as the full 0.05 mm render of the same view, in a sixteenth of the pixels."""
+    from model.data.dicom_io import read_image
+    from model.data.masks import load_truth
+    from model.data.preprocess import PreprocessConfig, prepare
+
+    write_demo_dataset(tmp_path / "t", patients=1, seed=5, size="training", workers=1)
+    write_demo_dataset(tmp_path / "f", patients=1, seed=5, size="full", workers=1)
+    config = PreprocessConfig(working_spacing_mm=0.4)
+    prepared = {}
+    for name in ("t", "f"):
+        index = build_index(tmp_path / name, workers=1)
+        image = next(i for i in sorted(index.images, key=lambda i: i.name) if i.abnormalities)
+        assert pydicom.dcmread(image.path).get("ImagerPixelSpacing") == (["0.2", "0.2"] if name == "t" else None)
+        assert image.pixel_spacing_mm == ((0.2, 0.2) if name == "t" else None)  # None: read as CBIS-DDSM's 0.05 mm
+        mammogram = read_image(image.path)
+        working, geometry, region = prepare(mammogram.monochrome2(), mammogram.header.pixel_spacing_mm, config)
+        truth = geometry.to_working(load_truth(image, strict=True).usable[0].mask)
+        prepared[name] = (working, truth, mammogram.pixels.size)
+    (wt, mt, nt), (wf, mf, nf) = prepared["t"], prepared["f"]
+    assert nf == pytest.approx(16 * nt, rel=0.02)
+    h, w = min(wt.shape[0], wf.shape[0]), min(wt.shape[1], wf.shape[1])
+    assert abs(wt.shape[0] - wf.shape[0]) <= 2 and abs(wt.shape[1] - wf.shape[1]) <= 2
+    assert np.corrcoef(wt[:h, :w].ravel(), wf[:h, :w].ravel())[0, 1] > 0.97
+    assert np.abs(wt[:h, :w] - wf[:h, :w]).mean() < 0.03
+    overlap = (mt[:h, :w] & mf[:h, :w]).sum() / max((mt[:h, :w] | mf[:h, :w]).sum(), 1)
+    assert mt.any() and overlap > 0.85
+
+
 def test_a_size_or_patient_count_it_cannot_make_is_a_setting_refused(tmp_path, capsys):
     from model.cli.main import main
 
-    with pytest.raises(ConfigError, match=r"^size must be one of \['full', 'small'\]$"):
+    with pytest.raises(ConfigError, match=r"^size must be one of \['full', 'small', 'training'\]$"):
         write_demo_dataset(tmp_path / "a", size="huge")
     assert main(["demo-data", str(tmp_path / "b"), "--patients", "0"]) == 2  # a bad option: exit 2, as before
     assert capsys.readouterr().err == "bcir demo-data: patients must be at least 1\n"
