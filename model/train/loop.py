@@ -41,10 +41,40 @@ from model.nn.weights import load_model, save_model, settle_pending_cards
 from model.train.cache import train_cache_dir
 from model.train.checkpoint import load_checkpoint, save_checkpoint
 from model.train.config import TrainConfig, TrainEvent, TrainResult
-from model.train.data import RoiDataset, build_samples, prepare_all
+from model.train.data import RoiDataset, Sample, build_samples, prepare_all
 from model.train.distributed import average_buffers, dist_env, init_distributed, weight_digest
 from model.train.loss import class_weights, compute_loss, epoch_lr
 from model.train.validation import validate
+
+
+def _hard_negatives(parent, train_images, config: TrainConfig, out: Path, *, resume: bool, device, emit) -> list:
+    """The starting model's false positives on the training images (model.train.hard_negatives): read back from the
+    run folder when resuming a run that mined them, else mined (each rank its share under torchrun) and kept there."""
+    from model.train.hard_negatives import MINED_FILE, gather_mined, mine_hard_negatives, mined_record, read_mined
+
+    rank, world, _ = dist_env()
+    per_image = config.hard_negatives_per_image
+    mined = read_mined(out / MINED_FILE, parent, train_images, per_image) if resume and rank == 0 else None
+    if world > 1:  # rank 0's record decides for all: the run folder may be on rank 0's machine only
+        import torch.distributed as dist
+
+        box = [None if mined is None else [(s.image, *s.center) for s in mined]]
+        dist.broadcast_object_list(box, src=0)
+        mined = None if box[0] is None else [Sample(int(i), (float(x), float(y)), False, False) for i, x, y in box[0]]
+    if mined is not None:
+        emit(TrainEvent("prepare", message=f"the starting model's false positives, as mined before ({MINED_FILE})"))
+        return mined
+
+    def mine_progress(done, total):
+        emit(TrainEvent("prepare", batch=done, batches=total, message="finding the starting model's false positives"))
+
+    mined = mine_hard_negatives(train_images, parent, per_image=per_image, spacing_mm=config.working_spacing_mm,
+                                device=str(device), progress=mine_progress, shard=(rank, world))
+    if world > 1:
+        mined = gather_mined(mined)
+    if rank == 0:
+        atomic_write_json(out / MINED_FILE, mined_record(parent, train_images, per_image, mined))
+    return mined
 
 
 def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(), *,
@@ -102,13 +132,7 @@ def train(root: str | Path, out_dir: str | Path, config: TrainConfig = TrainConf
     parent = load_model(config.init_weights) if config.init_weights else None
     hard_negatives = 0
     if parent is not None and config.hard_negatives_per_image:
-        from model.train.hard_negatives import mine_hard_negatives
-
-        def mine_progress(done, total):
-            emit(TrainEvent("prepare", batch=done, batches=total, message="finding the starting model's false positives"))
-
-        mined = mine_hard_negatives(train_images, parent, per_image=config.hard_negatives_per_image,
-                                    spacing_mm=config.working_spacing_mm, device=str(device), progress=mine_progress)
+        mined = _hard_negatives(parent, train_images, config, out, resume=resume, device=device, emit=emit)
         train_samples += mined
         hard_negatives = len(mined)
         emit(TrainEvent("prepare", message=f"{hard_negatives} hard negatives from {len(train_images)} training images",
