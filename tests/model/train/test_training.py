@@ -158,3 +158,43 @@ def test_two_process_ddp_keeps_weights_equal(demo_root, tmp_path):
     digests = run["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert (out / "model.safetensors").is_file()
+
+
+def test_two_process_ddp_trains_a_two_pass_pair(demo_root, tmp_path):
+    """bcir train --two-pass under torchrun: both parts train on both ranks, stay equal, and one pair is written."""
+    out = tmp_path / "pair"
+    env = {**os.environ, "BCIR_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2"]
+    cmd = torchrun + _train_cmd(demo_root, out, 1, "--two-pass", "--fine-spacing", "0.1", "--fine-tile", "64")[1:]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for part in ("coarse", "fine"):
+        run = json.loads((out / part / "run.json").read_text())
+        assert run["world_size"] == 2 and len(set(run["rank_weight_digests"])) == 1, part
+    from model.nn.weights import load_model
+
+    pair = load_model(out / "model.safetensors")
+    assert pair.two_pass and pair.preprocess.working_spacing_mm == 0.2 and pair.fine.preprocess.working_spacing_mm == 0.1
+
+
+def test_under_ddp_the_ranks_share_the_mining_and_find_what_one_process_finds(demo_root, tmp_path, disc_model):
+    from model.nn.weights import save_model
+
+    start = save_model(disc_model.net, {**disc_model.card.to_json(), "preprocess": {"working_spacing_mm": 0.2},
+                                        "tile_size": 64}, tmp_path / "start.safetensors")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"max_batches_per_epoch": 1, "early_stop_delta": 0.0}))
+    extra = ("--init-weights", str(start), "--hard-negatives", "2", "--config", str(config_file))
+    env = {**os.environ, "BCIR_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(_train_cmd(demo_root, tmp_path / "one", 1, *extra), env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2"]
+    two = subprocess.run(torchrun + _train_cmd(demo_root, tmp_path / "two", 1, *extra)[1:], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    mined_one = json.loads((tmp_path / "one" / "hard_negatives.json").read_text())
+    mined_two = json.loads((tmp_path / "two" / "hard_negatives.json").read_text())
+    assert mined_one["samples"] and mined_two == mined_one
+    run = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert run["world_size"] == 2 and len(set(run["rank_weight_digests"])) == 1
