@@ -50,7 +50,7 @@ class RunCounts:
     train_images: int
     val_images: int
     images_to_prepare: int  # train and validation images not yet in the training cache
-    samples_per_epoch: int  # training tiles an epoch (after max_batches_per_epoch)
+    samples_per_epoch: int  # training tiles an epoch (after max_batches_per_epoch; hard negatives at most as many as asked)
     batches_per_epoch: int  # micro-batches an epoch
     val_samples: int
     gate_images: int  # images the safety gate evaluates, per model
@@ -58,6 +58,7 @@ class RunCounts:
     max_minutes: float | None = None
     index_s: float = 0.0  # how long indexing the folder took (the child indexes it again, and the gate once more)
     fine: "RunCounts | None" = None  # a two-pass run's fine part (its own tiles and images; no gate of its own)
+    mine_images: int = 0  # training images the starting model reads for hard negatives before the first epoch
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,6 +80,7 @@ class UnitTimes:
     work_s: float = 0.0  # the timing's own work inside the child
     seconds: float = 0.0  # how long the timing took, child start included (set by the parent)
     fine: "UnitTimes | None" = None  # a two-pass run's fine part, timed at its own tile (no gate of its own)
+    mine_image_s: float | None = None  # the starting model's false positives on one image (hard negatives); None: not timed
 
     @property
     def startup_s(self) -> float:
@@ -108,6 +110,7 @@ class RunEstimate:
     total_s: float
     overhead_s: float = 0.0  # the child's start and indexing the folder twice
     fine_epoch_s: float | None = None  # a two-pass run's fine part: one epoch (``epoch_s`` is the coarse part's)
+    mine_s: float = 0.0  # finding the starting model's false positives (hard negatives), both parts
 
     @property
     def two_pass(self) -> bool:
@@ -128,6 +131,9 @@ class RunEstimate:
         to_prepare = c.images_to_prepare + (c.fine.images_to_prepare if self.two_pass else 0)
         if to_prepare:
             parts.insert(1, f"preparing {to_prepare} images: {eta_text(self.prepare_s)}")
+        to_mine = c.mine_images + (c.fine.mine_images if self.two_pass else 0)
+        if to_mine:
+            parts.insert(-1, f"the starting model's false positives on {to_mine} images: {eta_text(self.mine_s)}")
         if c.gate_images:
             parts.append(f"safety gate: {eta_text(self.gate_s)}")
         busy = (f"; the machine was busy while timing (the steps got {100 * u.cpu_share:.0f}% of the CPU), so the "
@@ -148,7 +154,8 @@ class RunEstimate:
     def to_json(self) -> dict:
         return {"counts": self.counts.to_json(), "units": self.units.to_json(), "prepare_s": self.prepare_s,
                 "epoch_s": self.epoch_s, "fine_epoch_s": self.fine_epoch_s, "training_s": self.training_s,
-                "gate_s": self.gate_s, "overhead_s": self.overhead_s, "total_s": self.total_s, "busy": self.busy,
+                "gate_s": self.gate_s, "mine_s": self.mine_s, "overhead_s": self.overhead_s, "total_s": self.total_s,
+                "busy": self.busy,
                 "text": self.text()}
 
 
@@ -161,10 +168,16 @@ def _tiles(images: list, normal_ratio: float) -> int:
     return tile_count(sum(len(i.abnormalities) for i in images), NORMAL_PER_IMAGE * len(images), normal_ratio)
 
 
+def _hard_negatives_per_image(config) -> int:
+    """Hard negatives a run of ``config`` mines per training image: none without a model to fine-tune."""
+    return config.hard_negatives_per_image if config.init_weights else 0
+
+
 def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_dir: Path | None = None,
-              split: RunSplit | None = None) -> RunCounts:
+              split: RunSplit | None = None, hard_negatives: int | None = None) -> RunCounts:
     """What a run of ``config`` on ``index`` will do; ``gate_images`` from :func:`model.jobs.plan.plan_held_out`.
-    ``split``: :func:`model.jobs.plan.run_split` of ``index`` and ``config``, when the caller has it already."""
+    ``split``: :func:`model.jobs.plan.run_split` of ``index`` and ``config``, when the caller has it already.
+    ``hard_negatives``: per training image, when ``config`` is a part counted without its start point."""
     from model.data.preprocess import PreprocessConfig
 
     from model.train.two_pass import is_two_pass, part_configs
@@ -173,15 +186,18 @@ def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_di
     if is_two_pass(config.init_weights):  # both parts, each at its own resolution, on the same patients
         coarse, fine = part_configs(config)
         counts = count_run(index, dataclasses.replace(coarse, init_weights=None), gate_images=gate_images,
-                           index_s=index_s, cache_dir=cache_dir, split=split)
+                           index_s=index_s, cache_dir=cache_dir, split=split,
+                           hard_negatives=_hard_negatives_per_image(coarse))
         counts.fine = count_run(index, dataclasses.replace(fine, init_weights=None), gate_images=0,
-                                cache_dir=cache_dir, split=split)
+                                cache_dir=cache_dir, split=split, hard_negatives=_hard_negatives_per_image(fine))
         return counts
     cache = Path(cache_dir) if cache_dir else train_cache_dir()
     train, val = split.train, split.val
     preprocess = PreprocessConfig(working_spacing_mm=config.working_spacing_mm)
     to_prepare = sum(not is_cached(i, preprocess, config.tile, cache) for i in train + val)
-    samples = _tiles(train, config.normal_ratio) * max(1, config.augment_factor)
+    per_image = _hard_negatives_per_image(config) if hard_negatives is None else hard_negatives
+    # each training image gives at most per_image hard negatives (model.train.hard_negatives): count them all
+    samples = (_tiles(train, config.normal_ratio) + per_image * len(train)) * max(1, config.augment_factor)
     batches = math.ceil(samples / config.micro_batch) if samples else 0
     if config.max_batches_per_epoch:
         batches = min(batches, config.max_batches_per_epoch)
@@ -189,7 +205,8 @@ def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_di
     return RunCounts(train_images=len(train), val_images=len(val), images_to_prepare=to_prepare,
                      samples_per_epoch=samples, batches_per_epoch=batches,
                      val_samples=_tiles(val, config.normal_ratio) if val else 0, gate_images=gate_images,
-                     epochs=config.max_epochs, max_minutes=config.max_minutes, index_s=index_s)
+                     epochs=config.max_epochs, max_minutes=config.max_minutes, index_s=index_s,
+                     mine_images=len(train) if per_image else 0)
 
 
 def pick_timing_image(index, config, *, split: RunSplit | None = None):
@@ -214,21 +231,26 @@ def estimate(counts: RunCounts, units: UnitTimes) -> RunEstimate:
         return (c.images_to_prepare * (u.prepare_image_s or 0.0),
                 c.samples_per_epoch * u.train_sample_s + c.val_samples * u.val_sample_s)
 
+    def mining(c: RunCounts, u: UnitTimes) -> float:
+        return c.mine_images * (u.mine_image_s or 0.0)
+
     prepare, epoch = part(counts, units)
+    mine = mining(counts, units)
     training = counts.epochs * epoch
     fine_epoch = None
     least = epoch  # model.train.loop.train stops after the last epoch that fits the budget: at least one epoch runs
     if counts.fine is not None and units.fine is not None:  # a two-pass run: the fine part after the coarse one
         fine_prepare, fine_epoch = part(counts.fine, units.fine)
         prepare += fine_prepare
+        mine += mining(counts.fine, units.fine)
         training += counts.fine.epochs * fine_epoch
         least += fine_epoch  # each part runs at least one epoch (model.train.two_pass shares the budget)
     if counts.max_minutes:
         training = min(training, max(least, counts.max_minutes * 60))
     gate = counts.gate_images * (units.gate_image_s or 0.0)
     overhead = units.startup_s + 2 * counts.index_s
-    return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + training + gate, overhead,
-                       fine_epoch)
+    return RunEstimate(counts, units, prepare, epoch, training, gate, overhead + prepare + mine + training + gate,
+                       overhead, fine_epoch, mine)
 
 
 __all__ = ["BUSY_SHARE", "RunCounts", "RunEstimate", "UnitTimes", "count_run", "estimate", "eta_text",

@@ -88,7 +88,11 @@ def _time_part(config, image=None, *, base_model: str | None = None, steps: int 
         items = [dataset[(step * batch + k) % len(dataset)] for k in range(size)]
         return tuple(torch.stack([item[j] for item in items]) for j in range(4))
 
-    net = load_model(config.init_weights).net if config.init_weights else BCirUNet(dropout=config.dropout)
+    parent = load_model(config.init_weights) if config.init_weights else None
+    mine_image_s = None
+    if parent is not None and config.hard_negatives_per_image and dataset is not None:
+        mine_image_s = _time_mining(parent, prepared, config, device)
+    net = parent.net if parent is not None else BCirUNet(dropout=config.dropout)
     net = net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16
@@ -158,7 +162,26 @@ def _time_part(config, image=None, *, base_model: str | None = None, steps: int 
     label = device.type if device.type == "cpu" else str(device)
     return UnitTimes(train_sample_s=train_sample_s, val_sample_s=val_sample_s, prepare_image_s=prepare_s,
                      gate_image_s=gate_image_s, steps=steps, batch=batch, tile=config.tile, device=label,
-                     cpu_share=cpu_share, work_s=time.perf_counter() - began)
+                     cpu_share=cpu_share, work_s=time.perf_counter() - began, mine_image_s=mine_image_s)
+
+
+def _time_mining(parent, prepared, config, device) -> float | None:
+    """Seconds the hard-negative mining takes on one image (model.train.hard_negatives, as the run mines), after a
+    warm-up run on it; None when the starting model works at another spacing (the run refuses it)."""
+    from model.errors import ConfigError
+    from model.train.hard_negatives import mine_hard_negatives
+
+    def mine() -> None:
+        mine_hard_negatives([prepared], parent, per_image=config.hard_negatives_per_image,
+                            spacing_mm=config.working_spacing_mm, device=str(device))
+
+    try:
+        mine()  # warm-up: a run mines hundreds of images with one model
+    except ConfigError:
+        return None
+    start = time.perf_counter()
+    mine()
+    return time.perf_counter() - start
 
 
 def time_units_in_child(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS,

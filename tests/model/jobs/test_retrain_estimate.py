@@ -76,3 +76,30 @@ def test_the_counts_follow_the_training_split_and_the_cache(demo_root):
     assert 0 < units.cpu_share
     after = count_run(index, config, gate_images=plan["images"])
     assert after.images_to_prepare == counts.images_to_prepare - 1  # the timed image is prepared for the run
+
+
+def test_a_fine_tune_with_hard_negatives_counts_the_mining_and_its_tiles(demo_root, tmp_path, disc_model):
+    """The starting model reads every training image before the first epoch, and each image may add that many
+    lesion-free tiles to every epoch: the estimate counts both, with the mining timed on the timing image."""
+    from model.nn.weights import save_model
+
+    start = save_model(disc_model.net, {**disc_model.card.to_json(), "preprocess": {"working_spacing_mm": 0.2},
+                                        "tile_size": 64}, tmp_path / "start.safetensors")
+    index = build_index(demo_root, workers=1)
+    plain = TrainConfig(**TINY, init_weights=str(start))
+    mined = TrainConfig(**TINY, init_weights=str(start), hard_negatives_per_image=2)
+    gate = plan_held_out(index, plain)["images"]
+    without, counts = count_run(index, plain, gate_images=gate), count_run(index, mined, gate_images=gate)
+    assert without.mine_images == 0 and counts.mine_images == counts.train_images > 0
+    assert counts.samples_per_epoch == without.samples_per_epoch + 2 * counts.train_images * TINY["augment_factor"]
+    scratch = count_run(index, TrainConfig(**TINY, hard_negatives_per_image=2), gate_images=gate)
+    assert scratch.mine_images == 0 and scratch.samples_per_epoch == without.samples_per_epoch  # nothing to mine with
+
+    units = time_units(mined, pick_timing_image(index, mined), steps=1)
+    assert units.mine_image_s > 0 and time_units(plain, pick_timing_image(index, plain), steps=1).mine_image_s is None
+    result = estimate(counts, units)
+    assert result.mine_s == counts.mine_images * units.mine_image_s
+    assert math.isclose(result.total_s, result.overhead_s + result.prepare_s + result.mine_s + result.training_s
+                        + result.gate_s)
+    assert f"the starting model's false positives on {counts.mine_images} images: " in result.text()
+    assert "false positives" not in estimate(without, units).text()
