@@ -55,14 +55,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     bar = None
     rank = int(os.environ.get("RANK", 0))  # under torchrun only rank 0 prints
 
+    bar_desc = None
+
+    def new_bar(total: int, desc: str, unit: str):
+        nonlocal bar, bar_desc
+        if bar is not None:
+            bar.close()
+        bar, bar_desc = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=None), desc
+
     def on_event(event: TrainEvent) -> None:
-        nonlocal bar
         if rank != 0:
             return
         part = f"{event.part} " if event.part else ""  # a two-pass run's part
         if event.kind == "epoch_start":
-            bar = tqdm(total=event.batches, desc=f"{part}epoch {event.epoch}", unit="batch", file=sys.stderr, leave=False,
-                       disable=None)
+            new_bar(event.batches, f"{part}epoch {event.epoch}", "batch")
+        elif event.kind == "prepare" and event.batches:  # preprocessing images; the starting model's false positives
+            if bar is None or bar_desc != f"{part}{event.message}":  # minutes of each before the first epoch
+                new_bar(event.batches, f"{part}{event.message}", "image")
+            bar.update(event.batch - bar.n)
         elif event.kind == "batch" and bar is not None:
             bar.update(event.batch - bar.n)
             bar.set_postfix(loss=f"{event.loss:.4f}")
@@ -76,7 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"{event.part} part done: {event.message}", flush=True)
         elif event.kind == "prepare" and event.part and event.message.startswith(f"{event.part} part"):
             print(event.message, flush=True)
-        elif event.kind == "prepare" and "hard_negatives" in event.metrics:
+        elif event.kind == "prepare" and ("hard_negatives" in event.metrics or "as mined before" in event.message):
             print(f"{part}{event.message}", flush=True)
         elif event.kind in ("early_stop", "cancelled", "done") or (event.kind == "prepare" and event.message.startswith("resumed")):
             print(f"{part}{event.kind}: {event.message}", flush=True)
