@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.data.study_index import build_index
-from model.errors import ConfigError
+from model.errors import ConfigError, ModelFileError
 from model.jobs.decision import accept, reject
 from model.jobs.estimate import count_run, pick_timing_image
 from model.jobs.job import Job, start_job
@@ -61,6 +61,7 @@ from model.jobs.state import LIVE_STATES
 from model.jobs.verdict import GateVerdict
 from model.train.config import TrainConfig
 from model.train.dataset_summary import FolderSummary
+from model.train.two_pass import FINE_SPACING_MM, FINE_TILE
 
 from app.background.workers import WorkerPool
 from app.dialogs.retrain_estimate import EstimateView
@@ -221,10 +222,12 @@ class RetrainDialog(QDialog):
         """Why the options cannot train, in one line naming the option as the form does, shown next to Start at
         once (None when they can). Start stays off meanwhile, and nothing is timed."""
         try:
-            self.form.options().train_config(self.config_overrides)
+            self.spec().parts()  # the run's config, and a new pair's fine part
             problem = None
         except ConfigError as exc:
             problem = refusal(exc, self.config_overrides)
+        except ModelFileError as exc:  # the current pair's card, read for its fine part: the start point says more
+            problem = f"The current model cannot be fine-tuned: {exc}"
         if problem:
             self.setup_message.setText(problem)
         elif self._options_problem and self.setup_message.text() == self._options_problem:
@@ -307,8 +310,11 @@ class RetrainDialog(QDialog):
         return self._split[-1]
 
     def _timing_key(self, config: TrainConfig) -> tuple:
+        options = self.form.options()
+        pair = (options.fine_spacing_mm, options.fine_tile) if options.new_pair else None
         return (config.tile, config.working_spacing_mm, config.device, tuple(config.views), config.init_weights,
-                config.micro_batch, config.bf16, self.folder_box.asked, str(self.current_model))
+                config.micro_batch, config.bf16, config.hard_negatives_per_image > 0, pair, self.folder_box.asked,
+                str(self.current_model))
 
     def _schedule_estimate(self) -> None:
         self._show_estimate()
@@ -332,7 +338,7 @@ class RetrainDialog(QDialog):
         if self.estimate_view.is_timing(key):
             return
         self.estimate_view.time(key, config, pick_timing_image(self.index, config, split=self.run_split(config)),
-                                spec.base_model)
+                                spec.base_model, spec.parts())
 
     def _show_estimate(self) -> None:
         """The plan line and the estimate for the options as they are now (the counts are quick; only a change of
@@ -348,21 +354,27 @@ class RetrainDialog(QDialog):
                     if not self.form.holdout.text().strip() else "Counting the hold-out folder…")
             return
         self.estimate_view.show_plan(plan)
-        config = self.spec().train_config()
+        spec = self.spec()
+        config = spec.train_config()
         self.estimate_view.show_estimate(self._timing_key(config), lambda: count_run(
-            self.index, config, gate_images=plan["images"], index_s=self.summary.seconds, split=self.run_split(config)))
+            self.index, config, gate_images=plan["images"], index_s=self.summary.seconds, split=self.run_split(config),
+            parts=spec.parts()))
 
     # ------------------------------------------------------------------ starting
 
     def spec(self) -> JobSpec:
         """The job the options describe (the paper's TrainConfig with the reader's changes); ConfigError when an
         option is out of range."""
-        config = self.form.options().train_config(self.config_overrides)
+        options = self.form.options()
+        config = options.train_config(self.config_overrides)
         fine_tune = self.form.fine_tune.isChecked() and self.current_model is not None
         holdout = self.form.holdout.text().strip() if self.form.locked.isChecked() else None
+        pair = options.new_pair and not fine_tune
         return JobSpec(root=self.folder_box.path.text().strip(), config=config.to_json(),
                        base_model=str(self.current_model) if self.current_model else None, fine_tune=fine_tune,
-                       holdout_root=holdout or None, data_summary=self.summary.to_json() if self.summary else None)
+                       holdout_root=holdout or None, data_summary=self.summary.to_json() if self.summary else None,
+                       two_pass=pair, fine_spacing_mm=options.fine_spacing_mm if pair else None,
+                       fine_tile=options.fine_tile if pair else None)
 
     def start(self, *, small_held_out_ok: bool = False) -> Job | None:
         """Start the run the form describes. When the held-out set is too small to decide, ask first (the answer
@@ -429,7 +441,9 @@ class RetrainDialog(QDialog):
         spec = job.spec()
         start = "fine-tuning the current model" if spec.fine_tune else "from scratch"
         if spec.two_pass:
-            start += " (two-pass model: both passes are fine-tuned)"
+            start += (" (two-pass model: both passes are fine-tuned)" if spec.fine_tune
+                      else f" (two-pass model: fine pass {spec.fine_spacing_mm or FINE_SPACING_MM:g} mm, tile "
+                           f"{spec.fine_tile or FINE_TILE})")
         held = f"locked hold-out folder {spec.holdout_root}" if spec.holdout_root else "70/30 patient split"
         self.run_view.begin(f"<b>Training on</b> {spec.root}<br>{start}; held out: {held}; job {job.id}")
         self.gate_view.hide()

@@ -78,9 +78,10 @@ class EstimateView(QWidget):
     def is_timing(self, key: tuple) -> bool:
         return self._worker is not None and self._key == key
 
-    def time(self, key: tuple, config, image, base_model: str | None) -> None:
+    def time(self, key: tuple, config, image, base_model: str | None, parts=None) -> None:
         """Time a few training steps of ``config`` on ``image`` in a child process (the gate's current model read at
-        its own resolution); a timing of other options still running is cancelled."""
+        its own resolution; ``parts``: a new two-pass model's coarse and fine configs, each part timed); a timing of
+        other options still running is cancelled."""
         if self._worker is not None:
             self._worker.cancel()
         self._key = key
@@ -99,7 +100,7 @@ class EstimateView(QWidget):
 
         worker = self.workers.start(
             lambda report, should_stop: time_units_in_child(config, image, base_model=base_model,
-                                                            should_stop=should_stop),
+                                                            should_stop=should_stop, parts=parts),
             name="retrain time estimate", on_result=lambda units: done(worker, units),
             on_error=lambda message: failed(worker, message))
         self._worker = worker

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.train.config import TrainConfig
+from model.train.two_pass import COARSE_SPACING_MM, COARSE_TILE, FINE_SPACING_MM, FINE_TILE
 
 from app.dialogs.retrain_options import RetrainOptions, papers_options
 from app.errors import describe
@@ -97,6 +98,23 @@ class OptionsForm(QGroupBox):
         self.tile.setSingleStep(32)
         self.tile.setValue(paper.tile)
         self.tile.setSuffix(" px")
+        self.passes = QComboBox()
+        self.passes.addItem("one (the paper)", False)
+        self.passes.addItem("two: search, then look closer", True)
+        self.passes.setToolTip("two passes: a coarse network searches the whole breast at the working resolution "
+                               "above, then a fine network looks closer on a tile at each candidate; both are "
+                               "trained, one after the other, and accepted as one model")
+        self.fine_spacing = QDoubleSpinBox()
+        self.fine_spacing.setDecimals(3)
+        self.fine_spacing.setRange(0.05, 2.0)
+        self.fine_spacing.setSingleStep(0.05)
+        self.fine_spacing.setSuffix(" mm")
+        self.fine_spacing.setValue(FINE_SPACING_MM)
+        self.fine_tile = QSpinBox()
+        self.fine_tile.setRange(32, 2048)
+        self.fine_tile.setSingleStep(32)
+        self.fine_tile.setSuffix(" px")
+        self.fine_tile.setValue(FINE_TILE)
         self.schedule = QComboBox()
         self.schedule.addItem("constant (the paper)", "constant")
         self.schedule.addItem("cosine decay", "cosine")
@@ -161,7 +179,10 @@ class OptionsForm(QGroupBox):
         form.addRow("Epochs (at most)", self.epochs)
         form.addRow("Batch size", self.batch)
         form.addRow("Learning rate", row(self.lr, self.schedule))
+        form.addRow("Passes", self.passes)
         form.addRow("Working resolution", row(self.spacing, QLabel("tile"), self.tile))
+        self.fine_label = QLabel("Fine pass")
+        form.addRow(self.fine_label, row(self.fine_spacing, QLabel("tile"), self.fine_tile))
         form.addRow("", self.two_pass_note)
         form.addRow("Augmentation", self.augment)
         form.addRow("Hard negatives", self.hard_negatives)
@@ -173,8 +194,9 @@ class OptionsForm(QGroupBox):
         for spin in (self.epochs, self.batch, self.augment, self.minutes, self.lr, self.hard_negatives):
             spin.valueChanged.connect(lambda *_: self.countsChanged.emit())
         self.schedule.currentIndexChanged.connect(lambda *_: self.countsChanged.emit())
-        for spin in (self.spacing, self.tile):
+        for spin in (self.spacing, self.tile, self.fine_spacing, self.fine_tile):
             spin.valueChanged.connect(lambda *_: self.timingChanged.emit())
+        self.passes.currentIndexChanged.connect(self._on_passes)
         self.views.currentIndexChanged.connect(lambda *_: self.timingChanged.emit())
         self.device.currentIndexChanged.connect(lambda *_: self.timingChanged.emit())
         self.fine_tune.toggled.connect(lambda *_: self.timingChanged.emit())
@@ -205,13 +227,35 @@ class OptionsForm(QGroupBox):
                 return
             self.spacing.setValue(card.preprocess.working_spacing_mm)
             self.tile.setValue(card.tile_size)
-        self._show_two_pass(fine_tune)
+        pair = self._show_two_pass(fine_tune)
         self.hard_negatives.setEnabled(fine_tune)  # they are the current model's false positives
         self.spacing.setEnabled(not fine_tune)
         self.tile.setEnabled(not fine_tune)
+        self.passes.setEnabled(not fine_tune)  # a fine-tune keeps the current model's kind, shown by the note
+        if fine_tune:
+            self.passes.blockSignals(True)
+            self.passes.setCurrentIndex(1 if pair else 0)
+            self.passes.blockSignals(False)
+        self._show_fine_pass()
 
-    def _show_two_pass(self, fine_tune: bool) -> None:
-        """Say so when the model fine-tuned is a two-pass one (model.jobs.job.start_job then trains both parts)."""
+    def _on_passes(self, *_) -> None:
+        """Two passes from scratch: the coarse part searches at the coarse protocol's resolution (0.4 mm, 256 px),
+        the fine part looks at the paper's (0.1 mm, 1024 px); both stay editable."""
+        if self.passes.currentData() and not self.fine_tune.isChecked():
+            self.spacing.setValue(COARSE_SPACING_MM)
+            self.tile.setValue(COARSE_TILE)
+        self._show_fine_pass()
+        self.timingChanged.emit()
+
+    def _show_fine_pass(self) -> None:
+        """The fine pass's resolution is an option of a new two-pass model only (a fine-tune keeps the pair's)."""
+        shown = bool(self.passes.currentData()) and not self.fine_tune.isChecked()
+        for widget in (self.fine_label, self.fine_spacing.parentWidget()):
+            widget.setVisible(shown)
+
+    def _show_two_pass(self, fine_tune: bool) -> bool:
+        """Say so when the model fine-tuned is a two-pass one (model.jobs.job.start_job then trains both parts);
+        True when it is."""
         from model.train.two_pass import part_resolutions
 
         try:
@@ -223,6 +267,7 @@ class OptionsForm(QGroupBox):
             self.two_pass_note.setText(f"Two-pass model: both passes are fine-tuned, each at its own resolution "
                                        f"(coarse {cs:g} mm, tile {ct}; fine {fs:g} mm, tile {ft}).")
         self.two_pass_note.setVisible(bool(parts))
+        return bool(parts)
 
     def _ask_holdout(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Locked hold-out folder", self.holdout.text())
@@ -240,13 +285,16 @@ class OptionsForm(QGroupBox):
             views=tuple(self.views.currentData()), device=self.device.currentText(), max_minutes=self.minutes.value(),
             start="fine-tune" if self.fine_tune.isChecked() else "scratch",
             held_out="locked" if self.locked.isChecked() else "split", holdout=self.holdout.text().strip(),
-            lr_schedule=self.schedule.currentData(), hard_negatives=self.hard_negatives.value())
+            lr_schedule=self.schedule.currentData(), hard_negatives=self.hard_negatives.value(),
+            two_pass=bool(self.passes.currentData()), fine_spacing_mm=self.fine_spacing.value(),
+            fine_tile=self.fine_tile.value())
 
     def apply(self, options: dict) -> None:
         """Fill the form from saved options; a value that is missing or no longer valid keeps the form's."""
         spins = {"max_epochs": self.epochs, "batch_size": self.batch, "lr": self.lr, "working_spacing_mm": self.spacing,
                  "tile": self.tile, "augment_factor": self.augment, "max_minutes": self.minutes,
-                 "hard_negatives": self.hard_negatives}
+                 "hard_negatives": self.hard_negatives, "fine_spacing_mm": self.fine_spacing,
+                 "fine_tile": self.fine_tile}
         for key, spin in spins.items():
             value = options.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and spin.minimum() <= value <= spin.maximum():
@@ -258,6 +306,10 @@ class OptionsForm(QGroupBox):
         for i in range(self.schedule.count()):
             if options.get("lr_schedule") == self.schedule.itemData(i):
                 self.schedule.setCurrentIndex(i)
+        if isinstance(options.get("two_pass"), bool):  # before the resolution it would set: the saved one wins
+            self.passes.blockSignals(True)
+            self.passes.setCurrentIndex(1 if options["two_pass"] else 0)
+            self.passes.blockSignals(False)
         if options.get("device") in [self.device.itemText(i) for i in range(self.device.count())]:
             self.device.setCurrentText(options["device"])
         if options.get("start") == "scratch":

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from model.errors import ConfigError
 from model.train.config import TrainConfig
+from model.train.two_pass import FINE_SPACING_MM, FINE_TILE
 
 # the form's label for each TrainConfig field it sets: a refused setting is named as the reader sees it
 FORM_LABELS = {"max_epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate",
                "working_spacing_mm": "Working resolution", "tile": "Tile", "augment_factor": "Augmentation",
                "views": "Views", "device": "Device", "max_minutes": "Time budget",
-               "hard_negatives_per_image": "Hard negatives", "lr_schedule": "Learning rate"}
+               "hard_negatives_per_image": "Hard negatives", "lr_schedule": "Learning rate",
+               "fine_spacing_mm": "Fine pass", "fine_tile": "Fine pass tile"}
 
 
 @dataclass
@@ -32,13 +34,22 @@ class RetrainOptions:
     holdout: str  # the locked hold-out folder, as typed
     lr_schedule: str = "constant"  # or "cosine"
     hard_negatives: int = 0  # per image, at the current model's false positives (a fine-tune only)
+    two_pass: bool = False  # from scratch: a new two-pass model (a fine-tune follows the current model)
+    fine_spacing_mm: float = FINE_SPACING_MM  # its fine part's working resolution
+    fine_tile: int = FINE_TILE
+
+    @property
+    def new_pair(self) -> bool:
+        """A new two-pass model is asked for (a fine-tune keeps the current model's kind: model.jobs.job.start_job)."""
+        return self.two_pass and self.start == "scratch"
 
     def to_saved(self) -> dict:
         return {"max_epochs": self.max_epochs, "batch_size": self.batch_size, "lr": self.lr,
                 "working_spacing_mm": self.working_spacing_mm, "tile": self.tile,
                 "augment_factor": self.augment_factor, "views": list(self.views), "device": self.device,
                 "max_minutes": self.max_minutes, "start": self.start, "held_out": self.held_out,
-                "holdout": self.holdout, "lr_schedule": self.lr_schedule, "hard_negatives": self.hard_negatives}
+                "holdout": self.holdout, "lr_schedule": self.lr_schedule, "hard_negatives": self.hard_negatives,
+                "two_pass": self.two_pass, "fine_spacing_mm": self.fine_spacing_mm, "fine_tile": self.fine_tile}
 
     def train_config(self, overrides: dict | None = None) -> TrainConfig:
         """The paper's TrainConfig with these options and ``overrides`` (fields set by code rather than by the form).
@@ -58,7 +69,8 @@ def papers_options() -> dict:
     return {"max_epochs": paper.max_epochs, "batch_size": paper.batch_size, "lr": paper.lr,
             "working_spacing_mm": paper.working_spacing_mm, "tile": paper.tile, "augment_factor": paper.augment_factor,
             "views": list(paper.views), "device": paper.device, "max_minutes": 0, "held_out": "split",
-            "lr_schedule": paper.lr_schedule, "hard_negatives": paper.hard_negatives_per_image}
+            "lr_schedule": paper.lr_schedule, "hard_negatives": paper.hard_negatives_per_image, "two_pass": False,
+            "fine_spacing_mm": FINE_SPACING_MM, "fine_tile": FINE_TILE}
 
 
 def refusal(error: ConfigError, overrides: dict | None = None) -> str:

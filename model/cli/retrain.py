@@ -48,6 +48,11 @@ def _train_config(args: argparse.Namespace, current: Path | None):
              "working_spacing_mm": args.working_spacing, "tile": args.tile, "augment_factor": args.augment_factor,
              "views": views, "device": args.device, "max_minutes": args.max_minutes}
     values = {**from_file, **{k: v for k, v in flags.items() if v is not None}}
+    if args.two_pass and not args.fine_tune:  # a new pair: its coarse part searches at the coarse protocol's resolution
+        from model.train.two_pass import COARSE_SPACING_MM, COARSE_TILE
+
+        values.setdefault("working_spacing_mm", COARSE_SPACING_MM)
+        values.setdefault("tile", COARSE_TILE)
     if args.fine_tune:
         from model.nn.weights import read_card
 
@@ -122,15 +127,17 @@ def _plan_lines(plan: dict) -> list[str]:
     return lines
 
 
-def _print_estimate(index, config, plan: dict, index_s: float, current: Path | None, split) -> int:
-    """``bcir retrain --estimate``: time a few training steps in a child, as the GUI does, print the estimate."""
+def _print_estimate(index, config, plan: dict, index_s: float, current: Path | None, split, parts=None) -> int:
+    """``bcir retrain --estimate``: time a few training steps in a child, as the GUI does, print the estimate.
+    ``parts``: a two-pass run's (coarse, fine) configs (JobSpec.parts)."""
     from model.jobs.estimate import count_run, estimate, pick_timing_image
     from model.jobs.timing import time_units_in_child
 
     print("timing a few training steps on this machine...", flush=True)
     units = time_units_in_child(config, pick_timing_image(index, config, split=split),
-                                base_model=str(current) if current else None)
-    result = estimate(count_run(index, config, gate_images=plan["images"], index_s=index_s, split=split), units)
+                                base_model=str(current) if current else None, parts=parts)
+    result = estimate(count_run(index, config, gate_images=plan["images"], index_s=index_s, split=split,
+                                parts=parts), units)
     print(f"estimate: {result.text()} (the timing took {units.seconds:.0f} s)")
     print("nothing was started (leave out --estimate to train)")
     return 0
@@ -140,7 +147,6 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     from model.train.dataset_summary import summarize_index
     from model.jobs.job import start_job
     from model.jobs.plan import plan_held_out, run_split
-    from model.jobs.spec import JobSpec
     from model.data.study_index import build_index
 
     root = Path(args.root).expanduser()
@@ -151,6 +157,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     # the options are checked before the folder is read: a large folder takes a while to summarize
     current = _current_model(args)
     config = _train_config(args, current)
+    spec = _job_spec(args, root, config, current)
 
     from tqdm import tqdm
 
@@ -181,15 +188,9 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     for line in _plan_lines(plan):
         print(line)
     if args.estimate:
-        init = str(current) if args.fine_tune and current else None
-        return _print_estimate(index, dataclasses.replace(config, init_weights=init), plan, summary.seconds, current,
-                               split)
+        return _print_estimate(index, spec.train_config(), plan, summary.seconds, current, split, spec.parts())
 
-    from model.train.two_pass import is_two_pass
-
-    spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
-                   fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap,
-                   data_summary=summary.to_json(), two_pass=bool(args.fine_tune and is_two_pass(current)))
+    spec = dataclasses.replace(spec, data_summary=summary.to_json())
     print(settings_line(config, spec))
     print(f"safety gate on {held_out_words(spec.holdout_root)}; current model: {spec.base_model or 'none'}")
     job = start_job(spec)
@@ -207,6 +208,32 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         print(f"retrain job {job.id} {state.get('state')}: {one_line(state.get('message', ''))}", file=sys.stderr)
         return 130
     return report_end(job, state)
+
+
+def _job_spec(args: argparse.Namespace, root: Path, config, current: Path | None):
+    """The job the options ask for; Refusal for fine-part options without a two-pass model, or a fine part's
+    resolution out of range or other than the two-pass model fine-tuned."""
+    from model.errors import ConfigError, ModelFileError
+    from model.jobs.spec import JobSpec
+    from model.train.two_pass import is_two_pass
+
+    try:
+        two_pass = args.two_pass or bool(args.fine_tune and is_two_pass(current))
+    except ModelFileError as exc:
+        raise Refusal(f"current model: {exc}") from None
+    if not two_pass and (args.fine_spacing is not None or args.fine_tile is not None):
+        raise Refusal("--fine-spacing and --fine-tile set the fine part of a two-pass model: add --two-pass")
+    spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
+                   fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap, two_pass=two_pass,
+                   fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
+    try:
+        spec.parts()  # the fine part's settings are checked before the folder is read
+    except ConfigError as exc:
+        raise Refusal(exc.naming({"fine_spacing_mm": "--fine-spacing", "fine_tile": "--fine-tile"}.get(
+            exc.option, exc.option))) from None
+    except ModelFileError as exc:
+        raise Refusal(f"current model: {exc}") from None
+    return spec
 
 
 def register(subparsers) -> None:
@@ -230,6 +257,12 @@ def register(subparsers) -> None:
     p.add_argument("--views", metavar="CC,MLO", help="views to train on (default CC; CC,MLO for both)")
     add_device(p, default=None)
     p.add_argument("--max-minutes", type=float, metavar="M", help="stop after the last epoch that fits this budget")
+    p.add_argument("--two-pass", action="store_true",
+                   help="train a two-pass model: a coarse part on the whole breast (--working-spacing and --tile, "
+                        "default 0.4 mm and 256 here), then a fine part on a tile at each candidate (--fine-spacing "
+                        "and --fine-tile), accepted as one model; fine-tuning a two-pass model is one already")
+    p.add_argument("--fine-spacing", type=float, metavar="MM", help="the fine part's working spacing (default 0.1)")
+    p.add_argument("--fine-tile", type=int, metavar="PX", help="the fine part's tile (default 1024)")
     p.add_argument("--config", metavar="FILE.json", help="JSON file with TrainConfig fields; the options above win")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="bootstrap resamples for the gate's AUC CI (default 2000)")

@@ -174,17 +174,20 @@ def _hard_negatives_per_image(config) -> int:
 
 
 def count_run(index, config, *, gate_images: int, index_s: float = 0.0, cache_dir: Path | None = None,
-              split: RunSplit | None = None, hard_negatives: int | None = None) -> RunCounts:
+              split: RunSplit | None = None, hard_negatives: int | None = None, parts=None) -> RunCounts:
     """What a run of ``config`` on ``index`` will do; ``gate_images`` from :func:`model.jobs.plan.plan_held_out`.
     ``split``: :func:`model.jobs.plan.run_split` of ``index`` and ``config``, when the caller has it already.
-    ``hard_negatives``: per training image, when ``config`` is a part counted without its start point."""
+    ``hard_negatives``: per training image, when ``config`` is a part counted without its start point. ``parts``: a
+    two-pass run's (coarse, fine) configs (JobSpec.parts); a fine-tune of a two-pass model is one without them."""
     from model.data.preprocess import PreprocessConfig
 
     from model.train.two_pass import is_two_pass, part_configs
 
     split = split if split is not None else run_split(index, config)
-    if is_two_pass(config.init_weights):  # both parts, each at its own resolution, on the same patients
-        coarse, fine = part_configs(config)
+    if parts is None and is_two_pass(config.init_weights):
+        parts = part_configs(config)
+    if parts is not None:  # both parts, each at its own resolution, on the same patients
+        coarse, fine = parts
         counts = count_run(index, dataclasses.replace(coarse, init_weights=None), gate_images=gate_images,
                            index_s=index_s, cache_dir=cache_dir, split=split,
                            hard_negatives=_hard_negatives_per_image(coarse))

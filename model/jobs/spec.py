@@ -20,8 +20,11 @@ class JobSpec:
     bootstrap: int = 2000  # bootstrap resamples for the AUC's 95% CI
     data_summary: dict | None = None  # FolderSummary.to_json() of root, when the caller has it (kept in the registry)
     # train a two-pass model (model.train.two_pass): start_job sets it when fine-tuning a two-pass base_model, whose
-    # parts are then fine-tuned each from its own weights at its own resolution
+    # parts are then fine-tuned each from its own weights at its own resolution; asked for, a new pair is trained (the
+    # coarse part at the config's resolution, the fine part at fine_spacing_mm and fine_tile: the paper's by default)
     two_pass: bool = False
+    fine_spacing_mm: float | None = None
+    fine_tile: int | None = None
 
     def __post_init__(self):
         if dataclasses.is_dataclass(self.config):
@@ -32,6 +35,8 @@ class JobSpec:
         self.holdout_root = str(self.holdout_root) if self.holdout_root else None
         self.gate_views = tuple(self.gate_views)
         self.two_pass = bool(self.two_pass)
+        self.fine_spacing_mm = float(self.fine_spacing_mm) if self.fine_spacing_mm is not None else None
+        self.fine_tile = int(self.fine_tile) if self.fine_tile is not None else None
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -51,10 +56,15 @@ class JobSpec:
         return dataclasses.replace(config, init_weights=self.base_model if self.fine_tune else None)
 
     def part_configs(self):
-        """A two-pass job's coarse and fine TrainConfig (model.train.two_pass.part_configs of :meth:`train_config`)."""
+        """A two-pass job's coarse and fine TrainConfig (model.train.two_pass.part_configs of :meth:`train_config`).
+        ConfigError for a fine resolution out of range, or other than a two-pass model's fine-tuned."""
         from model.train.two_pass import part_configs
 
-        return part_configs(self.train_config())
+        return part_configs(self.train_config(), fine_spacing_mm=self.fine_spacing_mm, fine_tile=self.fine_tile)
+
+    def parts(self):
+        """:meth:`part_configs` for a two-pass job, None for a single model: what the estimate counts and times."""
+        return self.part_configs() if self.two_pass else None
 
 
 __all__ = ["JobSpec"]

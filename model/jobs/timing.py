@@ -27,21 +27,27 @@ TIMED_STEPS = 3  # after one untimed warm-up step of one tile
 TIMING_PIXELS = 2 * 256 * 256  # on a CPU a timed step holds at most this many tile pixels (one tile at least)
 
 
-def time_units(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS) -> UnitTimes:
+def time_units(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS,
+               parts=None) -> UnitTimes:
     """Time one image's preparation, ``steps`` training steps on tiles of it, a validation pass, and the image through
     the gate as the gate reads it: with ``base_model`` (the current model, at its own resolution) and with the new
     network (at ``config``'s), each warmed up first. ``image`` None: random tiles, no preparation, no gate.
 
-    ``config.init_weights`` a two-pass model (a fine-tune of one, model.train.two_pass): the coarse part is timed so,
-    the fine part's steps at its own tile go into ``fine``, and the gate reads the current pair for both models (the
-    new one is a pair of the same resolutions)."""
+    ``config.init_weights`` a two-pass model (a fine-tune of one, model.train.two_pass), or ``parts`` given (a new
+    pair's coarse and fine configs, JobSpec.parts): the coarse part is timed so and the fine part's steps at its own
+    tile go into ``fine``. Fine-tuning a pair, the gate reads the current pair for both models (the new one is a pair
+    of the same resolutions); a new pair's gate time counts its coarse pass only (a network not yet trained proposes
+    no candidates worth timing a fine pass on)."""
     from model.train.two_pass import is_two_pass, part_configs
 
-    if not is_two_pass(config.init_weights):
+    like_base = is_two_pass(config.init_weights)
+    if parts is None and like_base:
+        parts = part_configs(config)
+    if parts is None:
         return _time_part(config, image, base_model=base_model, steps=steps)
     began = time.perf_counter()
-    coarse, fine = part_configs(config)
-    units = _time_part(coarse, image, base_model=base_model, steps=steps, new_like_base=True)
+    coarse, fine = parts
+    units = _time_part(coarse, image, base_model=base_model, steps=steps, new_like_base=like_base)
     units.fine = _time_part(fine, image, steps=steps)
     units.work_s = time.perf_counter() - began
     return units
@@ -185,7 +191,7 @@ def _time_mining(parent, prepared, config, device) -> float | None:
 
 
 def time_units_in_child(config, image=None, *, base_model: str | None = None, steps: int = TIMED_STEPS,
-                        should_stop: Callable[[], bool] | None = None, poll_s: float = 0.1) -> UnitTimes:
+                        should_stop: Callable[[], bool] | None = None, poll_s: float = 0.1, parts=None) -> UnitTimes:
     """:func:`time_units` in ``python -m model.jobs.timing``, at the training child's priority.
 
     Cancelled when ``should_stop`` asks (the child is killed); RuntimeError with the child's last line when
@@ -197,7 +203,8 @@ def time_units_in_child(config, image=None, *, base_model: str | None = None, st
     with tempfile.TemporaryDirectory(prefix="bcir-estimate-") as tmp:
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({"config": config.to_json(), "steps": steps, "base_model": base_model,
-                                       "image": _image_json(image) if image is not None else None}, default=str))
+                                       "image": _image_json(image) if image is not None else None,
+                                       "parts": [p.to_json() for p in parts] if parts else None}, default=str))
         out_path, err_path = Path(tmp) / "out.json", Path(tmp) / "err.txt"
         with open(err_path, "wb") as err:
             proc = start_child(TIMING_MODULE, [str(request), str(out_path)], output=err)
@@ -236,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     image = None
     if request.get("image"):
         image = index_from_json({"root": "", "images": [request["image"]], "skipped": []}).images[0]
+    parts = tuple(TrainConfig.from_json(p) for p in request["parts"]) if request.get("parts") else None
     units = time_units(config, image, base_model=request.get("base_model"),
-                       steps=int(request.get("steps") or TIMED_STEPS))
+                       steps=int(request.get("steps") or TIMED_STEPS), parts=parts)
     atomic_write_json(Path(args.out), units.to_json())
     return 0
 

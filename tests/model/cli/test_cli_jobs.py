@@ -85,6 +85,9 @@ def test_conflicting_options_are_refused_before_the_folder_is_read(demo_root, tm
         (["--config", _config(tmp_path, "typo", {"epochs": 3})], "unknown TrainConfig fields epochs"),
         (["--views", "CC,LAT"], "--views takes CC, MLO or CC,MLO"),
         (["--weights", tmp_path / "missing.safetensors"], "does not exist"),
+        (["--fine-spacing", "0.1"], "--fine-spacing and --fine-tile set the fine part of a two-pass model: add --two-pass"),
+        (["--two-pass", "--fine-tile", "100"], "--fine-tile 100 is not a multiple of"),
+        (["--two-pass", "--fine-spacing", "9"], "--fine-spacing 9.0 is out of range"),
     ]
     for extra, reason in cases:
         code, out, err = _bcir(capsys, "retrain", demo_root, *extra)
@@ -314,6 +317,16 @@ def test_retrain_estimate_prints_the_held_out_set_and_a_timed_estimate_and_start
     (line,) = [line for line in out.splitlines() if line.startswith("estimate: about ")]
     assert "training: 3 epochs of" in line and "Estimated from 3 timed steps of" in line and "tiles of 64 px on cpu" in line
     assert "nothing was started" in out
+
+
+def test_retrain_two_pass_estimate_counts_a_new_pair_and_names_both_parts(demo_root, tiny, capsys):
+    code, out, err = _bcir(capsys, "retrain", demo_root, "--config", tiny, "--two-pass", "--fine-spacing", "0.1",
+                           "--fine-tile", "64", "--estimate")
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("estimate: about ")]
+    assert "coarse part 1 epoch of" in line and ", fine part 1 epoch of" in line
+    assert "tiles of 64 px (coarse part) and" in line and "(fine part)" in line
+    assert list_jobs() == []
 
 
 def test_jobs_pause_stops_a_running_job_resumably(demo_root, tmp_path, capsys):

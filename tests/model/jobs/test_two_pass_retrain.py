@@ -111,3 +111,35 @@ def test_the_estimate_of_a_pair_counts_both_parts(demo_root, tmp_path, monkeypat
     assert "preparing 12 images" in text and "tiles of 64 px (fine part)" in text
     c.max_minutes = 0.1  # each part runs at least one epoch
     assert estimate(c, timed).training_s == result.epoch_s + result.fine_epoch_s
+
+
+def test_a_retrain_from_scratch_can_train_a_new_pair_gated_against_a_single_model(demo_root, folders, tmp_path):
+    """The Retrain window's and bcir retrain's "two passes" from scratch: the coarse part at the options' resolution,
+    the fine part at its own; the gate compares the new pair with the current single model; one version."""
+    registry = ModelRegistry()
+    single = random_model(3, preprocess=PreprocessConfig(working_spacing_mm=0.2), tile_size=64)
+    from model.nn.weights import save_model
+
+    active = registry.add(save_model(single.net, single.card.to_json(), tmp_path / "single.safetensors"))
+    registry.use(active.version)
+    spec = JobSpec(root=str(demo_root), config=TINY, base_model=str(active.weights), fine_tune=False, bootstrap=50,
+                   two_pass=True, fine_spacing_mm=0.1, fine_tile=64)
+    coarse, fine = spec.parts()
+    assert (coarse.working_spacing_mm, coarse.tile, fine.working_spacing_mm, fine.tile) == (0.2, 64, 0.1, 64)
+    assert coarse.init_weights is None and fine.init_weights is None
+    index = build_index(demo_root, workers=1)
+    counts = count_run(index, spec.train_config(), gate_images=2, parts=spec.parts())
+    assert counts.fine is not None and counts.fine.train_images == counts.train_images > 0
+    assert count_run(index, spec.train_config(), gate_images=2).fine is None  # the parts make it a pair
+    job = start_job(spec, folders)
+    state = job.wait(400)
+    assert state["state"] == "done", job.log_path.read_text()[-3000:]
+    log = job.log_path.read_text()
+    assert "two-pass model: the coarse part (0.2 mm, tile 64), then the fine part (0.1 mm, tile 64)" in log
+    new = load_model(job.new_model_path())
+    assert new.two_pass and new.fine.preprocess.working_spacing_mm == 0.1 and new.fine.tile_size == 64
+    current_row, new_row = job.comparison()["rows"]
+    assert current_row["version"] == active.version and new_row["version"] == new.version
+    entry = accept(job, registry, force=True)
+    assert registry.active().version == entry.version and (entry.weights.parent / FINE_WEIGHTS_NAME).is_file()
+    assert JobSpec.from_json(json.loads(json.dumps(spec.to_json()))).parts()[1].tile == 64  # as spec.json keeps it
