@@ -309,9 +309,9 @@ class RetrainDialog(QDialog):
             self._split = (*key, run_split(self.index, config))
         return self._split[-1]
 
-    def _timing_key(self, config: TrainConfig) -> tuple:
-        options = self.form.options()
-        pair = (options.fine_spacing_mm, options.fine_tile) if options.new_pair else None
+    def _timing_key(self, spec: JobSpec) -> tuple:
+        config = spec.train_config()
+        pair = (spec.fine_spacing_mm, spec.fine_tile) if spec.two_pass else None  # a new pair's fine part
         return (config.tile, config.working_spacing_mm, config.device, tuple(config.views), config.init_weights,
                 config.micro_batch, config.bf16, config.hard_negatives_per_image > 0, pair, self.folder_box.asked,
                 str(self.current_model))
@@ -331,7 +331,7 @@ class RetrainDialog(QDialog):
             return
         spec = self.spec()
         config = spec.train_config()
-        key = self._timing_key(config)
+        key = self._timing_key(spec)
         if self.estimate_view.has_timing(key):
             self._show_estimate()
             return
@@ -356,7 +356,7 @@ class RetrainDialog(QDialog):
         self.estimate_view.show_plan(plan)
         spec = self.spec()
         config = spec.train_config()
-        self.estimate_view.show_estimate(self._timing_key(config), lambda: count_run(
+        self.estimate_view.show_estimate(self._timing_key(spec), lambda: count_run(
             self.index, config, gate_images=plan["images"], index_s=self.summary.seconds, split=self.run_split(config),
             parts=spec.parts()))
 

@@ -219,14 +219,11 @@ def _job_spec(args: argparse.Namespace, root: Path, config, current: Path | None
 
     try:
         two_pass = args.two_pass or bool(args.fine_tune and is_two_pass(current))
-    except ModelFileError as exc:
-        raise Refusal(f"current model: {exc}") from None
-    if not two_pass and (args.fine_spacing is not None or args.fine_tile is not None):
-        raise Refusal("--fine-spacing and --fine-tile set the fine part of a two-pass model: add --two-pass")
-    spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
-                   fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap, two_pass=two_pass,
-                   fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
-    try:
+        if not two_pass and (args.fine_spacing is not None or args.fine_tile is not None):
+            raise Refusal("--fine-spacing and --fine-tile set the fine part of a two-pass model: add --two-pass")
+        spec = JobSpec(root=str(root), config=config.to_json(), base_model=str(current) if current else None,
+                       fine_tune=args.fine_tune, holdout_root=args.holdout, bootstrap=args.bootstrap,
+                       two_pass=two_pass, fine_spacing_mm=args.fine_spacing, fine_tile=args.fine_tile)
         spec.parts()  # the fine part's settings are checked before the folder is read
     except ConfigError as exc:
         raise Refusal(exc.naming({"fine_spacing_mm": "--fine-spacing", "fine_tile": "--fine-tile"}.get(

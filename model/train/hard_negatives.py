@@ -89,21 +89,39 @@ def mine_hard_negatives(images: list[PreparedImage], model, *, per_image: int, s
     return samples
 
 
+def _places(samples: list[Sample]) -> list[list]:
+    """Mined samples as plain [image, x, y] lists: what the record holds and what the ranks exchange."""
+    return [[s.image, s.center[0], s.center[1]] for s in samples]
+
+
+def _samples(places) -> list[Sample]:
+    """:func:`_places` back into lesion-free samples; TypeError or ValueError for items that are not [image, x, y]."""
+    return [Sample(int(i), (float(x), float(y)), False, False) for i, x, y in places]
+
+
 def gather_mined(samples: list[Sample]) -> list[Sample]:
     """Every rank's mined samples, on every rank, in image order (as one process mining them all would list them)."""
     import torch.distributed as dist
 
     shares: list = [None] * dist.get_world_size()
-    dist.all_gather_object(shares, [(s.image, s.center[0], s.center[1]) for s in samples])
-    joined = sorted((tuple(item) for share in shares for item in share), key=lambda item: item[0])  # stable: per image, by confidence
-    return [Sample(int(i), (float(x), float(y)), False, False) for i, x, y in joined]
+    dist.all_gather_object(shares, _places(samples))
+    return _samples(sorted((item for share in shares for item in share), key=lambda item: item[0]))  # stable: per image, by confidence
+
+
+def broadcast_mined(samples: list[Sample] | None) -> list[Sample] | None:
+    """Rank 0's ``samples`` (None: none read back) on every rank."""
+    import torch.distributed as dist
+
+    box = [None if samples is None else _places(samples)]
+    dist.broadcast_object_list(box, src=0)
+    return None if box[0] is None else _samples(box[0])
 
 
 def mined_record(model, images: list[PreparedImage], per_image: int, samples: list[Sample]) -> dict:
     """What :data:`MINED_FILE` holds: the places, and what they were mined from (the starting model's weights, the
     images' cache keys, the count per image)."""
     return {"weights_sha256": model.card.weights_sha256, "per_image": per_image, "images": [im.key for im in images],
-            "samples": [[s.image, s.center[0], s.center[1]] for s in samples]}
+            "samples": _places(samples)}
 
 
 def read_mined(path: str | Path, model, images: list[PreparedImage], per_image: int) -> list[Sample] | None:
@@ -119,7 +137,7 @@ def read_mined(path: str | Path, model, images: list[PreparedImage], per_image: 
             or record.get("per_image") != per_image or record.get("images") != [im.key for im in images]):
         return None
     try:
-        samples = [Sample(int(i), (float(x), float(y)), False, False) for i, x, y in record.get("samples", [])]
+        samples = _samples(record.get("samples", []))
     except (TypeError, ValueError):
         return None
     return samples if all(0 <= s.image < len(images) for s in samples) else None

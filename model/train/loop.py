@@ -41,7 +41,7 @@ from model.nn.weights import load_model, save_model, settle_pending_cards
 from model.train.cache import train_cache_dir
 from model.train.checkpoint import load_checkpoint, save_checkpoint
 from model.train.config import TrainConfig, TrainEvent, TrainResult
-from model.train.data import RoiDataset, Sample, build_samples, prepare_all
+from model.train.data import RoiDataset, build_samples, prepare_all
 from model.train.distributed import average_buffers, dist_env, init_distributed, weight_digest
 from model.train.loss import class_weights, compute_loss, epoch_lr
 from model.train.validation import validate
@@ -50,17 +50,14 @@ from model.train.validation import validate
 def _hard_negatives(parent, train_images, config: TrainConfig, out: Path, *, resume: bool, device, emit) -> list:
     """The starting model's false positives on the training images (model.train.hard_negatives): read back from the
     run folder when resuming a run that mined them, else mined (each rank its share under torchrun) and kept there."""
-    from model.train.hard_negatives import MINED_FILE, gather_mined, mine_hard_negatives, mined_record, read_mined
+    from model.train.hard_negatives import (MINED_FILE, broadcast_mined, gather_mined, mine_hard_negatives, mined_record,
+                                            read_mined)
 
     rank, world, _ = dist_env()
     per_image = config.hard_negatives_per_image
     mined = read_mined(out / MINED_FILE, parent, train_images, per_image) if resume and rank == 0 else None
     if world > 1:  # rank 0's record decides for all: the run folder may be on rank 0's machine only
-        import torch.distributed as dist
-
-        box = [None if mined is None else [(s.image, *s.center) for s in mined]]
-        dist.broadcast_object_list(box, src=0)
-        mined = None if box[0] is None else [Sample(int(i), (float(x), float(y)), False, False) for i, x, y in box[0]]
+        mined = broadcast_mined(mined)
     if mined is not None:
         emit(TrainEvent("prepare", message=f"the starting model's false positives, as mined before ({MINED_FILE})"))
         return mined
