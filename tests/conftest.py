@@ -64,6 +64,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_configure(config):
+    from tests.watchdog import Watchdog
+
+    config._bcir_watchdog = Watchdog(config)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every test runs under the watchdog (tests/watchdog.py): a hung test ends the run with every thread's stack."""
+    watchdog = item.config._bcir_watchdog
+    watchdog.arm(item.nodeid)
+    try:
+        yield
+    finally:
+        watchdog.disarm()
+
+
 _SESSION: dict[str, int] = {}
 FULL_TEARDOWN = "BCIR_TESTS_FULL_TEARDOWN"  # set: the test process ends through Python's own teardown
 

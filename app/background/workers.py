@@ -26,6 +26,7 @@ Task = Callable[[Callable[[Any], None], Callable[[], bool]], Any]
 
 
 _OUTLIVING: list = []  # workers that did not stop when asked: never destroyed while their thread runs
+_ENDING_MS = 10_000  # a thread that has sent ``finished`` has only Qt's own clean-up left
 
 
 class Worker(QThread):
@@ -138,10 +139,22 @@ class WorkerPool(QObject):
         return worker
 
     def _done(self, worker: Worker) -> None:
+        """The worker's ``finished`` arrived: its thread has left ``run`` but may still be in Qt's own ending.
+
+        Wait that out (PySide's ``wait`` lets go of the GIL, and the ending takes microseconds) before the last
+        reference goes: a QThread destroyed while its thread is still ending waits for it inside the destructor,
+        and a destructor run by Python's garbage collector in the GUI thread, at whatever moment it collects, is
+        no place to wait on another thread (a test once hung there, the GUI thread collecting garbage and the
+        workers stopped behind it)."""
         relay = self._running.pop(worker, None)
         if relay is not None:
             relay.deleteLater()
-        worker.deleteLater()
+        if worker.wait(_ENDING_MS):
+            worker.deleteLater()
+        else:
+            log.warning("worker %s still ending %d ms after its last signal; kept to the end of the process",
+                        worker.objectName(), _ENDING_MS)
+            _OUTLIVING.append(worker)
 
     @property
     def running(self) -> int:

@@ -93,3 +93,34 @@ def test_a_worker_that_outlives_its_pool_is_never_destroyed_while_it_runs(tmp_pa
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           cwd=str(__import__("pathlib").Path(__file__).resolve().parents[3]))
     assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def test_a_finished_worker_is_let_go_only_once_its_thread_has_ended(qtbot):
+    """``finished`` can reach the GUI thread while the worker's thread is still in Qt's own ending. The pool lets
+    go of the worker only after that ending: a QThread destroyed before it (by Python's garbage collector, in the
+    GUI thread, at any moment) waits inside its destructor. Here each thread's ending is made slow on purpose, by a
+    slot run in the ending thread itself, and the pool is told of the end while the thread is still in it; several
+    workers end one after another, as case loads do."""
+    import shiboken6
+    from PySide6.QtCore import Qt
+
+    pool = WorkerPool()
+    for round_ in range(3):
+        ending: list[str] = []
+
+        in_ending = threading.Event()
+
+        def slow_ending():  # runs in the worker's thread, inside QThread's ending
+            ending.append("started")
+            in_ending.set()
+            time.sleep(0.3)
+            ending.append("ended")
+
+        go = threading.Event()
+        worker = pool.start(lambda report, should_stop: go.wait(10), name=f"ending {round_}")
+        worker.finished.connect(slow_ending, Qt.ConnectionType.DirectConnection)
+        go.set()
+        assert in_ending.wait(5)
+        pool._done(worker)  # what the pool does on finished, while the thread is still in its ending
+        assert ending == ["started", "ended"], "the pool let go of a worker whose thread had not ended"
+        qtbot.waitUntil(lambda: pool.running == 0 and not shiboken6.isValid(worker), timeout=5000)  # then deleted
