@@ -126,6 +126,7 @@ class AiController(QObject):
     def _on_model_status(self, text: str) -> None:
         self.model_label.setText(text)
         self.model_label.setToolTip(text)
+        self.findings.set_trust(self.runner.trust)
         if self.runner.unavailable is not None:
             self.findings.set_status(text)
             self.progress.hide()

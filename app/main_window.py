@@ -337,13 +337,13 @@ class MainWindow(QMainWindow):
     def _on_ai_result(self, ai) -> None:
         if ai.indexed.patient_id == self.viewer.patient_id and not ai.is_roi:
             complete = all(i.path in self.findings.whole_scores for i in self.findings.images)
-            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=complete)
+            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=complete, trust=self.ai.trust)
             self.reading_control.ai_result_arrived()
 
     def _on_ai_finished(self, patient_id: str) -> None:
         """The AI is done with the case on screen (results, or failures on some views): the score is final."""
         if patient_id == self.viewer.patient_id:
-            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=True)
+            self.review.set_ai(self.findings.score(), self.ai.model_version, complete=True, trust=self.ai.trust)
 
     def refresh_review_phase(self) -> None:
         self._apply_review_phase(self.review.phase)

@@ -135,6 +135,15 @@ def load_predictor(path: Path, cache_dir: Path | None):
     return Predictor(load_model(path), device="auto", cache_dir=cache_dir)
 
 
+def load_with_trust(path: Path, cache_dir: Path | None):
+    """:func:`load_predictor`, and the line on how far its malignancy call can be trusted (read from the registry
+    and the card here, off the GUI thread)."""
+    from model.registry.versions import model_malignancy_trust
+
+    predictor = load_predictor(path, cache_dir)
+    return predictor, model_malignancy_trust(predictor.model)
+
+
 def run_case(predictor, images: list[IndexedImage], report, should_stop) -> int:
     """Whole-view inference on ``images``, one after the other: reports AiProgress, then AiImage or AiFailure each.
 

@@ -23,7 +23,7 @@ from model.errors import ModelFileError
 from model.fileio import user_cache_dir
 from model.data.study_index import IndexedImage
 
-from app.background.ai_results import AiFailure, AiImage, AiProgress, load_predictor, model_status, run_case, run_roi
+from app.background.ai_results import AiFailure, AiImage, AiProgress, load_with_trust, model_status, run_case, run_roi
 from app.errors import describe
 from app.background.workers import Worker, WorkerPool
 
@@ -59,6 +59,7 @@ class AiRunner(QObject):
         super().__init__(parent)
         self.workers = workers
         self.predictor = None
+        self.trust = None  # the model's MalignancyTrust: how far its benign/malignant call can be trusted
         self.unavailable: str | None = None  # why no model can run, once that is known
         self.status = ""
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -84,6 +85,7 @@ class AiRunner(QObject):
         self._model_path = path
         self._generation += 1
         self.predictor = None
+        self.trust = None
         self.unavailable = None
         self._memory.clear()
         self._failed.clear()
@@ -240,8 +242,8 @@ class AiRunner(QObject):
         job.generation = self._generation
         if job.kind == "load":
             path, cache = self._load_args
-            task = lambda report, should_stop: load_predictor(path, cache)
-            callbacks = dict(on_result=lambda predictor: self._on_loaded(job, predictor),
+            task = lambda report, should_stop: load_with_trust(path, cache)
+            callbacks = dict(on_result=lambda loaded: self._on_loaded(job, *loaded),
                              on_error=lambda message: self._on_load_error(job, path, message))
             priority = QThread.Priority.NormalPriority
         elif self.predictor is None:  # the model is still loading: the job waits for it
@@ -276,10 +278,11 @@ class AiRunner(QObject):
             self._current = None
         self._pump()
 
-    def _on_loaded(self, job: _Job, predictor) -> None:
+    def _on_loaded(self, job: _Job, predictor, trust) -> None:
         if job.generation != self._generation:
             return
         self.predictor = predictor
+        self.trust = trust
         self._set_status(model_status(predictor))
 
     def _on_load_error(self, job: _Job, path: Path, message: str) -> None:

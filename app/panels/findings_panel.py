@@ -9,6 +9,8 @@ panes on it.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QDockWidget, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
@@ -100,6 +102,7 @@ class FindingsDock(QDockWidget):
         self.whole_scores: dict[str, float] = {}  # the case score counts whole-view results only
         self.failures: dict[str, AiFailure] = {}  # images the AI could not run on, with the reason
         self.status = ""
+        self.trust = None  # the model's MalignancyTrust: shown under the case score
         self.blinded = False
         self.reading = False  # reading mode: no ground truth here at all, whatever the AI does
         self.tree.currentItemChanged.connect(lambda current, _previous: self._activate(current))
@@ -148,6 +151,12 @@ class FindingsDock(QDockWidget):
         self.status = ""
         self._rebuild()
 
+    def set_trust(self, trust) -> None:
+        """How far the model's malignancy call can be trusted (model.registry.versions.MalignancyTrust; None: no model
+        loaded): one line under the case score, in warning colour when it is not shown to beat chance."""
+        self.trust = trust
+        self._update_summary()
+
     def set_blinded(self, blinded: bool) -> None:
         """Blinded reading: neither the AI's findings nor the ground truth are listed until the reveal."""
         self.blinded = blinded
@@ -181,6 +190,9 @@ class FindingsDock(QDockWidget):
             partial = "" if done == len(self.images) else f" ({done} of {len(self.images)} views)"
             style = f' style="color:{MALIGNANT_COLOR.name()}"' if score >= FLAG_SCORE else ""  # else the palette's text colour
             lines.append(f"Case score <b{style}>{percent(score)}</b> (highest lesion p(malignant)){partial}")
+        if self.trust is not None and (score is not None or self.results):
+            colour = "#ffb050" if self.trust.warn else "#aaaaaa"
+            lines.append(f'<span style="color:{colour}">{html.escape(self.trust.text)}</span>')
         lines.append(f"Ground truth: {patient_truth(self.images) if self.images else 'no images'}")
         assumed = {r.result.spacing_mm for r in self.results.values() if not r.result.spacing_known and r.result.spacing_mm}
         if assumed:

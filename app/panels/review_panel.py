@@ -25,6 +25,8 @@ nothing.
 
 from __future__ import annotations
 
+import html
+
 import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -93,6 +95,7 @@ class ReviewDock(QDockWidget):
         self.patient_id: str | None = None
         self.ai_score: float | None = None
         self.ai_complete = False  # every CC view has its result (or the AI gave up on it)
+        self.ai_trust = None  # how far the model's malignancy call can be trusted, shown with the score
         self.model_version: str | None = None
         self._blinded_without_log = False  # the reading mode while there is no review log to keep it
         self.phase = NO_CASE
@@ -187,12 +190,14 @@ class ReviewDock(QDockWidget):
         self._load_draft()
         self._refresh()
 
-    def set_ai(self, score: float | None, model_version: str | None, complete: bool = True) -> None:
-        """The case score on screen (None while the AI has no result), the model that made it, and whether
-        every view has answered: the reader agrees or disagrees with the whole case, not with half of it."""
+    def set_ai(self, score: float | None, model_version: str | None, complete: bool = True, trust=None) -> None:
+        """The case score on screen (None while the AI has no result), the model that made it, whether every view
+        has answered (the reader agrees or disagrees with the whole case, not with half of it), and how far the
+        model's malignancy call can be trusted (model.registry.versions.MalignancyTrust), shown with the score."""
         self.ai_score = score
         self.ai_complete = complete
         self.model_version = model_version
+        self.ai_trust = trust
         self._mark_seen()
         self._refresh_buttons()
 
@@ -457,7 +462,10 @@ class ReviewDock(QDockWidget):
         elif not self.ai_complete:
             self.ai_line.setText(f"AI score so far: {percent(self.ai_score)} (waiting for the other views)")
         else:
-            self.ai_line.setText(f"AI score shown: <b>{percent(self.ai_score)}</b> · model {self.model_version or '?'}")
+            trust = self.ai_trust
+            self.ai_line.setText(f"AI score shown: <b>{percent(self.ai_score)}</b> · model {self.model_version or '?'}"
+                                 + (f'<br><span style="color:{"#ffb050" if trust.warn else "#aaaaaa"}">'
+                                    f"{html.escape(trust.text)}</span>" if trust is not None else ""))
 
     def _fill_history(self) -> None:
         self.history.clear()

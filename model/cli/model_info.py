@@ -16,6 +16,7 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
     from model.nn.runtime import device_label, resolve_device
     from model.nn.weights import load_model, shareable_card
     from model.registry.resolve import require_model
+    from model.registry.versions import model_malignancy_trust
 
     model = load_model(require_model(args.weights))
     info = {**parameter_counts(model.net), "device": device_label(resolve_device(args.device)),
@@ -47,6 +48,8 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         print(f"  trained on: {training.data}; date {training.date}; parent {card.parent}")
         for k, v in (training.metrics or {}).items():
             print(f"    {k}: {v}")
+        trust = model_malignancy_trust(model)
+        print(f"  {trust.text}")
         print(f"  device: {info['device']}")
     return 0
 

@@ -181,6 +181,49 @@ def held_out_figures(entry: "RegistryEntry") -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class MalignancyTrust:
+    """How far a model's benign/malignant call can be trusted, in one line, from its held-out figures."""
+
+    text: str
+    warn: bool  # no whole-view held-out figure, or a 95% CI that reaches 0.5: not shown to beat chance
+
+
+def malignancy_trust(metrics: dict) -> MalignancyTrust:
+    """The line a reader sees beside the AI's p(malignant): the held-out malignancy AUC with its CI and patients
+    (``metrics``: a registry entry's, or :func:`metrics_from_card`). A call whose CI reaches 0.5 is said to be
+    no better than chance on those patients; one measured only on the training run's validation tiles, or not at
+    all, says so."""
+    not_measurable = (metrics.get("not_measurable") or {}).get("auc")
+    if "dice_mean" in metrics:  # a whole-view evaluation: bcir eval, the safety gate, the bundled card
+        auc, ci, patients = metrics.get("auc"), metrics.get("auc_ci") or [None, None], metrics.get("patients")
+        on = f"{patients} held-out patients" if patients is not None else "its held-out patients"
+        if not_measurable or auc is None:
+            return MalignancyTrust(f"AI malignancy call: not measurable on {on}"
+                                   + (f" ({not_measurable})" if not_measurable else ""), True)
+        lo, hi = ci if len(ci) == 2 else (None, None)
+        if lo is None or hi is None:
+            return MalignancyTrust(f"AI malignancy call: AUC {auc:.2f} on {on}, without a confidence interval", True)
+        text = f"AI malignancy call: AUC {auc:.2f} (95% CI {lo:.2f}-{hi:.2f}) on {on}"
+        if lo <= 0.5:
+            return MalignancyTrust(text + ": not shown to be better than chance", True)
+        return MalignancyTrust(text, False)
+    if metrics.get("val_auc") is not None:
+        return MalignancyTrust(f"AI malignancy call: AUC {float(metrics['val_auc']):.2f} on the training run's "
+                               "validation tiles only, not on whole held-out views", True)
+    return MalignancyTrust("AI malignancy call: no held-out measurement in the model's card", True)
+
+
+def model_malignancy_trust(model) -> MalignancyTrust:
+    """:func:`malignancy_trust` of a loaded model: its registry entry's figures (a retrained model's are the safety
+    gate's), else its card's."""
+    try:
+        metrics = ModelRegistry().get(model.version).metrics if model.version else metrics_from_card(model.card)
+    except (UnknownModel, RegistryError, ModelFileError, OSError):
+        metrics = metrics_from_card(model.card)
+    return malignancy_trust(metrics)
+
+
 def _passes_fact(entry: "RegistryEntry") -> str:
     """One pass, or a two-pass model's passes, each with its working spacing and tile (the fine part's own card)."""
     from model.nn.passes import fine_card_beside, passes_text
@@ -476,4 +519,5 @@ class ModelRegistry:
 
 
 __all__ = ["ModelRegistry", "RegistryEntry", "SkippedEntry", "card_facts", "check_version", "held_out_figures",
-           "metrics_from_card", "shareable_gate", "training_data_from_card"]
+           "malignancy_trust", "MalignancyTrust", "metrics_from_card", "model_malignancy_trust", "shareable_gate",
+           "training_data_from_card"]

@@ -7,6 +7,8 @@ checked on every case: the panes' marks, Findings, Review and the worklist.
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -74,6 +76,13 @@ def panel_problems(window, patient_id) -> list[str]:
         problems.append(f"review has score {review.ai_score} complete={review.ai_complete}, findings {score}")
     elif "AI score shown" not in review.ai_line.text() or percent(score) not in review.ai_line.text():
         problems.append(f"review says {review.ai_line.text()!r}")
+    trust = window.ai.trust  # how far the malignancy call can be trusted: beside the score in both panels
+    if trust is None:
+        problems.append("no line on how far the model's malignancy call can be trusted")
+    else:
+        for where, text in (("findings summary", summary), ("review", review.ai_line.text())):
+            if html.escape(trust.text) not in text:
+                problems.append(f"{where} lacks {trust.text!r}: {text!r}")
     if review.phase in (OPEN, REVEALED) and not (review.agree_button.isEnabled() and review.disagree_button.isEnabled()):
         problems.append("agree/disagree disabled")
     if window.worklist.ai_score(patient_id) != pytest.approx(score):

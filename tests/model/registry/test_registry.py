@@ -193,3 +193,33 @@ def test_bcir_models_list_use_show_remove(registry, models, capsys):
     assert main(["models", "use", _bundled_version()]) == 0 and main(["models", "remove", "random-1"]) == 0
     capsys.readouterr()
     assert [e.version for e in registry.list()] == [_bundled_version()]
+
+
+def test_the_malignancy_call_is_shown_with_how_far_it_can_be_trusted(registry, models, capsys):
+    """The line beside the AI's p(malignant): a whole-view AUC with its CI and patients; a CI that reaches 0.5 is
+    said to be no better than chance; a figure from training tiles only, or none, is flagged too."""
+    from model.registry.versions import malignancy_trust, model_malignancy_trust
+
+    whole = {"dice_mean": 0.5, "auc": 0.91, "auc_ci": [0.84, 0.97], "patients": 120}
+    trusted = malignancy_trust(whole)
+    assert not trusted.warn and "AUC 0.91 (95% CI 0.84-0.97) on 120 held-out patients" in trusted.text
+    chance = malignancy_trust({**whole, "auc": 0.59, "auc_ci": [0.41, 0.77], "patients": 30})
+    assert chance.warn and "better than chance" in chance.text and "0.41-0.77" in chance.text
+    unmeasured = malignancy_trust({**whole, "not_measurable": {"auc": "no malignant lesion among them"}})
+    assert unmeasured.warn and "not measurable" in unmeasured.text and "no malignant lesion" in unmeasured.text
+    tiles = malignancy_trust({"val_dice": 0.3, "val_auc": 0.7})
+    assert tiles.warn and "validation tiles only" in tiles.text
+    assert malignancy_trust({}).warn
+
+    # a loaded model: the bundled one's card has its held-out evaluation
+    bundled = load_model(bundled_model_path())
+    evaluation = bundled.card.training.held_out_evaluation
+    line = model_malignancy_trust(bundled)
+    assert f"AUC {evaluation['auc']:.2f}" in line.text and f"{evaluation['patients']} held-out patients" in line.text
+    assert line.warn == (evaluation["auc_ci"][0] <= 0.5)
+    assert main(["model-info", "--device", "cpu"]) == 0  # bcir model-info says it too
+    assert f"  {line.text}\n" in capsys.readouterr().out
+    # a registered model: its entry's figures (a retrained model's are the safety gate's)
+    version = next(iter(models))
+    registry.add(models[version], info={"metrics": {**whole, "patients": 77}})
+    assert "on 77 held-out patients" in model_malignancy_trust(load_model(models[version])).text
