@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import watchdog
 from tests.postgres import free_port
 
 INSTALL_LINE = ("Orthanc is not installed, so the PACS tests cannot run: apt-get install orthanc orthanc-dicomweb "
@@ -52,6 +53,7 @@ class Orthanc:
         self.log = open(self.root / "orthanc.log", "wb")
         self.proc = subprocess.Popen([binary, str(self.root / "orthanc.json")], stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.root)
+        watchdog.on_hang(self.stop)
         deadline = time.monotonic() + START_WAIT_S
         while True:
             try:
@@ -91,6 +93,7 @@ class Orthanc:
         return self.get(f"/instances/{instance['ID']}/file")
 
     def stop(self) -> None:
+        watchdog.forget(self.stop)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import watchdog
+
 INSTALL_LINE = ("PostgreSQL's server is not installed, so the reading store's PostgreSQL tests cannot run: "
                 "apt-get install postgresql (.ci/run does it)")
 
@@ -51,6 +53,7 @@ class Cluster:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "bcir", "--auth=trust", "-E", "UTF8", "--no-instructions")
         self.start()
+        watchdog.on_hang(self.remove)
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([*self.as_user, str(self.bin / tool), *args], capture_output=True, text=True,
@@ -80,6 +83,7 @@ class Cluster:
         return self.url(name)
 
     def remove(self) -> None:
+        watchdog.forget(self.remove)
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 

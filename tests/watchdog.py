@@ -3,7 +3,8 @@
 The suite's slowest tests take under a minute, so a test still running after ``BCIR_TEST_HANG_S`` seconds (600 unless
 set) is taken for hung. The watchdog then prints what the test had written, every thread's Python stack
 (faulthandler), and, where gdb is installed, every thread's C stack: a deadlock between a Qt or torch lock and Python's
-GIL shows only in the C stacks. Then the process leaves with status 3, so the run fails, loudly, rather than skipping.
+GIL shows only in the C stacks. It stops the servers the tests started (``on_hang``), whose fixtures' teardown will not
+run, and the process leaves with status 3, so the run fails, loudly, rather than skipping.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ import threading
 
 LIMIT_ENV = "BCIR_TEST_HANG_S"
 HUNG_STATUS = 3
+_SERVERS: list = []  # how to stop each server a test started (PostgreSQL, Orthanc): a hung run stops them too
+
+
+def on_hang(stop) -> None:
+    """``stop()`` is called if the run is ended as hung: the server it stops must not outlive the run."""
+    _SERVERS.append(stop)
+
+
+def forget(stop) -> None:
+    """The server was stopped the usual way."""
+    if stop in _SERVERS:
+        _SERVERS.remove(stop)
 
 
 def limit_s() -> float:
@@ -68,6 +81,11 @@ class Watchdog:
                                stdout=stream, stderr=subprocess.STDOUT, timeout=180, check=False)
             except (OSError, subprocess.SubprocessError) as exc:
                 stream.write(f"gdb could not read the stacks: {exc}\n")
+        for stop in list(_SERVERS):  # the fixtures' own teardown will not run
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - the others are stopped all the same
+                stream.write(f"a test server could not be stopped: {exc}\n")
         stream.write(f"\nThe test run stops here, with status {HUNG_STATUS}.\n")
         stream.flush()
         os._exit(HUNG_STATUS)
