@@ -26,7 +26,6 @@ nothing.
 from __future__ import annotations
 
 import html
-
 import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal

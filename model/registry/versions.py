@@ -155,22 +155,27 @@ def held_out_figures(entry: "RegistryEntry") -> dict:
     which protocol ("evaluation": whole views, as ``bcir eval`` and the safety gate measure; "training": the
     training loop's ROI tiles), whether the AUC could be measured, and whether the set is too small to compare
     models (model.evaluate.held_out.held_out_warnings). The Models window and ``bcir models list`` show these together."""
+    return _figures(entry.metrics, entry.gate, entry.training_data)
+
+
+def _figures(m: dict, gate_record: dict | None = None, training_data: dict | None = None) -> dict:
+    """:func:`held_out_figures` from a model's metrics (a registry entry's, or :func:`metrics_from_card`), its
+    safety gate's record and its training data, where there are."""
     from model.evaluate.held_out import held_out_warnings
 
-    m = entry.metrics
     not_measurable = m.get("not_measurable") or {}
     if "dice_mean" in m:
         gate = m.get("held_out") == "gate"
         patients = m.get("patients")
-        if patients is None and gate and entry.gate:
-            patients = len(entry.gate.get("patients") or [])
+        if patients is None and gate and gate_record:
+            patients = len(gate_record.get("patients") or [])
         out = {"dice": m.get("dice_mean"), "auc": None if "auc" in not_measurable else m.get("auc"),
-               "auc_note": not_measurable.get("auc"), "patients": patients, "images": m.get("images"),
-               "protocol": "evaluation", "source": "safety gate" if gate else "bcir eval"}
+               "auc_ci": m.get("auc_ci"), "auc_note": not_measurable.get("auc"), "patients": patients,
+               "images": m.get("images"), "protocol": "evaluation", "source": "safety gate" if gate else "bcir eval"}
         lesions, malignant, benign = m.get("lesions"), m.get("malignant"), m.get("benign")
     else:
-        out = {"dice": m.get("val_dice"), "auc": m.get("val_auc"), "auc_note": None,
-               "patients": entry.training_data.get("val_patients") or None, "images": None,
+        out = {"dice": m.get("val_dice"), "auc": m.get("val_auc"), "auc_ci": None, "auc_note": None,
+               "patients": (training_data or {}).get("val_patients") or None, "images": None,
                "protocol": "training", "source": "training validation tiles"}
         lesions = malignant = benign = None
     out["warnings"] = held_out_warnings(out["patients"], lesions, malignant, benign) if out["patients"] is not None else []
@@ -189,28 +194,29 @@ class MalignancyTrust:
     warn: bool  # no whole-view held-out figure, or a 95% CI that reaches 0.5: not shown to beat chance
 
 
-def malignancy_trust(metrics: dict) -> MalignancyTrust:
-    """The line a reader sees beside the AI's p(malignant): the held-out malignancy AUC with its CI and patients
-    (``metrics``: a registry entry's, or :func:`metrics_from_card`). A call whose CI reaches 0.5 is said to be
-    no better than chance on those patients; one measured only on the training run's validation tiles, or not at
-    all, says so."""
-    not_measurable = (metrics.get("not_measurable") or {}).get("auc")
-    if "dice_mean" in metrics:  # a whole-view evaluation: bcir eval, the safety gate, the bundled card
-        auc, ci, patients = metrics.get("auc"), metrics.get("auc_ci") or [None, None], metrics.get("patients")
+def malignancy_trust(metrics: dict, gate_record: dict | None = None) -> MalignancyTrust:
+    """The line a reader sees beside the AI's p(malignant): the held-out malignancy AUC with its CI and patients,
+    as :func:`held_out_figures` reads them from ``metrics`` (a registry entry's, or :func:`metrics_from_card`)
+    and ``gate_record``. A call whose CI reaches 0.5 is said to be no better than chance on those patients; one
+    measured only on the training run's validation tiles, or not at all, says so."""
+    figures = _figures(metrics, gate_record)
+    auc = figures["auc"]
+    if figures["protocol"] == "evaluation":  # whole views: bcir eval, the safety gate, the bundled card
+        patients = figures["patients"]
         on = f"{patients} held-out patients" if patients is not None else "its held-out patients"
-        if not_measurable or auc is None:
-            return MalignancyTrust(f"AI malignancy call: not measurable on {on}"
-                                   + (f" ({not_measurable})" if not_measurable else ""), True)
-        lo, hi = ci if len(ci) == 2 else (None, None)
+        if auc is None:
+            note = figures["auc_note"]
+            return MalignancyTrust(f"AI malignancy call: not measurable on {on}" + (f" ({note})" if note else ""), True)
+        lo, hi = figures["auc_ci"] if len(figures["auc_ci"] or ()) == 2 else (None, None)
         if lo is None or hi is None:
             return MalignancyTrust(f"AI malignancy call: AUC {auc:.2f} on {on}, without a confidence interval", True)
         text = f"AI malignancy call: AUC {auc:.2f} (95% CI {lo:.2f}-{hi:.2f}) on {on}"
         if lo <= 0.5:
             return MalignancyTrust(text + ": not shown to be better than chance", True)
         return MalignancyTrust(text, False)
-    if metrics.get("val_auc") is not None:
-        return MalignancyTrust(f"AI malignancy call: AUC {float(metrics['val_auc']):.2f} on the training run's "
-                               "validation tiles only, not on whole held-out views", True)
+    if auc is not None:
+        return MalignancyTrust(f"AI malignancy call: AUC {float(auc):.2f} on the training run's validation tiles only, "
+                               "not on whole held-out views", True)
     return MalignancyTrust("AI malignancy call: no held-out measurement in the model's card", True)
 
 
@@ -218,10 +224,10 @@ def model_malignancy_trust(model) -> MalignancyTrust:
     """:func:`malignancy_trust` of a loaded model: its registry entry's figures (a retrained model's are the safety
     gate's), else its card's."""
     try:
-        metrics = ModelRegistry().get(model.version).metrics if model.version else metrics_from_card(model.card)
+        entry = ModelRegistry().get(model.version) if model.version else None
     except (UnknownModel, RegistryError, ModelFileError, OSError):
-        metrics = metrics_from_card(model.card)
-    return malignancy_trust(metrics)
+        entry = None
+    return malignancy_trust(entry.metrics, entry.gate) if entry else malignancy_trust(metrics_from_card(model.card))
 
 
 def _passes_fact(entry: "RegistryEntry") -> str:
