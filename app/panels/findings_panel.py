@@ -9,7 +9,6 @@ panes on it.
 
 from __future__ import annotations
 
-import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -30,6 +29,7 @@ from app.case_text import (
     percent,
     short_truth,
 )
+from app.panels.trust_text import trust_html
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BOX_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -191,8 +191,7 @@ class FindingsDock(QDockWidget):
             style = f' style="color:{MALIGNANT_COLOR.name()}"' if score >= FLAG_SCORE else ""  # else the palette's text colour
             lines.append(f"Case score <b{style}>{percent(score)}</b> (highest lesion p(malignant)){partial}")
         if self.trust is not None and (score is not None or self.results):
-            colour = "#ffb050" if self.trust.warn else "#aaaaaa"
-            lines.append(f'<span style="color:{colour}">{html.escape(self.trust.text)}</span>')
+            lines.append(trust_html(self.trust))
         lines.append(f"Ground truth: {patient_truth(self.images) if self.images else 'no images'}")
         assumed = {r.result.spacing_mm for r in self.results.values() if not r.result.spacing_known and r.result.spacing_mm}
         if assumed:

@@ -25,7 +25,6 @@ nothing.
 
 from __future__ import annotations
 
-import html
 import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -54,6 +53,7 @@ from model.reviews.words import local_time, score_text, verdict_text
 
 from app.case_text import percent
 from app.errors import describe
+from app.panels.trust_text import trust_html
 from app.settings import Settings
 
 log = logging.getLogger("bcir.app")
@@ -463,8 +463,7 @@ class ReviewDock(QDockWidget):
         else:
             trust = self.ai_trust
             self.ai_line.setText(f"AI score shown: <b>{percent(self.ai_score)}</b> · model {self.model_version or '?'}"
-                                 + (f'<br><span style="color:{"#ffb050" if trust.warn else "#aaaaaa"}">'
-                                    f"{html.escape(trust.text)}</span>" if trust is not None else ""))
+                                 + (f"<br>{trust_html(trust)}" if trust is not None else ""))
 
     def _fill_history(self) -> None:
         self.history.clear()

@@ -12,7 +12,9 @@ What is measured (``bcir eval``):
   findings panel's rule, so both give the same numbers for the same image.
 * **Malignancy**, on the paper's protocol: the head on a tile-sized ROI centred
   on each usable ground-truth abnormality (its mask's centroid), label =
-  pathology. AUC with a percentile-bootstrap 95% CI, sensitivity and
+  pathology. AUC with a percentile-bootstrap 95% CI, over all the
+  abnormalities and over each lesion type apart (a call may beat chance on
+  calcification clusters and not on masses), sensitivity and
   specificity at 0.5 and at the card's operating point (0.5 when it states
   none). Also a per-image AUC of the case score (the highest lesion score of
   the whole-view result), which is what the app shows.
@@ -319,6 +321,12 @@ class EvalReport:
             ("false positives/image", num(self.fp_per_image)),
             ("malignancy AUC", f"{num(self.auc)}{ci_text} over {self.abnormalities_scored} abnormalities "
                                f"({self.malignant} malignant, {self.benign} benign)"),
+        ]
+        for kind, stats in self.per_type.items():
+            low, high = stats.get("auc_ci") or (None, None)
+            rows.append((f"  {kind}", f"{num(stats['auc'])}" + (f" (95% CI {num(low)}-{num(high)})" if low is not None else "")
+                                      + f" over {stats['lesions']} ({stats['malignant']} malignant)"))
+        rows += [
             (f"sens / spec @ {self.malignancy_threshold:g}", f"{num(self.sensitivity, True)} / {num(self.specificity, True)}"),
             (f"sens / spec @ {self.operating_point['threshold']:.3g}",
              f"{num(self.sensitivity_at_operating_point, True)} / {num(self.specificity_at_operating_point, True)} "
@@ -605,13 +613,18 @@ def evaluate(
     for kind in sorted(by_type):
         rs = by_type[kind]
         kl, ks = [r["malignant"] for r in rs], [r["p_malignant"] for r in rs]
+        kind_auc = metrics.roc_auc(kl, ks)
         per_type[kind] = {
             "lesions": len(rs),
             "dice_mean": _mean([r["dice"] for r in rs]),
             "iou_mean": _mean([r["iou"] for r in rs]),
             "sensitivity": sum(r["detected"] for r in rs) / len(rs),
-            "auc": metrics.roc_auc(kl, ks),
+            "auc": kind_auc,
+            # the same bootstrap as the whole set's: whether the call is better than chance on this kind alone
+            "auc_ci": list(metrics.bootstrap_auc_ci(kl, ks, n=bootstrap, seed=seed, level=CI_LEVEL))
+            if kind_auc is not None else [None, None],
             "malignant": sum(kl),
+            "benign": len(kl) - sum(kl),
         }
 
     notes = list(held.notes)

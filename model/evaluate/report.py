@@ -306,11 +306,17 @@ def markdown(report, *, roc_written: bool, curves_written: bool, curves_reason: 
     ]
     for kind, stats in r.per_type.items():
         lines.append(f"| Dice per lesion, {kind} | {_fmt(stats['dice_mean'])} | {stats['lesions']} lesions, "
-                     f"{_fmt(stats['sensitivity'], pct=True)} detected, AUC {_fmt(stats['auc'])} |")
+                     f"{_fmt(stats['sensitivity'], pct=True)} detected |")
     lines += [
         f"| lesion sensitivity | {_fmt(r.lesion_sensitivity, pct=True)} ({r.lesions_detected}/{r.lesions}) | a lesion is found when a listed lesion overlaps it |",
         f"| false positives per image | {_fmt(r.fp_per_image, 2)} ({r.false_positives} in {r.images} images) | listed lesions (>= {r.min_lesion_mm2:g} mm², as the findings panel lists them) touching no lesion, lesion-free images included |",
         f"| malignancy AUC | {_fmt(r.auc)} (95% CI {_ci(r.auc_ci)}) | the head on a ROI centred on each ground-truth lesion (the paper's protocol), {r.malignant} malignant / {r.benign} benign; percentile bootstrap over lesions |",
+    ]
+    for kind, stats in r.per_type.items():
+        ci = stats.get("auc_ci") or (None, None)  # a report written before the per-type interval has none
+        lines.append(f"| malignancy AUC, {kind} | {_fmt(stats['auc'])} (95% CI {_ci(ci)}) | the same, on the "
+                     f"{stats['lesions']} lesions of this type alone, {stats['malignant']} malignant |")
+    lines += [
         f"| sensitivity at p >= {r.malignancy_threshold:g} | {_fmt(r.sensitivity, pct=True)} | malignant lesions called malignant (the fixed 0.5; the operating point's below) |",
         f"| specificity at p >= {r.malignancy_threshold:g} | {_fmt(r.specificity, pct=True)} | benign lesions called benign |",
         f"| case-score AUC | {_fmt(r.case_auc)} (95% CI {_ci(r.case_auc_ci)}) | per image: the highest lesion score of the whole-view result, as the app shows it |",

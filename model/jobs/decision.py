@@ -65,7 +65,8 @@ def accept(job: Job, registry=None, *, force: bool = False):
                      "holdout_root": spec.holdout_root, "two_pass": spec.two_pass,
                      **_part_settings(job.run_dir)},
         "metrics": ({k: new_row[k] for k, _, _ in GATE_METRICS}
-                    | {"auc_ci": new_row["auc_ci"], "held_out": "gate", "protocol": "evaluation",
+                    | {"auc_ci": new_row["auc_ci"], "per_type": new_row.get("per_type"), "held_out": "gate",
+                       "protocol": "evaluation",
                        "patients": counts.get("patients"), "images": counts.get("images"),
                        "images_with_lesions": counts.get("images_with_lesions"), "lesions": counts.get("lesions"),
                        "malignant": counts.get("malignant"), "benign": counts.get("benign"),

@@ -29,6 +29,7 @@ def _row(name: str, path: Path, report, key) -> dict:
     for metric, _, _ in GATE_METRICS:
         row[metric] = data[metric]
     row["auc_ci"] = list(data["auc_ci"])
+    row["per_type"] = data["per_type"]  # each lesion type's AUC and CI, for the reader's trust line
     return row
 
 

@@ -171,12 +171,13 @@ def _figures(m: dict, gate_record: dict | None = None, training_data: dict | Non
             patients = len(gate_record.get("patients") or [])
         out = {"dice": m.get("dice_mean"), "auc": None if "auc" in not_measurable else m.get("auc"),
                "auc_ci": m.get("auc_ci"), "auc_note": not_measurable.get("auc"), "patients": patients,
-               "images": m.get("images"), "protocol": "evaluation", "source": "safety gate" if gate else "bcir eval"}
+               "images": m.get("images"), "protocol": "evaluation", "source": "safety gate" if gate else "bcir eval",
+               "per_type": m.get("per_type") or {}}
         lesions, malignant, benign = m.get("lesions"), m.get("malignant"), m.get("benign")
     else:
         out = {"dice": m.get("val_dice"), "auc": m.get("val_auc"), "auc_ci": None, "auc_note": None,
                "patients": (training_data or {}).get("val_patients") or None, "images": None,
-               "protocol": "training", "source": "training validation tiles"}
+               "protocol": "training", "source": "training validation tiles", "per_type": {}}
         lesions = malignant = benign = None
     out["warnings"] = held_out_warnings(out["patients"], lesions, malignant, benign) if out["patients"] is not None else []
     out["too_few"] = bool(out["warnings"])
@@ -187,18 +188,59 @@ def _figures(m: dict, gate_record: dict | None = None, training_data: dict | Non
 
 
 @dataclass(frozen=True)
-class MalignancyTrust:
-    """How far a model's benign/malignant call can be trusted, in one line, from its held-out figures."""
+class TypeTrust:
+    """The same for one lesion type: "masses 0.54 (CI 0.23-0.83, 19 lesions): not shown to be better than chance"."""
 
+    kind: str  # as the CSVs write it: "mass", "calcification"
     text: str
+    warn: bool  # its CI reaches 0.5
+
+
+@dataclass(frozen=True)
+class MalignancyTrust:
+    """How far a model's benign/malignant call can be trusted, from its held-out figures: a headline over all the
+    lesions and, where they were measured, the same for each lesion type."""
+
+    headline: str
     warn: bool  # no whole-view held-out figure, or a 95% CI that reaches 0.5: not shown to beat chance
+    by_type: tuple[TypeTrust, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """All of it in one line (``bcir model-info``)."""
+        if not self.by_type:
+            return self.headline
+        return f"{self.headline}. By lesion type: " + "; ".join(t.text for t in self.by_type) + "."
+
+
+_KIND_NAMES = {"calcification": "calcification clusters", "mass": "masses"}
+
+
+def _chance_verdict(low: float) -> str:
+    return "better than chance" if low > 0.5 else "not shown to be better than chance"
+
+
+def _by_type(per_type: dict) -> tuple[TypeTrust, ...]:
+    """Each lesion type with an AUC and a CI, when at least two have them (one type says what the whole set says)."""
+    parts = []
+    for kind in sorted(per_type):
+        stats = per_type[kind] or {}
+        auc, ci = stats.get("auc"), stats.get("auc_ci") or ()
+        if auc is None or len(ci) != 2 or None in ci:
+            continue
+        lesions = f", {stats['lesions']} lesions" if stats.get("lesions") is not None else ""
+        parts.append(TypeTrust(kind, f"{_KIND_NAMES.get(kind, kind)} {auc:.2f} (CI {ci[0]:.2f}-{ci[1]:.2f}{lesions}): "
+                                     f"{_chance_verdict(ci[0])}", ci[0] <= 0.5))
+    return tuple(parts) if len(parts) >= 2 else ()
 
 
 def malignancy_trust(metrics: dict, gate_record: dict | None = None) -> MalignancyTrust:
     """The line a reader sees beside the AI's p(malignant): the held-out malignancy AUC with its CI and patients,
     as :func:`held_out_figures` reads them from ``metrics`` (a registry entry's, or :func:`metrics_from_card`)
     and ``gate_record``. A call whose CI reaches 0.5 is said to be no better than chance on those patients; one
-    measured only on the training run's validation tiles, or not at all, says so."""
+    measured only on the training run's validation tiles, or not at all, says so. Where the figures hold each
+    lesion type's AUC and CI, the line says the same of each type: a head may tell benign from malignant
+    calcification clusters and not masses, and a reader should know which of its calls mean something."""
     figures = _figures(metrics, gate_record)
     auc = figures["auc"]
     if figures["protocol"] == "evaluation":  # whole views: bcir eval, the safety gate, the bundled card
@@ -212,8 +254,8 @@ def malignancy_trust(metrics: dict, gate_record: dict | None = None) -> Malignan
             return MalignancyTrust(f"AI malignancy call: AUC {auc:.2f} on {on}, without a confidence interval", True)
         text = f"AI malignancy call: AUC {auc:.2f} (95% CI {lo:.2f}-{hi:.2f}) on {on}"
         if lo <= 0.5:
-            return MalignancyTrust(text + ": not shown to be better than chance", True)
-        return MalignancyTrust(text, False)
+            text += f": {_chance_verdict(lo)}"
+        return MalignancyTrust(text, lo <= 0.5, _by_type(figures["per_type"]))
     if auc is not None:
         return MalignancyTrust(f"AI malignancy call: AUC {float(auc):.2f} on the training run's validation tiles only, "
                                "not on whole held-out views", True)
@@ -525,5 +567,5 @@ class ModelRegistry:
 
 
 __all__ = ["ModelRegistry", "RegistryEntry", "SkippedEntry", "card_facts", "check_version", "held_out_figures",
-           "malignancy_trust", "MalignancyTrust", "metrics_from_card", "model_malignancy_trust", "shareable_gate",
+           "malignancy_trust", "MalignancyTrust", "TypeTrust", "metrics_from_card", "model_malignancy_trust", "shareable_gate",
            "training_data_from_card"]

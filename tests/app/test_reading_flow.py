@@ -81,8 +81,11 @@ def panel_problems(window, patient_id) -> list[str]:
         problems.append("no line on how far the model's malignancy call can be trusted")
     else:
         for where, text in (("findings summary", summary), ("review", review.ai_line.text())):
-            if html.escape(trust.text) not in text:
-                problems.append(f"{where} lacks {trust.text!r}: {text!r}")
+            # the headline, then each lesion type on a line of its own, orange where its CI reaches 0.5
+            for part, warn in ((trust.headline, trust.warn), *((f"· {t.text}", t.warn) for t in trust.by_type)):
+                colour = "#ffb050" if warn else "#aaaaaa"
+                if f'<span style="color:{colour}">{html.escape(part)}' not in text:
+                    problems.append(f"{where} lacks {part!r} in {colour}: {text!r}")
     if review.phase in (OPEN, REVEALED) and not (review.agree_button.isEnabled() and review.disagree_button.isEnabled()):
         problems.append("agree/disagree disabled")
     if window.worklist.ai_score(patient_id) != pytest.approx(score):

@@ -91,6 +91,16 @@ def test_report_numbers_agree_with_their_parts(report, index):
     lesion_px = sum(int(np.logical_or.reduce(m).sum()) if m else 0 for _, m in truth)
     pixels = sum(i.rows * i.columns for i, _ in truth)
     assert report.pixel_accuracy_all_background == pytest.approx(1 - lesion_px / pixels)
+    # each lesion type's AUC and interval come from that type's lesions alone
+    for kind, stats in report.per_type.items():
+        mine = [a for a in scored if a["type"] == kind]
+        labels, scores = [a["malignant"] for a in mine], [a["p_malignant"] for a in mine]
+        assert (stats["lesions"], stats["malignant"], stats["benign"]) == (len(mine), sum(labels), len(mine) - sum(labels))
+        assert stats["auc"] == metrics.roc_auc(labels, scores)
+        if stats["auc"] is None:
+            assert stats["auc_ci"] == [None, None]
+        else:
+            assert stats["auc_ci"][0] <= stats["auc"] <= stats["auc_ci"][1]
     # malignancy is scored on the paper's protocol: at each ground-truth lesion, whatever the segmentation found
     assert len({(a["path"], a["abnormality_id"]) for a in scored}) == len(scored)
 

@@ -131,6 +131,8 @@ def test_a_run_reaches_the_gate_and_the_reader_chooses(demo_root, folders):
     kept = entry.log_path.read_text()  # the training log as it was when the model was accepted
     assert "safety gate" in kept and job.log_path.read_text().startswith(kept)
     assert entry.gate == comparison and entry.metrics["dice_mean"] == new["dice_mean"]
+    # each lesion type's AUC and CI, as the gate measured them, go with the model for the reader's trust line
+    assert entry.metrics["per_type"] == new["per_type"] and set(new["per_type"]) <= {"mass", "calcification"}
     assert entry.training_data["data_fingerprint"] == dataset_fingerprint(build_index(demo_root, workers=1))
     assert entry.training_data["data_report"]["images_used"] > 0 and entry.settings["tile"] == 64
     assert job.decision() == "accepted"

@@ -210,6 +210,19 @@ def test_the_malignancy_call_is_shown_with_how_far_it_can_be_trusted(registry, m
     tiles = malignancy_trust({"val_dice": 0.3, "val_auc": 0.7})
     assert tiles.warn and "validation tiles only" in tiles.text
     assert malignancy_trust({}).warn
+    # by lesion type: a call may beat chance on calcification clusters and not on masses, and the line says which
+    typed = {**whole, "auc": 0.59, "auc_ci": [0.41, 0.77], "patients": 30, "per_type": {
+        "calcification": {"auc": 0.79, "auc_ci": [0.55, 0.98], "lesions": 19},
+        "mass": {"auc": 0.54, "auc_ci": [0.23, 0.83], "lesions": 19}}}
+    by_type = malignancy_trust(typed)
+    assert by_type.warn and by_type.headline == chance.text and by_type.text.startswith(chance.text)
+    assert [(t.kind, t.warn) for t in by_type.by_type] == [("calcification", False), ("mass", True)]
+    assert "calcification clusters 0.79 (CI 0.55-0.98, 19 lesions): better than chance" in by_type.text
+    assert "masses 0.54 (CI 0.23-0.83, 19 lesions): not shown to be better than chance" in by_type.text
+    # one type measured, or a type without its interval (a report from before there was one): nothing by type
+    assert "lesion type" not in malignancy_trust({**typed, "per_type": {"mass": typed["per_type"]["mass"]}}).text
+    older = {k: {"auc": v["auc"], "lesions": v["lesions"]} for k, v in typed["per_type"].items()}
+    assert malignancy_trust({**typed, "per_type": older}).text == chance.text
 
     # a loaded model: the bundled one's card has its held-out evaluation
     bundled = load_model(bundled_model_path())
@@ -217,6 +230,9 @@ def test_the_malignancy_call_is_shown_with_how_far_it_can_be_trusted(registry, m
     line = model_malignancy_trust(bundled)
     assert f"AUC {evaluation['auc']:.2f}" in line.text and f"{evaluation['patients']} held-out patients" in line.text
     assert line.warn == (evaluation["auc_ci"][0] <= 0.5)
+    for kind, name in (("calcification", "calcification clusters"), ("mass", "masses")):
+        stats = evaluation["per_type"][kind]
+        assert f"{name} {stats['auc']:.2f} (CI {stats['auc_ci'][0]:.2f}-{stats['auc_ci'][1]:.2f}" in line.text
     assert main(["model-info", "--device", "cpu"]) == 0  # bcir model-info says it too
     assert f"  {line.text}\n" in capsys.readouterr().out
     # a registered model: its entry's figures (a retrained model's are the safety gate's)
