@@ -27,10 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from model.errors import BcirError
-from model.registry.versions import ModelRegistry, RegistryEntry, card_facts, held_out_figures
+from model.registry.versions import ModelRegistry, RegistryEntry, card_facts, held_out_figures, malignancy_trust
 from model.jobs.verdict import judge
 
 from app.errors import describe
+from app.trust_text import trust_html
 
 VERSION_ROLE = Qt.ItemDataRole.UserRole
 
@@ -81,7 +82,9 @@ def card_html(entry: RegistryEntry) -> str:
         metrics["auc"] = figures["auc_note"]
         metrics.pop("auc_ci", None)
     if metrics:
-        parts.append(f"<h4>Held-out figures</h4><p>{held}</p><table>" + "".join(
+        # first what the reader is told beside the AI's score, each lesion type on its own line; then the figures
+        trust = trust_html(malignancy_trust(entry.metrics, entry.gate))
+        parts.append(f"<h4>Held-out figures</h4><p>{held}</p><p>{trust}</p><table>" + "".join(
             f"<tr><td>{html.escape(METRIC_WORDS[k])}&nbsp;</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items())
             + "</table>")
     gate = entry.gate

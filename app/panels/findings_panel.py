@@ -29,7 +29,7 @@ from app.case_text import (
     percent,
     short_truth,
 )
-from app.panels.trust_text import trust_html
+from app.trust_text import trust_html
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 BOX_ROLE = Qt.ItemDataRole.UserRole + 1

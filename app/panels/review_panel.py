@@ -53,7 +53,7 @@ from model.reviews.words import local_time, score_text, verdict_text
 
 from app.case_text import percent
 from app.errors import describe
-from app.panels.trust_text import trust_html
+from app.trust_text import trust_html
 from app.settings import Settings
 
 log = logging.getLogger("bcir.app")

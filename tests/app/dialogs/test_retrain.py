@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from model.registry.versions import ModelRegistry
+from model.registry.versions import ModelRegistry, malignancy_trust
 from model.jobs.job import Job, find_resumable, start_job
 from model.jobs.spec import JobSpec
 from model.jobs.verdict import GATE_METRICS
@@ -538,6 +538,9 @@ def test_the_gate_says_not_measurable_shows_sizes_and_asks_before_a_worse_model(
     card = models.card.toPlainText()
     assert "/tmp/" not in card and str(bundled.weights) not in card and "Weights SHA-256" in card
     assert "56 training patients, 24 validation patients" in card
+    # what the reader is told beside the AI's score, each lesion type on its own line
+    trust = malignancy_trust(bundled.metrics, bundled.gate)
+    assert trust.by_type and all(line in card for line in [trust.headline, *(f"· {t.text}" for t in trust.by_type)])
     assert models.select("retrained-2")
     card = models.card.toPlainText()
     assert str(job.dir) not in card and "run/best.safetensors" not in card and "retrain job 20260101-000000-dddddd" in card

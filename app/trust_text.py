@@ -1,6 +1,6 @@
-"""How far the model's malignancy call can be trusted, as the Findings summary and the Review panel show it (no Qt
-here): the headline, then each lesion type on its own line, each orange where its CI reaches 0.5, grey otherwise,
-so that a reader sees at a glance which of the AI's calls mean something."""
+"""How far a model's malignancy call can be trusted, as the Findings summary, the Review panel and the Models
+window show it (no Qt here): the headline, then each lesion type on its own line, each orange where its CI reaches
+0.5, grey otherwise, so that a reader sees at a glance which of the AI's calls mean something."""
 
 from __future__ import annotations
 
