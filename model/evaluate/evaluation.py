@@ -300,8 +300,10 @@ class EvalReport:
                 return "n/a"
             return f"{100 * v:.2f}%" if pct else f"{v:.3f}"
 
-        ci = self.auc_ci
-        ci_text = f" (95% CI {num(ci[0])}-{num(ci[1])})" if ci[0] is not None else ""
+        def ci_text(ci) -> str:
+            low, high = ci or (None, None)
+            return f" (95% CI {num(low)}-{num(high)})" if low is not None else ""
+
         rows = [
             ("model", f"{self.model_version} on {self.device}"),
             ("passes", passes_line(self)),
@@ -319,13 +321,12 @@ class EvalReport:
         rows += [
             ("lesion sensitivity", f"{num(self.lesion_sensitivity, True)} ({self.lesions_detected}/{self.lesions})"),
             ("false positives/image", num(self.fp_per_image)),
-            ("malignancy AUC", f"{num(self.auc)}{ci_text} over {self.abnormalities_scored} abnormalities "
+            ("malignancy AUC", f"{num(self.auc)}{ci_text(self.auc_ci)} over {self.abnormalities_scored} abnormalities "
                                f"({self.malignant} malignant, {self.benign} benign)"),
         ]
         for kind, stats in self.per_type.items():
-            low, high = stats.get("auc_ci") or (None, None)
-            rows.append((f"  {kind}", f"{num(stats['auc'])}" + (f" (95% CI {num(low)}-{num(high)})" if low is not None else "")
-                                      + f" over {stats['lesions']} ({stats['malignant']} malignant)"))
+            rows.append((f"  {kind}", f"{num(stats['auc'])}{ci_text(stats.get('auc_ci'))} over {stats['lesions']} "
+                                      f"({stats['malignant']} malignant)"))
         rows += [
             (f"sens / spec @ {self.malignancy_threshold:g}", f"{num(self.sensitivity, True)} / {num(self.specificity, True)}"),
             (f"sens / spec @ {self.operating_point['threshold']:.3g}",
